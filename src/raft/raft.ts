@@ -1,0 +1,942 @@
+// The Raft consensus algorithm for one group, as a pure, synchronous state machine. It never does
+// I/O: inputs are ticks, messages and proposals; outputs are collected by RawNode into a Ready.
+
+import { applyConfChange, type ConfChange, decodeConfChange, encodeConfChange } from './conf-change.js';
+import { type RaftConfig, resolveConfig } from './config.js';
+import { assert, isRaftError, RaftError } from './errors.js';
+import { type Progress, ProgressState, ProgressTracker } from './progress.js';
+import { RaftLog } from './raft-log.js';
+import type { RandomSource } from './random.js';
+import type { InitialState, LogStorage } from './storage.js';
+import {
+  type ConfState,
+  EMPTY_ENTRIES,
+  type Entry,
+  EntryType,
+  entryBytes,
+  type HardState,
+  type Message,
+  MessageType,
+  makeMessage,
+  NONE,
+  type NodeId,
+  type ReadState,
+  type Snapshot,
+  StateRole,
+} from './types.js';
+
+export interface RaftOptions {
+  id: NodeId;
+  storage: LogStorage;
+  random: RandomSource;
+  /** Hard state and membership loaded by the driver. A new group passes its voters here. */
+  initialState: InitialState;
+  /** The last index the application applied before a restart. */
+  applied?: number;
+  config?: Partial<RaftConfig>;
+  /**
+   * This replica restarted without part of its acknowledged log (memory mode, or async mode after
+   * a power loss). Until its log catches up with a leader's commit it grants no vote and does not
+   * count toward commit, so its lost acknowledgements cannot elect a stale leader.
+   */
+  recovering?: boolean;
+}
+
+/** Vote context marking an election started by TimeoutNow: voters ignore their leader lease. */
+const VOTE_CONTEXT_TRANSFER = 1;
+/** Heartbeat rounds remembered for the lease; older rounds count as expired. */
+const ROUND_RING_SIZE = 1024;
+
+interface PendingRead {
+  requestId: number;
+  from: NodeId;
+  index: number;
+  round: number;
+}
+
+interface HeldMessage {
+  persistId: number;
+  message: Message;
+}
+
+interface InflightPersist {
+  persistId: number;
+  lastIndex: number;
+  lastTerm: number;
+  snapshotIndex: number;
+}
+
+type StepFunction = (message: Message) => void;
+
+export class Raft {
+  readonly id: NodeId;
+  readonly config: RaftConfig;
+  readonly log: RaftLog;
+  readonly tracker: ProgressTracker;
+  private readonly random: RandomSource;
+
+  term = 0;
+  vote: NodeId = NONE;
+  lead: NodeId = NONE;
+  role = StateRole.Follower;
+  /** Leader: the voter leadership is being handed to, or NONE. */
+  leadTransferee: NodeId = NONE;
+  /** Leader: index of the last conf change proposed; another waits until it is applied. */
+  private pendingConfIndex = 0;
+  private uncommittedBytes = 0;
+  recovering: boolean;
+  /** Recovering: commit index a leader reported after the restart; caught up once stored. */
+  private recoveryTarget = -1;
+  /** Recovering: voters seen campaigning while recovering too (all of them: the data is gone). */
+  private readonly recoveringPeers = new Set<NodeId>();
+
+  /** Every tick since start; the clock of leases and timeouts. */
+  tickCount = 0;
+  private electionElapsed = 0;
+  private heartbeatElapsed = 0;
+  private randomizedElectionTicks = 0;
+  /** tickCount of the last message from a leader (start counts: see the lease guard in stepVote). */
+  private lastLeaderContactTick = 0;
+
+  /** Leader: heartbeat round number, and the tick each recent round was sent at. */
+  private round = 0;
+  private readonly roundSentTicks = new Float64Array(ROUND_RING_SIZE);
+  private pendingReads: PendingRead[] = [];
+  /** Leader: reads waiting for the first commit of this term. */
+  private readsBeforeCommit: PendingRead[] = [];
+
+  /** Messages to send now. */
+  msgs: Message[] = [];
+  /** Messages that must wait until what is pending persistence now is durable. */
+  private heldUnassigned: Message[] = [];
+  private held: HeldMessage[] = [];
+  private inflightPersists: InflightPersist[] = [];
+  private lastPersistId = 0;
+  readStates: ReadState[] = [];
+  /** Set when membership changed since the last Ready. */
+  confStateChanged = false;
+
+  private stepRole: StepFunction = this.stepFollower;
+  private tickRole: () => void = this.tickElection;
+
+  constructor(options: RaftOptions) {
+    assert(options.id !== NONE, 'raft: id must not be 0');
+    this.id = options.id;
+    this.config = resolveConfig(options.config);
+    this.random = options.random;
+    this.log = new RaftLog(options.storage, options.applied ?? 0);
+    this.tracker = new ProgressTracker(this.config.maxInflightMessages, this.config.maxInflightBytes);
+    const { hardState, confState } = options.initialState;
+    this.tracker.applyConfState(confState, this.log.lastIndex() + 1);
+    this.term = hardState.term;
+    this.vote = hardState.vote;
+    // Whatever the application applied was committed, even if the stored commit lags behind it.
+    const commit = Math.max(hardState.commit, this.log.applied);
+    if (commit > 0) {
+      assert(
+        commit <= this.log.lastIndex() || options.recovering === true,
+        `hard state commit ${commit} is past the last stored index ${this.log.lastIndex()}: log lost`,
+      );
+      this.log.commitTo(Math.min(commit, this.log.lastIndex()));
+    }
+    this.recovering = options.recovering ?? false;
+    this.becomeFollower(this.term, NONE);
+  }
+
+  // ---- hard state -------------------------------------------------------------------------
+
+  hardState(): HardState {
+    return { term: this.term, vote: this.vote, commit: this.log.committed };
+  }
+
+  isPromotable(): boolean {
+    return this.tracker.isVoter(this.id);
+  }
+
+  // ---- role transitions --------------------------------------------------------------------
+
+  private reset(term: number): void {
+    if (this.term !== term) {
+      this.term = term;
+      this.vote = NONE;
+    }
+    this.lead = NONE;
+    this.electionElapsed = 0;
+    this.heartbeatElapsed = 0;
+    this.randomizedElectionTicks = this.config.electionTicks + this.random.int(this.config.electionTicks);
+    this.leadTransferee = NONE;
+    this.tracker.resetVotes();
+    this.pendingReads = [];
+    this.readsBeforeCommit = [];
+    const next = this.log.lastIndex() + 1;
+    for (const [id, pr] of this.tracker.progress) {
+      const fresh = this.tracker.newProgress(next, pr.isLearner);
+      if (id === this.id) fresh.match = this.log.stableIndex();
+      this.tracker.progress.set(id, fresh);
+    }
+  }
+
+  becomeFollower(term: number, lead: NodeId): void {
+    this.reset(term);
+    this.lead = lead;
+    this.role = StateRole.Follower;
+    this.stepRole = this.stepFollower;
+    this.tickRole = this.tickElection;
+  }
+
+  private becomePreCandidate(): void {
+    assert(this.role !== StateRole.Leader, 'raft: leader cannot become pre-candidate');
+    // Pre-vote changes neither term nor vote: a node cut off from the others cannot inflate terms.
+    this.tracker.resetVotes();
+    this.lead = NONE;
+    this.role = StateRole.PreCandidate;
+    this.stepRole = this.stepCandidate;
+    this.tickRole = this.tickElection;
+  }
+
+  private becomeCandidate(): void {
+    assert(this.role !== StateRole.Leader, 'raft: leader cannot become candidate');
+    this.reset(this.term + 1);
+    this.vote = this.id;
+    this.role = StateRole.Candidate;
+    this.stepRole = this.stepCandidate;
+    this.tickRole = this.tickElection;
+  }
+
+  private becomeLeader(): void {
+    assert(this.role === StateRole.Candidate, 'raft: only a candidate can become leader');
+    this.reset(this.term);
+    this.lead = this.id;
+    this.role = StateRole.Leader;
+    this.recovering = false;
+    this.stepRole = this.stepLeader;
+    this.tickRole = this.tickHeartbeat;
+    for (const [id, pr] of this.tracker.progress) if (id !== this.id) pr.becomeProbe();
+    // An uncommitted conf change may hide in the log: allow no other until everything applies.
+    this.pendingConfIndex = this.log.lastIndex();
+    this.uncommittedBytes = 0;
+    // The no-op: entries of earlier terms commit only under an entry of this term.
+    this.appendEntries([{ term: 0, index: 0, type: EntryType.Normal, data: new Uint8Array(0) }]);
+    this.bcastAppend();
+  }
+
+  // ---- ticks -------------------------------------------------------------------------------
+
+  tick(): void {
+    this.tickCount++;
+    this.tickRole();
+  }
+
+  private tickElection(): void {
+    this.electionElapsed++;
+    if (this.isPromotable() && this.electionElapsed >= this.randomizedElectionTicks) {
+      this.electionElapsed = 0;
+      this.campaign(this.config.preVote ? 'pre-election' : 'election');
+    }
+  }
+
+  private tickHeartbeat(): void {
+    this.heartbeatElapsed++;
+    this.electionElapsed++;
+    if (this.electionElapsed >= this.config.electionTicks) {
+      this.electionElapsed = 0;
+      if (this.config.checkQuorum) {
+        if (!this.tracker.quorumActive(this.id)) {
+          this.becomeFollower(this.term, NONE);
+          return;
+        }
+        for (const pr of this.tracker.progress.values()) pr.recentActive = false;
+      }
+      // A transfer that has not finished within an election timeout is abandoned.
+      this.leadTransferee = NONE;
+    }
+    if (this.heartbeatElapsed >= this.config.heartbeatTicks) {
+      this.heartbeatElapsed = 0;
+      this.bcastHeartbeat();
+    }
+  }
+
+  // ---- campaign ----------------------------------------------------------------------------
+
+  campaign(kind: 'pre-election' | 'election' | 'transfer'): void {
+    if (!this.isPromotable()) return;
+    let voteType: MessageType;
+    let voteTerm: number;
+    if (kind === 'pre-election') {
+      this.becomePreCandidate();
+      voteType = MessageType.PreVote;
+      voteTerm = this.term + 1;
+    } else {
+      this.becomeCandidate();
+      voteType = MessageType.Vote;
+      voteTerm = this.term;
+    }
+    if (kind === 'pre-election') {
+      this.tracker.recordVote(this.id, true);
+    } else {
+      // The self-vote counts only once the vote is durable: held until persisted.
+      const selfVote = makeMessage(MessageType.VoteResp, this.id, this.id, this.term);
+      this.heldUnassigned.push(selfVote);
+    }
+    if (this.tallyAndAct()) return;
+    const lastIndex = this.log.lastIndex();
+    const lastTerm = this.log.lastTerm();
+    for (const id of this.tracker.voters) {
+      if (id === this.id) continue;
+      const m = makeMessage(voteType, this.id, id, voteTerm);
+      m.index = lastIndex;
+      m.logTerm = lastTerm;
+      m.context = kind === 'transfer' ? VOTE_CONTEXT_TRANSFER : 0;
+      m.recovering = this.recovering;
+      this.msgs.push(m);
+    }
+  }
+
+  /** Counts votes; acts on a decided election. Returns true if the election was decided. */
+  private tallyAndAct(): boolean {
+    const result = this.tracker.tallyVotes();
+    if (result === 'pending') return false;
+    if (result === 'lost') {
+      this.becomeFollower(this.term, NONE);
+      return true;
+    }
+    if (this.role === StateRole.PreCandidate) this.campaign('election');
+    else this.becomeLeader();
+    return true;
+  }
+
+  // ---- step --------------------------------------------------------------------------------
+
+  step(m: Message): void {
+    if (m.term > this.term) {
+      if (!this.acceptHigherTerm(m)) return;
+    } else if (m.term < this.term) {
+      this.answerLowerTerm(m);
+      return;
+    }
+    if (m.type === MessageType.PreVote || m.type === MessageType.Vote) {
+      this.stepVote(m);
+      return;
+    }
+    this.stepRole(m);
+  }
+
+  /** A message from a higher term. Returns false if it is to be ignored. */
+  private acceptHigherTerm(m: Message): boolean {
+    if (m.type === MessageType.PreVote || m.type === MessageType.Vote) {
+      const force = m.context === VOTE_CONTEXT_TRANSFER;
+      if (!force && this.inLease()) return false;
+    }
+    if (m.type === MessageType.PreVote) return true; // pre-vote never changes our term
+    if (m.type === MessageType.PreVoteResp && !m.reject) return true; // our own future term
+    const fromLeader =
+      m.type === MessageType.App || m.type === MessageType.Heartbeat || m.type === MessageType.Snapshot;
+    this.becomeFollower(m.term, fromLeader ? m.from : NONE);
+    return true;
+  }
+
+  /**
+   * With check-quorum, a node that heard from a leader within an election timeout (or started
+   * less than one ago) ignores vote requests: this is what makes the leader lease safe.
+   */
+  private inLease(): boolean {
+    if (!this.config.checkQuorum) return false;
+    if (this.role === StateRole.Leader) return true;
+    return this.tickCount - this.lastLeaderContactTick < this.config.electionTicks;
+  }
+
+  private answerLowerTerm(m: Message): void {
+    if (
+      (this.config.checkQuorum || this.config.preVote) &&
+      (m.type === MessageType.App || m.type === MessageType.Heartbeat)
+    ) {
+      // A stale leader learns of the new term from this and steps down.
+      this.msgs.push(makeMessage(MessageType.AppResp, this.id, m.from, this.term));
+    } else if (m.type === MessageType.PreVote) {
+      const resp = makeMessage(MessageType.PreVoteResp, this.id, m.from, this.term);
+      resp.reject = true;
+      this.msgs.push(resp);
+    }
+  }
+
+  private stepVote(m: Message): void {
+    const isPre = m.type === MessageType.PreVote;
+    const canVote =
+      this.vote === m.from || (this.vote === NONE && this.lead === NONE) || (isPre && m.term > this.term);
+    const grant = canVote && this.log.isUpToDate(m.index, m.logTerm) && this.recoveryAllowsVote(m);
+    const respType = isPre ? MessageType.PreVoteResp : MessageType.VoteResp;
+    const resp = makeMessage(respType, this.id, m.from, grant ? m.term : this.term);
+    resp.reject = !grant;
+    if (!grant || isPre) {
+      this.msgs.push(resp);
+      return;
+    }
+    this.electionElapsed = 0;
+    this.vote = m.from;
+    // The grant may leave only once the vote is durable.
+    this.heldUnassigned.push(resp);
+  }
+
+  /**
+   * A replica that lost data votes only when every voter lost data too (then nothing better
+   * exists); a replica with its data never votes for one that lost it.
+   */
+  private recoveryAllowsVote(m: Message): boolean {
+    if (m.recovering) this.recoveringPeers.add(m.from);
+    if (!m.recovering && !this.recovering) return true;
+    if (!m.recovering || !this.recovering) return false;
+    for (const id of this.tracker.voters) {
+      if (id !== this.id && id !== m.from && !this.recoveringPeers.has(id)) return false;
+    }
+    return true;
+  }
+
+  private stepFollower(m: Message): void {
+    switch (m.type) {
+      case MessageType.App:
+        this.heardFromLeader(m.from);
+        this.handleAppend(m);
+        return;
+      case MessageType.Heartbeat:
+        this.heardFromLeader(m.from);
+        this.handleHeartbeat(m);
+        return;
+      case MessageType.Snapshot:
+        this.heardFromLeader(m.from);
+        this.handleSnapshot(m);
+        return;
+      case MessageType.TimeoutNow:
+        this.campaign('transfer');
+        return;
+      case MessageType.ReadIndexResp:
+        this.readStates.push({ index: m.index, requestId: m.context });
+        return;
+      case MessageType.TransferLeader:
+        if (this.lead !== NONE) this.forwardToLeader(m);
+        return;
+      default:
+        return; // stale responses and misdirected requests
+    }
+  }
+
+  private heardFromLeader(from: NodeId): void {
+    this.electionElapsed = 0;
+    this.lead = from;
+    this.lastLeaderContactTick = this.tickCount;
+    this.recoveringPeers.clear();
+  }
+
+  private forwardToLeader(m: Message): void {
+    const forwarded = { ...m, to: this.lead, from: this.id, term: this.term };
+    this.msgs.push(forwarded);
+  }
+
+  private stepCandidate(m: Message): void {
+    switch (m.type) {
+      case MessageType.App:
+      case MessageType.Heartbeat:
+      case MessageType.Snapshot:
+        // A leader of our term exists: follow it.
+        this.becomeFollower(m.term, m.from);
+        this.stepFollower(m);
+        return;
+      case MessageType.PreVoteResp:
+        // A grant carries the term we asked for; a rejection carries the voter's (our) term.
+        if (this.role !== StateRole.PreCandidate || m.term !== this.term + (m.reject ? 0 : 1)) return;
+        this.tracker.recordVote(m.from, !m.reject);
+        this.tallyAndAct();
+        return;
+      case MessageType.VoteResp:
+        if (this.role !== StateRole.Candidate) return;
+        this.tracker.recordVote(m.from, !m.reject);
+        this.tallyAndAct();
+        return;
+      default:
+        return;
+    }
+  }
+
+  private stepLeader(m: Message): void {
+    const pr = this.tracker.progress.get(m.from);
+    switch (m.type) {
+      case MessageType.AppResp:
+        if (pr) this.handleAppendResponse(m, pr);
+        return;
+      case MessageType.HeartbeatResp:
+        if (pr) this.handleHeartbeatResponse(m, pr);
+        return;
+      case MessageType.ReadIndex:
+        this.readIndex(m.context, m.from);
+        return;
+      case MessageType.TransferLeader:
+        this.transferLeader(m.index);
+        return;
+      default:
+        return;
+    }
+  }
+
+  // ---- follower side of replication --------------------------------------------------------
+
+  private handleAppend(m: Message): void {
+    if (m.index < this.log.committed) {
+      // Everything up to our commit matches the leader already.
+      this.respondAppend(m.from, this.log.committed);
+      return;
+    }
+    const lastNew = this.log.maybeAppend(m.index, m.logTerm, m.commit, m.entries);
+    if (lastNew >= 0) {
+      this.learnRecoveryTarget(m.commit);
+      this.respondAppend(m.from, lastNew);
+      return;
+    }
+    // Reject with a hint: the last index at or below m.index whose term is <= m.logTerm.
+    const hint = this.log.findConflictByTerm(Math.min(m.index, this.log.lastIndex()), m.logTerm);
+    const resp = makeMessage(MessageType.AppResp, this.id, m.from, this.term);
+    resp.reject = true;
+    resp.index = m.index;
+    resp.rejectHint = hint.index;
+    resp.logTerm = hint.term;
+    resp.recovering = this.recovering;
+    this.msgs.push(resp);
+  }
+
+  /** An acknowledgement of entries up to index: sent only once they are durable here. */
+  private respondAppend(to: NodeId, index: number): void {
+    const resp = makeMessage(MessageType.AppResp, this.id, to, this.term);
+    resp.index = index;
+    // Remember the acked entry's term: if the entry is replaced before it is durable, drop the ack.
+    resp.logTerm = this.log.termOrZero(index);
+    this.heldUnassigned.push(resp);
+  }
+
+  private handleHeartbeat(m: Message): void {
+    if (!this.recovering) {
+      assert(
+        m.commit <= this.log.lastIndex(),
+        `heartbeat commit ${m.commit} is past our last index ${this.log.lastIndex()}: log lost or corrupted`,
+      );
+      this.log.commitTo(m.commit);
+    } else {
+      this.learnRecoveryTarget(m.commit);
+    }
+    const resp = makeMessage(MessageType.HeartbeatResp, this.id, m.from, this.term);
+    resp.context = m.context;
+    resp.recovering = this.recovering;
+    this.msgs.push(resp);
+  }
+
+  private handleSnapshot(m: Message): void {
+    const snapshot = m.snapshot!;
+    const { index, term } = snapshot.metadata;
+    if (index <= this.log.committed) {
+      this.respondAppend(m.from, this.log.committed);
+      return;
+    }
+    if (this.log.matchTerm(index, term)) {
+      // We have the entry already: just move commit.
+      this.log.commitTo(index);
+      this.respondAppend(m.from, this.log.lastIndex());
+      return;
+    }
+    this.log.restore(snapshot);
+    this.tracker.applyConfState(snapshot.metadata.confState, this.log.lastIndex() + 1);
+    this.confStateChanged = true;
+    this.learnRecoveryTarget(index);
+    this.respondAppend(m.from, index);
+  }
+
+  private learnRecoveryTarget(commit: number): void {
+    if (this.recovering && this.recoveryTarget < 0) this.recoveryTarget = commit;
+  }
+
+  private maybeFinishRecovery(): void {
+    if (!this.recovering || this.recoveryTarget < 0) return;
+    if (this.log.stableIndex() >= this.recoveryTarget && !this.log.unstable.snapshot) this.recovering = false;
+  }
+
+  // ---- leader side of replication ----------------------------------------------------------
+
+  private handleAppendResponse(m: Message, pr: Progress): void {
+    pr.recentActive = true;
+    pr.recovering = m.recovering;
+    if (m.reject) {
+      this.handleAppendRejection(m, pr);
+      return;
+    }
+    const previousState = pr.state;
+    if (!pr.maybeUpdate(m.index)) return;
+    if (previousState === ProgressState.Probe) pr.becomeReplicate();
+    else if (previousState === ProgressState.Snapshot && pr.match >= pr.pendingSnapshot) pr.becomeProbe();
+    else if (previousState === ProgressState.Replicate) pr.inflights.freeLE(m.index);
+    if (this.maybeCommit()) this.releaseReadsBeforeCommit();
+    this.sendAppendLoop(m.from);
+    if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) this.sendTimeoutNow(m.from);
+  }
+
+  private handleAppendRejection(m: Message, pr: Progress): void {
+    if (m.recovering && pr.match > m.rejectHint) {
+      // The replica lost what it acknowledged before its restart: forget those acks.
+      pr.match = m.rejectHint;
+    }
+    let nextHint = m.rejectHint + 1;
+    if (m.logTerm > 0) {
+      // Skip every entry of the follower's conflicting term in one step.
+      nextHint = this.log.findConflictByTerm(m.rejectHint, m.logTerm).index + 1;
+    }
+    if (!pr.maybeDecreaseTo(m.index, nextHint)) return;
+    if (pr.state === ProgressState.Replicate) pr.becomeProbe();
+    this.sendAppend(m.from);
+  }
+
+  private handleHeartbeatResponse(m: Message, pr: Progress): void {
+    pr.recentActive = true;
+    pr.recovering = m.recovering;
+    pr.probeSent = false;
+    if (m.context > pr.ackedRound) pr.ackedRound = m.context;
+    if (
+      pr.state === ProgressState.Snapshot &&
+      this.tickCount - pr.pendingSnapshotTick >= this.config.electionTicks
+    ) {
+      // The snapshot was probably lost: probe again, which sends a new one if still needed.
+      pr.becomeProbe();
+    }
+    if (pr.match < this.log.lastIndex()) this.sendAppend(m.from);
+    this.releaseConfirmedReads();
+  }
+
+  /** Advances commit to what a quorum stores, for entries of the current term only. */
+  private maybeCommit(): boolean {
+    const index = this.tracker.committedIndex();
+    if (index <= this.log.committed) return false;
+    // Figure 8: an entry of an earlier term is never committed by counting replicas.
+    if (this.log.termOrZero(index) !== this.term) return false;
+    this.log.commitTo(index);
+    return true;
+  }
+
+  private bcastAppend(): void {
+    for (const id of this.tracker.progress.keys()) if (id !== this.id) this.sendAppendLoop(id);
+  }
+
+  /** In replicate state, streams messages until the window is full or the follower has it all. */
+  private sendAppendLoop(to: NodeId): void {
+    const pr = this.tracker.progress.get(to)!;
+    const last = this.log.lastIndex();
+    let sent = 0;
+    while (pr.next <= last && sent < this.config.maxInflightMessages && this.sendAppend(to)) {
+      sent++;
+      if (pr.state !== ProgressState.Replicate) break;
+    }
+  }
+
+  /** Sends one App (or a snapshot) to `to`. Returns true if a message was sent. */
+  private sendAppend(to: NodeId): boolean {
+    const pr = this.tracker.progress.get(to)!;
+    if (pr.isPaused()) return false;
+    const prevIndex = pr.next - 1;
+    let prevTerm: number;
+    let entries: Entry[];
+    try {
+      prevTerm = this.log.term(prevIndex);
+      entries =
+        pr.next <= this.log.lastIndex()
+          ? this.log.slice(pr.next, this.log.lastIndex() + 1, this.config.maxBytesPerMessage)
+          : EMPTY_ENTRIES;
+    } catch (error) {
+      if (isRaftError(error, 'Compacted')) return this.sendSnapshot(to, pr);
+      if (isRaftError(error, 'EntriesPending')) return false;
+      throw error;
+    }
+    if (entries.length === 0 && pr.state === ProgressState.Replicate) return false;
+    const m = makeMessage(MessageType.App, this.id, to, this.term);
+    m.index = prevIndex;
+    m.logTerm = prevTerm;
+    m.entries = entries;
+    m.commit = this.log.committed;
+    this.msgs.push(m);
+    let bytes = 0;
+    for (let i = 0; i < entries.length; i++) bytes += entryBytes(entries[i]!);
+    pr.sentEntries(prevIndex + entries.length, bytes);
+    return true;
+  }
+
+  private sendSnapshot(to: NodeId, pr: Progress): boolean {
+    if (!pr.recentActive) return false; // it may be down: wait until it answers a heartbeat
+    let snapshot: Snapshot;
+    try {
+      snapshot = this.log.snapshot();
+    } catch (error) {
+      if (isRaftError(error, 'SnapshotTemporarilyUnavailable')) return false;
+      throw error;
+    }
+    assert(snapshot.metadata.index > 0, 'raft: need a snapshot but the storage has none');
+    const m = makeMessage(MessageType.Snapshot, this.id, to, this.term);
+    m.snapshot = snapshot;
+    this.msgs.push(m);
+    pr.becomeSnapshot(snapshot.metadata.index, this.tickCount);
+    return true;
+  }
+
+  private bcastHeartbeat(): number {
+    this.round++;
+    this.roundSentTicks[this.round % ROUND_RING_SIZE] = this.tickCount;
+    for (const [id, pr] of this.tracker.progress) {
+      if (id === this.id) continue;
+      const m = makeMessage(MessageType.Heartbeat, this.id, id, this.term);
+      // Never tell a follower to commit past what it is known to store.
+      m.commit = Math.min(pr.match, this.log.committed);
+      m.context = this.round;
+      this.msgs.push(m);
+    }
+    return this.round;
+  }
+
+  private sendTimeoutNow(to: NodeId): void {
+    this.msgs.push(makeMessage(MessageType.TimeoutNow, this.id, to, this.term));
+  }
+
+  // ---- proposals ---------------------------------------------------------------------------
+
+  /** Appends entries on the leader; returns the index of the first. */
+  propose(entries: Entry[]): number {
+    if (this.role !== StateRole.Leader) {
+      throw new RaftError(
+        'NotLeader',
+        `node ${this.id} is not the leader (leader: ${this.lead || 'unknown'})`,
+      );
+    }
+    if (this.leadTransferee !== NONE) {
+      throw new RaftError('ProposalDropped', `leadership is moving to node ${this.leadTransferee}`);
+    }
+    let bytes = 0;
+    for (let i = 0; i < entries.length; i++) bytes += entryBytes(entries[i]!);
+    const limit = this.config.maxUncommittedBytes;
+    if (limit > 0 && this.uncommittedBytes > 0 && this.uncommittedBytes + bytes > limit) {
+      throw new RaftError('ProposalDropped', `over maxUncommittedBytes (${limit}): slow down`);
+    }
+    this.uncommittedBytes += bytes;
+    const first = this.appendEntries(entries);
+    this.bcastAppend();
+    return first;
+  }
+
+  proposeConfChange(change: ConfChange): number {
+    if (this.role === StateRole.Leader && this.pendingConfIndex > this.log.applied) {
+      throw new RaftError('ConfChangeRejected', 'another membership change is still pending');
+    }
+    applyConfChange(this.tracker.confState(), change); // validates
+    const index = this.propose([
+      { term: 0, index: 0, type: EntryType.ConfChange, data: encodeConfChange(change) },
+    ]);
+    this.pendingConfIndex = index;
+    return index;
+  }
+
+  /** Stamps term and index on entries and appends them; the self-ack comes once durable. */
+  private appendEntries(entries: Entry[]): number {
+    const first = this.log.lastIndex() + 1;
+    for (let i = 0; i < entries.length; i++) {
+      const entry = entries[i]!;
+      entry.term = this.term;
+      entry.index = first + i;
+    }
+    this.log.append(entries);
+    return first;
+  }
+
+  /** Committed entries were handed to the application: release their uncommitted budget. */
+  reduceUncommitted(entries: readonly Entry[]): void {
+    if (this.role !== StateRole.Leader || this.uncommittedBytes === 0) return;
+    let bytes = 0;
+    for (let i = 0; i < entries.length; i++) bytes += entryBytes(entries[i]!);
+    this.uncommittedBytes = Math.max(0, this.uncommittedBytes - bytes);
+  }
+
+  // ---- reads -------------------------------------------------------------------------------
+
+  /** Starts a linearizable read; its ReadState comes out in a later Ready. */
+  readIndex(requestId: number, from: NodeId = this.id): void {
+    if (this.role !== StateRole.Leader) {
+      if (this.lead === NONE) return; // no leader: dropped, the caller retries after a timeout
+      const m = makeMessage(MessageType.ReadIndex, this.id, this.lead, this.term);
+      m.context = requestId;
+      this.msgs.push(m);
+      return;
+    }
+    const read: PendingRead = { requestId, from, index: this.log.committed, round: 0 };
+    if (this.log.termOrZero(this.log.committed) !== this.term) {
+      // Our commit index may lag the previous leader's until an entry of this term commits.
+      this.readsBeforeCommit.push(read);
+      return;
+    }
+    this.startRead(read);
+  }
+
+  private startRead(read: PendingRead): void {
+    if (this.tracker.voters.length === 1 || (this.config.leaseReads && this.leaseValid())) {
+      this.answerRead(read);
+      return;
+    }
+    read.round = this.bcastHeartbeat();
+    this.pendingReads.push(read);
+  }
+
+  private releaseReadsBeforeCommit(): void {
+    if (this.readsBeforeCommit.length === 0) return;
+    const reads = this.readsBeforeCommit;
+    this.readsBeforeCommit = [];
+    for (const read of reads) {
+      read.index = this.log.committed;
+      this.startRead(read);
+    }
+  }
+
+  private releaseConfirmedReads(): void {
+    if (this.pendingReads.length === 0) return;
+    const confirmed = this.tracker.quorumAckedRound(this.id, this.round);
+    let count = 0;
+    while (count < this.pendingReads.length && this.pendingReads[count]!.round <= confirmed) {
+      this.answerRead(this.pendingReads[count]!);
+      count++;
+    }
+    if (count > 0) this.pendingReads.splice(0, count);
+  }
+
+  private answerRead(read: PendingRead): void {
+    if (read.from === this.id) {
+      this.readStates.push({ index: read.index, requestId: read.requestId });
+      return;
+    }
+    const m = makeMessage(MessageType.ReadIndexResp, this.id, read.from, this.term);
+    m.index = read.index;
+    m.context = read.requestId;
+    this.msgs.push(m);
+  }
+
+  /**
+   * The lease: a quorum answered a heartbeat round sent less than electionTicks - margin ago, so
+   * none of them votes for anyone else yet, and no other leader can exist.
+   */
+  leaseValid(): boolean {
+    if (this.role !== StateRole.Leader || this.leadTransferee !== NONE || !this.config.checkQuorum) {
+      return false;
+    }
+    const round = this.tracker.quorumAckedRound(this.id, this.round);
+    if (round === 0 || this.round - round >= ROUND_RING_SIZE) return false;
+    const sentTick = this.roundSentTicks[round % ROUND_RING_SIZE]!;
+    return this.tickCount < sentTick + this.config.electionTicks - this.config.leaseMarginTicks;
+  }
+
+  // ---- leadership transfer -----------------------------------------------------------------
+
+  transferLeader(to: NodeId): void {
+    if (this.role !== StateRole.Leader) {
+      if (this.lead === NONE) return;
+      const m = makeMessage(MessageType.TransferLeader, this.id, this.lead, this.term);
+      m.index = to;
+      this.msgs.push(m);
+      return;
+    }
+    if (to === this.id || to === this.leadTransferee || !this.tracker.isVoter(to)) return;
+    this.leadTransferee = to;
+    this.electionElapsed = 0; // the transfer times out after one election timeout
+    const pr = this.tracker.progress.get(to)!;
+    if (pr.match === this.log.lastIndex()) this.sendTimeoutNow(to);
+    else this.sendAppendLoop(to);
+  }
+
+  // ---- persistence ---------------------------------------------------------------------------
+
+  /** Assigns held messages to a persist: the new one if any, else the latest still in flight. */
+  assignHeld(persist: InflightPersist | null): void {
+    if (persist) this.inflightPersists.push(persist);
+    if (this.heldUnassigned.length === 0) return;
+    const latest = this.inflightPersists[this.inflightPersists.length - 1];
+    if (!latest) {
+      for (const m of this.heldUnassigned) this.deliverHeld(m);
+      this.heldUnassigned = [];
+      return;
+    }
+    for (const message of this.heldUnassigned) this.held.push({ persistId: latest.persistId, message });
+    this.heldUnassigned = [];
+  }
+
+  nextPersistId(): number {
+    return ++this.lastPersistId;
+  }
+
+  /** The driver reports that the writes of every Ready up to persistId are durable. */
+  persisted(persistId: number): void {
+    while (this.inflightPersists.length > 0 && this.inflightPersists[0]!.persistId <= persistId) {
+      const done = this.inflightPersists.shift()!;
+      if (done.snapshotIndex > 0) this.log.unstable.stableSnapshotTo(done.snapshotIndex);
+      if (done.lastIndex > 0) this.log.unstable.stableTo(done.lastIndex, done.lastTerm);
+    }
+    this.maybeFinishRecovery();
+    let count = 0;
+    while (count < this.held.length && this.held[count]!.persistId <= persistId) {
+      this.deliverHeld(this.held[count]!.message);
+      count++;
+    }
+    if (count > 0) this.held.splice(0, count);
+    if (this.role === StateRole.Leader) {
+      const self = this.tracker.progress.get(this.id);
+      if (self?.maybeUpdate(this.log.stableIndex()) && this.maybeCommit()) this.releaseReadsBeforeCommit();
+    }
+  }
+
+  private deliverHeld(m: Message): void {
+    if (m.to === this.id) {
+      // The self-vote of a candidate whose vote is now durable.
+      if (m.type === MessageType.VoteResp && m.term === this.term && this.role === StateRole.Candidate) {
+        this.tracker.recordVote(this.id, true);
+        this.tallyAndAct();
+      }
+      return;
+    }
+    if (m.type === MessageType.AppResp && !m.reject) {
+      // Acknowledge only entries that are still ours and durable.
+      if (m.index > this.log.stableIndex() || this.log.termOrZero(m.index) !== m.logTerm) return;
+      m.logTerm = 0;
+      m.recovering = this.recovering;
+    }
+    this.msgs.push(m);
+  }
+
+  hasHeldUnassigned(): boolean {
+    return this.heldUnassigned.length > 0;
+  }
+
+  // ---- membership --------------------------------------------------------------------------
+
+  /** Applies committed conf change entries as the application applies them. */
+  applyCommitted(entries: readonly Entry[]): void {
+    for (let i = 0; i < entries.length; i++) {
+      const entry = entries[i]!;
+      if (entry.type !== EntryType.ConfChange) continue;
+      this.applyConfChangeEntry(decodeConfChange(entry.data));
+    }
+  }
+
+  private applyConfChangeEntry(change: ConfChange): void {
+    let next: ConfState;
+    try {
+      next = applyConfChange(this.tracker.confState(), change);
+    } catch (error) {
+      if (isRaftError(error, 'ConfChangeRejected')) return; // committed but invalid: a no-op everywhere
+      throw error;
+    }
+    this.tracker.applyConfState(next, this.log.lastIndex() + 1);
+    this.confStateChanged = true;
+    if (this.role !== StateRole.Leader) return;
+    if (!this.tracker.isVoter(this.id)) {
+      this.becomeFollower(this.term, NONE);
+      return;
+    }
+    const added = this.tracker.progress.get(change.nodeId);
+    if (added && added.match === 0 && change.nodeId !== this.id) this.sendAppend(change.nodeId);
+    if (this.maybeCommit()) this.releaseReadsBeforeCommit();
+    this.releaseConfirmedReads();
+  }
+}
