@@ -77,6 +77,8 @@ export class Progress {
   pendingSnapshotTick = 0;
   /** Heard from since the last check-quorum round. */
   recentActive = false;
+  /** match when the previous heartbeat response arrived: no movement since means lost Apps. */
+  matchAtLastHeartbeat = 0;
   /** The highest heartbeat round this replica answered (for ReadIndex and the lease). */
   ackedRound = 0;
   /** The replica restarted without its log and has not caught up: it does not count for commit. */

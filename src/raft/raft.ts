@@ -141,6 +141,9 @@ export class Raft {
     }
     this.recovering = options.recovering ?? false;
     this.becomeFollower(this.term, NONE);
+    // A restarted node may have acked a leader's heartbeat just before it stopped, and that leader
+    // may still rely on the lease: treat the start as leader contact. At term 0 no leader existed.
+    this.lastLeaderContactTick = this.term > 0 ? 0 : -this.config.electionTicks;
   }
 
   // ---- hard state -------------------------------------------------------------------------
@@ -211,7 +214,8 @@ export class Raft {
     this.recovering = false;
     this.stepRole = this.stepLeader;
     this.tickRole = this.tickHeartbeat;
-    for (const [id, pr] of this.tracker.progress) if (id !== this.id) pr.becomeProbe();
+    // reset() left every follower in probe at next = lastIndex + 1: optimistic, so a follower
+    // that is up to date gets no entry twice.
     // An uncommitted conf change may hide in the log: allow no other until everything applies.
     this.pendingConfIndex = this.log.lastIndex();
     this.uncommittedBytes = 0;
@@ -259,7 +263,7 @@ export class Raft {
   // ---- campaign ----------------------------------------------------------------------------
 
   campaign(kind: 'pre-election' | 'election' | 'transfer'): void {
-    if (!this.isPromotable()) return;
+    if (!this.isPromotable() || this.role === StateRole.Leader) return;
     let voteType: MessageType;
     let voteTerm: number;
     if (kind === 'pre-election') {
@@ -594,6 +598,16 @@ export class Raft {
     pr.recovering = m.recovering;
     pr.probeSent = false;
     if (m.context > pr.ackedRound) pr.ackedRound = m.context;
+    if (
+      pr.state === ProgressState.Replicate &&
+      pr.match < pr.next - 1 &&
+      pr.match === pr.matchAtLastHeartbeat
+    ) {
+      // Nothing was acked for a whole heartbeat interval although Apps are out: they were
+      // probably lost. Probe from match again rather than wait for acks that will not come.
+      pr.becomeProbe();
+    }
+    pr.matchAtLastHeartbeat = pr.match;
     if (
       pr.state === ProgressState.Snapshot &&
       this.tickCount - pr.pendingSnapshotTick >= this.config.electionTicks
