@@ -43,7 +43,7 @@ function importsOf(source: string): string[] {
   return specifiers;
 }
 
-export function scanRaftSources(dir: string): Finding[] {
+function scanRaftSources(dir: string): Finding[] {
   const findings: Finding[] = [];
   for (const name of readdirSync(dir)) {
     if (!name.endsWith('.ts')) continue;
