@@ -563,7 +563,7 @@ export class Raft {
 
   private handleAppendResponse(m: Message, pr: Progress): void {
     pr.recentActive = true;
-    pr.recovering = m.recovering;
+    this.noteRecovering(pr, m.recovering);
     if (m.reject) {
       this.handleAppendRejection(m, pr);
       return;
@@ -593,9 +593,22 @@ export class Raft {
     this.sendAppend(m.from);
   }
 
+  /**
+   * A replica that says it is recovering restarted without (part of) its log: what it acked before
+   * is gone. Forget its match and probe from our end; its rejection hints find its real end.
+   */
+  private noteRecovering(pr: Progress, recovering: boolean): void {
+    if (recovering && !pr.recovering) {
+      pr.match = 0;
+      pr.becomeProbe();
+      pr.next = this.log.lastIndex() + 1;
+    }
+    pr.recovering = recovering;
+  }
+
   private handleHeartbeatResponse(m: Message, pr: Progress): void {
     pr.recentActive = true;
-    pr.recovering = m.recovering;
+    this.noteRecovering(pr, m.recovering);
     pr.probeSent = false;
     if (m.context > pr.ackedRound) pr.ackedRound = m.context;
     if (
