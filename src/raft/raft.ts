@@ -107,6 +107,8 @@ export class Raft {
 
   /** Messages to send now. */
   msgs: Message[] = [];
+  /** Leader: entries were proposed since the last Ready and not yet sent. */
+  appendsPending = false;
   /** Messages that must wait until what is pending persistence now is durable. */
   private heldUnassigned: Message[] = [];
   private held: HeldMessage[] = [];
@@ -642,6 +644,13 @@ export class Raft {
     return true;
   }
 
+  /** Sends the Apps that proposals of this turn deferred. Called when a Ready is built. */
+  flushAppends(): void {
+    if (!this.appendsPending) return;
+    this.appendsPending = false;
+    if (this.role === StateRole.Leader) this.bcastAppend();
+  }
+
   private bcastAppend(): void {
     for (const id of this.tracker.progress.keys()) if (id !== this.id) this.sendAppendLoop(id);
   }
@@ -744,7 +753,8 @@ export class Raft {
     }
     this.uncommittedBytes += bytes;
     const first = this.appendEntries(entries);
-    this.bcastAppend();
+    // Sent at the next Ready: every proposal of one driver turn leaves as one App per follower.
+    this.appendsPending = true;
     return first;
   }
 

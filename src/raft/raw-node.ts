@@ -151,7 +151,8 @@ export class RawNode {
 
   hasReady(): boolean {
     const raft = this.raft;
-    if (raft.msgs.length > 0 || raft.readStates.length > 0 || raft.confStateChanged) return true;
+    if (raft.appendsPending || raft.msgs.length > 0 || raft.readStates.length > 0) return true;
+    if (raft.confStateChanged) return true;
     if (raft.hasHeldUnassigned()) return true;
     if (raft.log.unstable.hasNext()) return true;
     if (!this.committedEntriesPending && raft.log.hasNextCommittedEntries()) return true;
@@ -162,6 +163,7 @@ export class RawNode {
 
   ready(): Ready {
     const raft = this.raft;
+    raft.flushAppends();
     const unstable = raft.log.unstable;
     const entries = unstable.nextEntries();
     const snapshot = unstable.nextSnapshot();
