@@ -1,0 +1,27 @@
+// Every error code of the client contract with its HTTP status, in one place, shared by the
+// broker, the HTTP API and the SDK. Responses carry {"error": {"code", "message", ...extra}};
+// a test checks that each code is documented in docs/api.md.
+
+export const ERROR_STATUS = {
+  INVALID_REQUEST: 400,
+  INVALID_TOPIC_NAME: 400,
+  INVALID_REPLICATION_FACTOR: 400,
+  UNKNOWN_TOPIC: 404,
+  UNKNOWN_PARTITION: 404,
+  NOT_FOUND: 404,
+  TOPIC_EXISTS: 409,
+  OUT_OF_ORDER_SEQUENCE: 409,
+  PRODUCER_FENCED: 409,
+  RECORD_TOO_LARGE: 413,
+  REQUEST_TOO_LARGE: 413,
+  OFFSET_OUT_OF_RANGE: 416,
+  NO_LEADER: 503,
+  NOT_ENOUGH_REPLICAS: 503,
+  TIMEOUT: 504,
+  INTERNAL: 500,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+/** Seconds a client should wait before retrying a 503. */
+export const RETRY_AFTER_SECONDS = 1;
