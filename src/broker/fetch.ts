@@ -1,0 +1,136 @@
+// Fetch from this replica's committed copy: resolve the start offset, optionally confirm with the
+// leader first (linearizable) or wait for a minimum high watermark (read-your-writes), long-poll,
+// then read whole entries by offset and cut them to the committed records asked for.
+
+import { BrokerError } from './errors.js';
+import type { LocalPartition } from './node.js';
+import type { PartitionMachine } from './partition-machine.js';
+import { forEachRecord, isRecordBatch, type StoredRecord } from './record-batch.js';
+
+export interface FetchLocalParams {
+  offset: number | 'earliest' | 'latest' | undefined;
+  limit: number;
+  maxBytes: number;
+  waitMs: number;
+  consistency: 'local' | 'linearizable';
+  minOffset: number | undefined;
+}
+
+export interface FetchLocalResult {
+  records: StoredRecord[];
+  nextOffset: number;
+  highWatermark: number;
+  logStartOffset: number;
+}
+
+/** How long a linearizable read may wait for the leader's confirmation before failing. */
+export const READ_INDEX_TIMEOUT_MS = 5000;
+/** Per-record bytes counted toward maxBytes besides key, value and headers (JSON framing). */
+const RECORD_OVERHEAD_BYTES = 64;
+
+export async function fetchLocal(
+  local: LocalPartition,
+  params: FetchLocalParams,
+  markDirty: () => void,
+  signal?: AbortSignal,
+): Promise<FetchLocalResult> {
+  const machine = local.machine;
+  const deadlineMs = Date.now() + params.waitMs;
+  if (params.consistency === 'linearizable') {
+    const reading = local.group.readIndex(READ_INDEX_TIMEOUT_MS);
+    markDirty();
+    const readIndex = await reading;
+    await waitFor(
+      machine,
+      () => machine.appliedIndex >= readIndex,
+      Date.now() + READ_INDEX_TIMEOUT_MS,
+      signal,
+    );
+    if (machine.appliedIndex < readIndex) {
+      throw new BrokerError('NO_LEADER', 'this replica could not catch up with the leader in time; retry');
+    }
+  }
+  if (params.minOffset !== undefined) {
+    const minOffset = params.minOffset;
+    await waitFor(machine, () => machine.highWatermark > minOffset, deadlineMs, signal);
+  }
+  const offset = resolveOffset(machine, params.offset);
+  if (offset === machine.highWatermark && params.waitMs > 0) {
+    await waitFor(machine, () => machine.highWatermark > offset, deadlineMs, signal);
+  }
+  return readCommitted(local, offset, params.limit, params.maxBytes);
+}
+
+function resolveOffset(machine: PartitionMachine, requested: FetchLocalParams['offset']): number {
+  if (requested === undefined || requested === 'earliest') return machine.logStartOffset;
+  if (requested === 'latest') return machine.highWatermark;
+  if (requested < machine.logStartOffset || requested > machine.highWatermark) {
+    const where =
+      requested < machine.logStartOffset ? 'below the log start offset' : 'past the high watermark';
+    throw new BrokerError('OFFSET_OUT_OF_RANGE', `offset ${requested} is ${where}`, {
+      logStartOffset: machine.logStartOffset,
+      highWatermark: machine.highWatermark,
+    });
+  }
+  return requested;
+}
+
+async function readCommitted(
+  local: LocalPartition,
+  offset: number,
+  limit: number,
+  maxBytes: number,
+): Promise<FetchLocalResult> {
+  const machine = local.machine;
+  const highWatermark = machine.highWatermark;
+  const logStartOffset = machine.logStartOffset;
+  const records: StoredRecord[] = [];
+  if (offset < highWatermark) {
+    const entries = await local.group.store.readByOffset(offset, maxBytes);
+    let bytes = 0;
+    for (const entry of entries) {
+      if (records.length >= limit || !isRecordBatch(entry.data)) continue;
+      forEachRecord(entry.data, offset, (record) => {
+        if (record.offset >= highWatermark) return false;
+        const size = recordBytes(record);
+        if (records.length > 0 && bytes + size > maxBytes) return false;
+        records.push(record);
+        bytes += size;
+        return records.length < limit && bytes < maxBytes;
+      });
+      if (bytes >= maxBytes) break;
+    }
+  }
+  const last = records[records.length - 1];
+  return { records, nextOffset: last ? last.offset + 1 : offset, highWatermark, logStartOffset };
+}
+
+function recordBytes(record: StoredRecord): number {
+  let size = RECORD_OVERHEAD_BYTES + record.value.length + (record.key ? record.key.length : 0);
+  if (record.headers)
+    for (const [name, value] of record.headers) size += name.length + (value ? value.length : 0);
+  return size;
+}
+
+/** Resolves when `done()` holds (checked after each apply), at the deadline, or on abort. */
+function waitFor(
+  machine: PartitionMachine,
+  done: () => boolean,
+  deadlineMs: number,
+  signal?: AbortSignal,
+): Promise<void> {
+  if (done() || Date.now() >= deadlineMs || signal?.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const finish = () => {
+      clearTimeout(timer);
+      unsubscribe();
+      signal?.removeEventListener('abort', finish);
+      resolve();
+    };
+    const timer = setTimeout(finish, deadlineMs - Date.now());
+    const unsubscribe = machine.onHighWatermark(() => {
+      if (done()) finish();
+    });
+    signal?.addEventListener('abort', finish, { once: true });
+  });
+}

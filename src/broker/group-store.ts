@@ -1,0 +1,54 @@
+// What the broker needs from storage, per node and per Raft group. src/storage implements it
+// on disk (segments, lmdb, worker pool); tests can use an in-memory implementation.
+
+import type { Entry, HardState, InitialState, LogStorage, Snapshot } from '../raft/index.js';
+import type { PersistenceMode } from './metadata-state.js';
+
+/** The writes of one Ready of one group. */
+export interface GroupWrite {
+  entries: Entry[];
+  hardState: HardState | null;
+  snapshot: Snapshot | null;
+  /** Term/vote changed, or entries/snapshot present: completion waits for durability. */
+  mustSync: boolean;
+  /** Called once the write is durable per the group's persistence mode, in submission order. */
+  onDurable: () => void;
+}
+
+/** The record offsets carried by one log entry. */
+export interface EntryOffsets {
+  baseOffset: number;
+  recordCount: number;
+}
+
+export interface GroupStore extends LogStorage {
+  readonly mode: PersistenceMode;
+  /** Hard state and membership as stored (a new log returns term 0 and no voters). */
+  initialState(): InitialState;
+  /**
+   * This replica may have lost acknowledged entries in the restart (memory mode, or async mode
+   * after a power loss): start its core as recovering.
+   */
+  readonly mayHaveLostEntries: boolean;
+  /** Entries whose records include offsets >= fromOffset, oldest first, about maxBytes of them. */
+  readByOffset(fromOffset: number, maxBytes: number): Promise<Entry[]>;
+  /** Entries in [lo, hi), about maxBytes of them (at least one), from memory or disk. */
+  readEntries(lo: number, hi: number, maxBytes: number): Promise<Entry[]>;
+  /** The last entry with records at or below `index`, and its offsets (null if there is none). */
+  offsetsAtOrBefore(index: number): (EntryOffsets & { index: number }) | null;
+  /** Records a snapshot at `index` and drops whole segments below it (retention). */
+  truncatePrefix(index: number, snapshot: Snapshot): Promise<void>;
+  /** Called when a range reported EntriesPending has been loaded. */
+  onEntriesAvailable(callback: () => void): void;
+}
+
+export interface NodeStore {
+  /** Opens (recovering if needed) the log of a group. */
+  openGroup(groupId: number, mode: PersistenceMode): Promise<GroupStore>;
+  /** Removes a group's log and everything stored for it. */
+  dropGroup(groupId: number): Promise<void>;
+  /** Starts the writes of one driver turn, for many groups at once. */
+  submit(writes: Array<{ store: GroupStore; write: GroupWrite }>): void;
+  /** Flushes everything buffered and stops; no call after this. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,481 @@
+// One broker node: the metadata group, the partition groups placed here, and what the API asks
+// of them (admin, produce, fetch). Forwarding to other nodes is the API layer's job; this class
+// answers for what is local and says where the rest lives.
+
+import { createHash, randomInt } from 'node:crypto';
+import type { Logger } from 'pino';
+import {
+  type InitialState,
+  isRaftError,
+  type RaftConfig,
+  RawNode,
+  SeededRandom,
+  type Snapshot,
+  StateRole,
+} from '../raft/index.js';
+import { Driver, type MessageSink } from './driver.js';
+import { BrokerError } from './errors.js';
+import { MetadataGroupMachine, PartitionGroupMachine } from './group-machines.js';
+import type { GroupStore, NodeStore } from './group-store.js';
+import { LeadershipGossip, LeadershipTable, type PartitionStatus } from './leadership.js';
+import {
+  encodeCommand,
+  METADATA_GROUP_ID,
+  type MetadataCommand,
+  type MetadataResult,
+  MetadataState,
+  type PartitionPlacement,
+  type PersistenceMode,
+  type TopicMeta,
+} from './metadata-state.js';
+import { decodePartitionSnapshot, entryOffsets, PartitionMachine } from './partition-machine.js';
+import { RaftGroup } from './raft-group.js';
+
+export interface BrokerTiming {
+  /** One Raft tick for every group. */
+  tickMs: number;
+  electionTicks: number;
+  heartbeatTicks: number;
+  /** Leaders announce their partitions to every peer this often (and at once when they win). */
+  gossipIntervalMs: number;
+  /** The metadata log is snapshotted and cut after this many applied entries. */
+  metadataSnapshotEveryEntries: number;
+}
+
+export const DEFAULT_TIMING: Readonly<BrokerTiming> = Object.freeze({
+  tickMs: 100,
+  electionTicks: 10,
+  heartbeatTicks: 1,
+  gossipIntervalMs: 1000,
+  metadataSnapshotEveryEntries: 1000,
+});
+
+export interface NodeTransport extends MessageSink {
+  isPeerAlive(nodeId: number): boolean;
+}
+
+export interface BrokerNodeOptions {
+  nodeId: number;
+  /** Every voting node, this one included: id → URL. */
+  peers: Map<number, string>;
+  store: NodeStore;
+  transport: NodeTransport;
+  logger: Logger;
+  defaultPersistence: PersistenceMode;
+  timing?: Partial<BrokerTiming>;
+  /** How leadership announcements reach peers; HTTP gossip unless a test injects its own. */
+  announcer?: Announcer;
+}
+
+export interface Announcer {
+  announce(statuses: PartitionStatus[]): void;
+  close(): Promise<void>;
+}
+
+export interface LocalPartition {
+  topic: string;
+  partition: number;
+  placement: PartitionPlacement;
+  group: RaftGroup;
+  machine: PartitionMachine;
+}
+
+/** A stable id for the cluster: the same for every node given the same voters. */
+export function clusterIdOf(peers: Map<number, string>): string {
+  const ids = [...peers.keys()].sort((a, b) => a - b).join(',');
+  return `rl-${createHash('sha256').update(ids).digest('hex').slice(0, 16)}`;
+}
+
+const CAMPAIGN_RETRY_MS = 300;
+const CAMPAIGN_ATTEMPTS_MAX = 10;
+
+export class BrokerNode {
+  readonly nodeId: number;
+  readonly peers: Map<number, string>;
+  readonly clusterId: string;
+  readonly timing: BrokerTiming;
+  readonly metadata: MetadataState;
+  readonly driver: Driver;
+  readonly leadership = new LeadershipTable();
+  readonly partitions = new Map<number, LocalPartition>();
+  readonly logger: Logger;
+  readonly defaultPersistence: PersistenceMode;
+  private metadataGroup: RaftGroup | null = null;
+  private metadataMachine: MetadataGroupMachine | null = null;
+  private readonly opening = new Map<number, Promise<void>>();
+  private readonly gossip: Announcer;
+  private readonly changedLeadership = new Set<number>();
+  private gossipTimer: NodeJS.Timeout | null = null;
+  private announceScheduled = false;
+  private snapshotInFlight = false;
+  private stopping = false;
+
+  constructor(private readonly options: BrokerNodeOptions) {
+    this.nodeId = options.nodeId;
+    this.peers = options.peers;
+    this.clusterId = clusterIdOf(options.peers);
+    this.timing = { ...DEFAULT_TIMING, ...options.timing };
+    this.logger = options.logger;
+    this.defaultPersistence = options.defaultPersistence;
+    this.metadata = new MetadataState([...options.peers.keys()]);
+    this.driver = new Driver({
+      store: options.store,
+      sink: options.transport,
+      tickMs: this.timing.tickMs,
+      logger: options.logger,
+    });
+    this.gossip = options.announcer ?? new LeadershipGossip(options.nodeId, options.peers, options.logger);
+  }
+
+  private raftConfig(): Partial<RaftConfig> {
+    return { electionTicks: this.timing.electionTicks, heartbeatTicks: this.timing.heartbeatTicks };
+  }
+
+  // ---- lifecycle ---------------------------------------------------------------------------
+
+  async start(): Promise<void> {
+    await this.openMetadataGroup();
+    this.driver.start();
+    this.gossipTimer = setInterval(() => this.announceAll(), this.timing.gossipIntervalMs);
+    this.gossipTimer.unref();
+  }
+
+  /** Stops: hands leadership away where a peer is caught up, then stops the loop and storage. */
+  async stop(handOffMs = 3000): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    await this.handOffLeadership(handOffMs);
+    if (this.gossipTimer) clearInterval(this.gossipTimer);
+    this.driver.stop();
+    const closing = new BrokerError('NO_LEADER', 'the node is shutting down; retry on another node');
+    for (const local of this.partitions.values()) local.group.close(closing);
+    this.metadataGroup?.close(closing);
+    await Promise.allSettled(this.opening.values());
+    await this.options.store.close();
+    await this.gossip.close();
+  }
+
+  private async handOffLeadership(deadlineMs: number): Promise<void> {
+    const groups = [...this.partitions.values()].map((p) => p.group);
+    if (this.metadataGroup) groups.push(this.metadataGroup);
+    const led = groups.filter((g) => g.isLeader);
+    for (const group of led) {
+      const target = this.caughtUpPeer(group);
+      if (target !== null) {
+        group.raw.transferLeader(target);
+        this.driver.markDirty(group);
+      }
+    }
+    const deadline = Date.now() + deadlineMs;
+    while (led.some((g) => g.raw.role === StateRole.Leader) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  private caughtUpPeer(group: RaftGroup): number | null {
+    const status = group.raw.status();
+    if (!status.progress) return null;
+    for (const [id, pr] of status.progress) {
+      if (id === this.nodeId || pr.isLearner || pr.recovering) continue;
+      if (pr.match === status.lastIndex && this.options.transport.isPeerAlive(id)) return id;
+    }
+    return null;
+  }
+
+  // ---- metadata group ----------------------------------------------------------------------
+
+  private async openMetadataGroup(): Promise<void> {
+    const store = await this.options.store.openGroup(METADATA_GROUP_ID, 'sync');
+    const initial = store.initialState();
+    const snapshot = store.snapshot();
+    if (snapshot.metadata.index > 0) this.metadata.restore(snapshot.data);
+    const voters = [...this.peers.keys()].sort((a, b) => a - b);
+    const initialState: InitialState = {
+      hardState: initial.hardState,
+      confState: initial.confState.voters.length > 0 ? initial.confState : { voters, learners: [] },
+    };
+    const raw = new RawNode({
+      id: this.nodeId,
+      storage: store,
+      random: new SeededRandom(randomInt(2 ** 31)),
+      initialState,
+      applied: snapshot.metadata.index,
+      config: this.raftConfig(),
+    });
+    this.metadataMachine = new MetadataGroupMachine(this.metadata, snapshot.metadata.index, () =>
+      this.afterMetadataChange(),
+    );
+    const group = new RaftGroup(METADATA_GROUP_ID, raw, store, this.metadataMachine, this.logger, (g) =>
+      this.onLeadershipChange(g),
+    );
+    this.metadataGroup = group;
+    store.onEntriesAvailable(() => {
+      raw.notifyEntriesAvailable();
+      this.driver.markDirty(group);
+    });
+    this.driver.add(group);
+    // A lone node elects itself at once instead of waiting out an election timeout.
+    if (voters.length === 1) raw.campaign();
+  }
+
+  metadataLeader(): number | null {
+    const leader = this.metadataGroup?.leaderId ?? 0;
+    return leader === 0 ? null : leader;
+  }
+
+  isMetadataLeader(): boolean {
+    return this.metadataGroup?.isLeader ?? false;
+  }
+
+  /** Proposes a metadata command on this node, which must lead the metadata group. */
+  async proposeMetadata(command: MetadataCommand, timeoutMs: number): Promise<MetadataResult> {
+    const group = this.metadataGroup;
+    if (!group || !group.isLeader) {
+      throw new BrokerError('NO_LEADER', 'this node does not lead the metadata group');
+    }
+    const index = this.propose(group, encodeCommand(command));
+    const result = (await group.waitForProposal(index, group.raw.term, timeoutMs)) as MetadataResult | null;
+    if (!result) throw new BrokerError('INTERNAL', 'metadata command applied without a result');
+    return result;
+  }
+
+  private afterMetadataChange(): void {
+    this.reconcileGroups();
+    this.maybeSnapshotMetadata();
+  }
+
+  /** Opens groups placed here that are not open yet, and drops groups whose topic is gone. */
+  private reconcileGroups(): void {
+    if (this.stopping) return;
+    for (const topic of this.metadata.topics.values()) {
+      for (const placement of topic.partitions) {
+        if (!placement.replicas.includes(this.nodeId)) continue;
+        if (this.partitions.has(placement.groupId) || this.opening.has(placement.groupId)) continue;
+        const opening = this.openPartition(topic, placement)
+          .catch((error: Error) =>
+            this.logger.error({ group: placement.groupId, err: error.message }, 'could not open partition'),
+          )
+          .finally(() => this.opening.delete(placement.groupId));
+        this.opening.set(placement.groupId, opening);
+      }
+    }
+    for (const groupId of [...this.partitions.keys()]) {
+      if (!this.metadata.groupIndex.has(groupId)) void this.dropPartition(groupId);
+    }
+  }
+
+  private maybeSnapshotMetadata(): void {
+    const group = this.metadataGroup;
+    const machine = this.metadataMachine;
+    if (!group || !machine || this.snapshotInFlight) return;
+    const applied = machine.appliedIndex;
+    if (applied - group.store.firstIndex() < this.timing.metadataSnapshotEveryEntries) return;
+    const snapshot: Snapshot = {
+      metadata: { index: applied, term: group.store.term(applied), confState: group.raw.status().confState },
+      data: this.metadata.serialize(),
+    };
+    this.snapshotInFlight = true;
+    group.store
+      .truncatePrefix(applied, snapshot)
+      .catch((error: Error) => this.logger.error({ err: error.message }, 'metadata snapshot failed'))
+      .finally(() => {
+        this.snapshotInFlight = false;
+      });
+  }
+
+  // ---- partition groups --------------------------------------------------------------------
+
+  private async openPartition(topic: TopicMeta, placement: PartitionPlacement): Promise<void> {
+    const store = await this.options.store.openGroup(placement.groupId, topic.config.persistence);
+    if (this.stopping || !this.metadata.groupIndex.has(placement.groupId)) {
+      await this.options.store.dropGroup(placement.groupId);
+      return;
+    }
+    const local = await this.buildPartition(topic, placement, store);
+    this.partitions.set(placement.groupId, local);
+    store.onEntriesAvailable(() => {
+      local.group.raw.notifyEntriesAvailable();
+      this.driver.markDirty(local.group);
+    });
+    this.driver.add(local.group);
+    if (placement.replicas[0] === this.nodeId && store.initialState().hardState.term === 0) {
+      this.campaignUntilLed(local.group, CAMPAIGN_ATTEMPTS_MAX);
+    }
+  }
+
+  private async buildPartition(
+    topic: TopicMeta,
+    placement: PartitionPlacement,
+    store: GroupStore,
+  ): Promise<LocalPartition> {
+    const initial = store.initialState();
+    const snapshot = store.snapshot();
+    const recovering = store.mayHaveLostEntries;
+    // Offsets are a function of the log, so a restart resumes at the stored commit index.
+    const applied = Math.min(Math.max(initial.hardState.commit, snapshot.metadata.index), store.lastIndex());
+    const logStartOffset = decodePartitionSnapshot(snapshot.data).nextOffset;
+    const atApplied = store.offsetsAtOrBefore(applied);
+    const highWatermark =
+      atApplied && atApplied.index > snapshot.metadata.index
+        ? atApplied.baseOffset + atApplied.recordCount
+        : logStartOffset;
+    const machine = new PartitionMachine({ highWatermark, logStartOffset, appliedIndex: applied });
+    // The uncommitted tail decides the next offset a leader assigns.
+    if (store.lastIndex() > applied) {
+      const tail = await store.readEntries(applied + 1, store.lastIndex() + 1, Number.MAX_SAFE_INTEGER);
+      machine.noteAppendedEntries(tail);
+    }
+    const raw = new RawNode({
+      id: this.nodeId,
+      storage: store,
+      random: new SeededRandom(randomInt(2 ** 31)),
+      initialState: {
+        hardState: initial.hardState,
+        confState:
+          initial.confState.voters.length > 0
+            ? initial.confState
+            : { voters: placement.replicas, learners: [] },
+      },
+      applied,
+      config: this.raftConfig(),
+      recovering,
+    });
+    const group = new RaftGroup(
+      placement.groupId,
+      raw,
+      store,
+      new PartitionGroupMachine(machine),
+      this.logger,
+      (g) => this.onLeadershipChange(g),
+    );
+    const local: LocalPartition = {
+      topic: topic.name,
+      partition: placement.partition,
+      placement,
+      group,
+      machine,
+    };
+    return local;
+  }
+
+  /** The preferred leader of a new group campaigns until a leader exists (peers may lag). */
+  private campaignUntilLed(group: RaftGroup, attemptsLeft: number): void {
+    if (group.closed || group.leaderId !== 0 || attemptsLeft === 0 || this.stopping) return;
+    group.raw.campaign();
+    this.driver.markDirty(group);
+    setTimeout(() => this.campaignUntilLed(group, attemptsLeft - 1), CAMPAIGN_RETRY_MS).unref();
+  }
+
+  private async dropPartition(groupId: number): Promise<void> {
+    const local = this.partitions.get(groupId);
+    if (!local) return;
+    this.partitions.delete(groupId);
+    this.driver.remove(groupId);
+    this.leadership.forget(groupId);
+    local.group.close(new BrokerError('UNKNOWN_TOPIC', `topic '${local.topic}' was deleted`));
+    await this.options.store.dropGroup(groupId);
+  }
+
+  // ---- leadership --------------------------------------------------------------------------
+
+  private onLeadershipChange(group: RaftGroup): void {
+    if (group.groupId === METADATA_GROUP_ID) return;
+    const status = this.localStatus(group.groupId);
+    if (status) this.leadership.update(status);
+    if (group.isLeader) {
+      this.changedLeadership.add(group.groupId);
+      this.scheduleAnnounce();
+    }
+  }
+
+  private localStatus(groupId: number): PartitionStatus | null {
+    const local = this.partitions.get(groupId);
+    if (!local) return null;
+    return {
+      groupId,
+      leader: local.group.leaderId,
+      term: local.group.term,
+      highWatermark: local.machine.highWatermark,
+      logStartOffset: local.machine.logStartOffset,
+    };
+  }
+
+  private scheduleAnnounce(): void {
+    if (this.announceScheduled) return;
+    this.announceScheduled = true;
+    setImmediate(() => {
+      this.announceScheduled = false;
+      const statuses: PartitionStatus[] = [];
+      for (const groupId of this.changedLeadership) {
+        const status = this.localStatus(groupId);
+        if (status && status.leader === this.nodeId) statuses.push(status);
+      }
+      this.changedLeadership.clear();
+      this.gossip.announce(statuses);
+    });
+  }
+
+  private announceAll(): void {
+    const statuses: PartitionStatus[] = [];
+    for (const local of this.partitions.values()) {
+      if (!local.group.isLeader) continue;
+      const status = this.localStatus(local.placement.groupId)!;
+      this.leadership.update(status);
+      statuses.push(status);
+    }
+    this.gossip.announce(statuses);
+  }
+
+  /** Announcements from a peer (the API's internal route calls this). */
+  receiveAnnouncements(statuses: PartitionStatus[]): void {
+    for (const status of statuses) {
+      if (this.partitions.has(status.groupId)) continue; // our own core knows better
+      this.leadership.update(status);
+    }
+  }
+
+  /** The status of a partition as known here: local core first, then announcements. */
+  partitionStatus(groupId: number): PartitionStatus | null {
+    return this.localStatus(groupId) ?? this.leadership.get(groupId) ?? null;
+  }
+
+  // ---- proposals ---------------------------------------------------------------------------
+
+  /** Proposes one entry on a group this node leads; maps the core's refusals to coded errors. */
+  propose(group: RaftGroup, data: Uint8Array): number {
+    if (!group.isLeader) throw new BrokerError('NO_LEADER', `this node does not lead group ${group.groupId}`);
+    try {
+      const index = group.raw.propose(data);
+      this.driver.markDirty(group);
+      return index;
+    } catch (error) {
+      if (isRaftError(error, 'NotLeader') || isRaftError(error, 'ProposalDropped')) {
+        throw new BrokerError('NO_LEADER', error.message);
+      }
+      throw error;
+    }
+  }
+
+  /** Describes which node answers for a partition. */
+  localPartition(groupId: number): LocalPartition | undefined {
+    return this.partitions.get(groupId);
+  }
+
+  /** Whether this node serves: metadata has a leader and every local partition knows one. */
+  isReady(): boolean {
+    if (this.metadataLeader() === null) return false;
+    for (const placement of this.metadata.topics.values()) {
+      for (const p of placement.partitions) {
+        if (p.replicas.includes(this.nodeId) && !this.partitions.has(p.groupId)) return false;
+      }
+    }
+    for (const local of this.partitions.values()) if (local.group.leaderId === 0) return false;
+    return true;
+  }
+
+  isPeerAlive(nodeId: number): boolean {
+    return nodeId === this.nodeId || this.options.transport.isPeerAlive(nodeId);
+  }
+}
+
+export { entryOffsets };

@@ -1,0 +1,173 @@
+// One Raft group on this node: its core, its store, its state machine, and the callers waiting on
+// proposals and reads. The driver (driver.ts) moves it forward; this file says what a Ready means
+// for the group.
+
+import type { Logger } from 'pino';
+import {
+  type Entry,
+  type RawNode,
+  type ReadState,
+  type Ready,
+  type Snapshot,
+  StateRole,
+} from '../raft/index.js';
+import { BrokerError } from './errors.js';
+import type { GroupStore } from './group-store.js';
+
+/** A group's state machine. */
+export interface GroupMachine {
+  /** Entries reached the local log (before they are durable or committed). */
+  noteAppended(entries: readonly Entry[]): void;
+  /** Applies one committed entry; the result goes to whoever proposed it. */
+  apply(entry: Entry): unknown;
+  /** The leader sent a snapshot: this replica was behind the leader's log start. */
+  restoreSnapshot(snapshot: Snapshot): void;
+  /** Called once per turn after entries were applied. */
+  afterApply(): void;
+}
+
+interface ProposalWaiter {
+  term: number;
+  resolve: (result: unknown) => void;
+  reject: (error: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+interface ReadWaiter {
+  resolve: (index: number) => void;
+  reject: (error: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+/** Leadership changes the node wants to hear about (routing table, metrics). */
+export type LeadershipListener = (group: RaftGroup) => void;
+
+export class RaftGroup {
+  /**
+   * True once the Ready that made this node leader was processed: every entry already in the
+   * log is known to the state machine, so the next offset to assign is right. Proposals wait
+   * for it.
+   */
+  leaderReady = false;
+  leaderId = 0;
+  term = 0;
+  private readonly proposals = new Map<number, ProposalWaiter>();
+  private readonly reads = new Map<number, ReadWaiter>();
+  private nextReadId = 1;
+  closed = false;
+
+  constructor(
+    readonly groupId: number,
+    readonly raw: RawNode,
+    readonly store: GroupStore,
+    readonly machine: GroupMachine,
+    readonly logger: Logger,
+    private readonly onLeadership: LeadershipListener,
+  ) {
+    this.term = raw.term;
+  }
+
+  get isLeader(): boolean {
+    return this.leaderReady && this.raw.role === StateRole.Leader;
+  }
+
+  /**
+   * Registers a caller waiting for the entry proposed at `index` in `term`. It learns the
+   * outcome when that index is applied: the same term means it is our entry and committed;
+   * another term means it was overwritten and definitely failed.
+   */
+  waitForProposal(index: number, term: number, timeoutMs: number): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.proposals.delete(index);
+        reject(
+          new BrokerError(
+            'TIMEOUT',
+            `not committed within ${timeoutMs} ms: the outcome is unknown; a retry with the same producer sequence is safe`,
+          ),
+        );
+      }, timeoutMs);
+      this.proposals.set(index, { term, resolve, reject, timer });
+    });
+  }
+
+  /** Asks for a linearizable read index (ReadIndex through the leader, or its lease). */
+  readIndex(timeoutMs: number): Promise<number> {
+    const requestId = this.nextReadId++;
+    const promise = new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.reads.delete(requestId);
+        reject(
+          new BrokerError(
+            'NO_LEADER',
+            `group ${this.groupId}: could not confirm with a leader within ${timeoutMs} ms`,
+          ),
+        );
+      }, timeoutMs);
+      this.reads.set(requestId, { resolve, reject, timer });
+    });
+    this.raw.readIndex(requestId);
+    return promise;
+  }
+
+  /** Runs before the Ready's writes start: the log and the leader view change here. */
+  beforePersist(ready: Ready): void {
+    if (ready.snapshot) this.machine.restoreSnapshot(ready.snapshot);
+    if (ready.entries.length > 0) this.machine.noteAppended(ready.entries);
+    if (ready.softState || ready.hardState) this.noteLeadership(ready);
+  }
+
+  private noteLeadership(ready: Ready): void {
+    const term = this.raw.term;
+    const leader = this.raw.leaderId;
+    const isLeader = this.raw.role === StateRole.Leader;
+    const changed = leader !== this.leaderId || term !== this.term || isLeader !== this.leaderReady;
+    this.term = term;
+    this.leaderId = leader;
+    this.leaderReady = isLeader;
+    if (changed && ready.softState) {
+      this.logger.info({ group: this.groupId, term, leader }, isLeader ? 'became leader' : 'leader changed');
+    }
+    if (changed) this.onLeadership(this);
+  }
+
+  /** Applies committed entries and answers the proposers waiting on them. */
+  applyCommitted(entries: readonly Entry[]): void {
+    for (const entry of entries) {
+      const result = this.machine.apply(entry);
+      const waiter = this.proposals.get(entry.index);
+      if (!waiter) continue;
+      this.proposals.delete(entry.index);
+      clearTimeout(waiter.timer);
+      if (waiter.term === entry.term) waiter.resolve(result);
+      else
+        waiter.reject(new BrokerError('NO_LEADER', 'leadership changed before the write committed; retry'));
+    }
+    if (entries.length > 0) this.machine.afterApply();
+  }
+
+  answerReads(readStates: readonly ReadState[]): void {
+    for (const state of readStates) {
+      const waiter = this.reads.get(state.requestId);
+      if (!waiter) continue;
+      this.reads.delete(state.requestId);
+      clearTimeout(waiter.timer);
+      waiter.resolve(state.index);
+    }
+  }
+
+  /** The group is going away (topic deleted, node stopping): fail everyone still waiting. */
+  close(error: BrokerError): void {
+    this.closed = true;
+    for (const waiter of this.proposals.values()) {
+      clearTimeout(waiter.timer);
+      waiter.reject(error);
+    }
+    for (const waiter of this.reads.values()) {
+      clearTimeout(waiter.timer);
+      waiter.reject(error);
+    }
+    this.proposals.clear();
+    this.reads.clear();
+  }
+}

@@ -1,0 +1,122 @@
+// Whole broker clusters in one process for tests of the broker logic: in-memory stores, an
+// in-memory message sink in place of the transport, and announcements delivered directly.
+// Nodes can be stopped and started again on the same stores.
+
+import pino from 'pino';
+import type { PartitionStatus } from '../../src/broker/leadership.js';
+import type { Announcer, BrokerTiming } from '../../src/broker/node.js';
+import { BrokerNode, type NodeTransport } from '../../src/broker/node.js';
+import type { Message, NodeId } from '../../src/raft/index.js';
+import { MemoryNodeStore } from './memory-store.js';
+
+const FAST_TIMING: Partial<BrokerTiming> = {
+  tickMs: 10,
+  electionTicks: 10,
+  heartbeatTicks: 1,
+  gossipIntervalMs: 100,
+};
+
+class LocalSink implements NodeTransport {
+  private queue: Array<{ to: NodeId; groupId: number; message: Message }> = [];
+  constructor(
+    private readonly cluster: InProcessCluster,
+    private readonly from: NodeId,
+  ) {}
+  send(to: NodeId, groupId: number, message: Message): void {
+    this.queue.push({ to, groupId, message });
+  }
+  flush(): void {
+    const batch = this.queue;
+    this.queue = [];
+    if (batch.length > 0) setImmediate(() => this.cluster.deliver(this.from, batch));
+  }
+  isPeerAlive(id: NodeId): boolean {
+    return this.cluster.isUp(id);
+  }
+}
+
+class LocalAnnouncer implements Announcer {
+  constructor(
+    private readonly cluster: InProcessCluster,
+    private readonly from: NodeId,
+  ) {}
+  announce(statuses: PartitionStatus[]): void {
+    setImmediate(() => this.cluster.announce(this.from, statuses));
+  }
+  async close(): Promise<void> {}
+}
+
+export class InProcessCluster {
+  readonly nodes = new Map<NodeId, BrokerNode>();
+  readonly stores = new Map<NodeId, MemoryNodeStore>();
+  readonly peers: Map<number, string>;
+  /** Cut links "from-to": messages are dropped. */
+  readonly cut = new Set<string>();
+
+  constructor(readonly size: number) {
+    this.peers = new Map(Array.from({ length: size }, (_, i) => [i + 1, `http://127.0.0.1:${9990 + i}`]));
+    for (const id of this.peers.keys()) this.stores.set(id, new MemoryNodeStore());
+  }
+
+  async startAll(): Promise<void> {
+    for (const id of this.peers.keys()) await this.start(id);
+  }
+
+  async start(id: NodeId): Promise<BrokerNode> {
+    const node = new BrokerNode({
+      nodeId: id,
+      peers: this.peers,
+      store: this.stores.get(id)!,
+      transport: new LocalSink(this, id),
+      logger: pino({ level: 'silent' }),
+      defaultPersistence: 'async',
+      timing: FAST_TIMING,
+      announcer: new LocalAnnouncer(this, id),
+    });
+    this.nodes.set(id, node);
+    await node.start();
+    return node;
+  }
+
+  /** Stops a node the hard way (no hand-off): its in-memory store survives, like a disk. */
+  async kill(id: NodeId): Promise<void> {
+    const node = this.nodes.get(id);
+    if (!node) return;
+    this.nodes.delete(id);
+    await node.stop(0);
+  }
+
+  isUp(id: NodeId): boolean {
+    return this.nodes.has(id);
+  }
+
+  deliver(from: NodeId, batch: Array<{ to: NodeId; groupId: number; message: Message }>): void {
+    for (const { to, groupId, message } of batch) {
+      if (this.cut.has(`${from}-${to}`)) continue;
+      this.nodes.get(to)?.driver.deliver(groupId, message);
+    }
+  }
+
+  announce(from: NodeId, statuses: PartitionStatus[]): void {
+    for (const [id, node] of this.nodes) if (id !== from) node.receiveAnnouncements(statuses);
+  }
+
+  metadataLeader(): BrokerNode | undefined {
+    for (const node of this.nodes.values()) if (node.isMetadataLeader()) return node;
+    return undefined;
+  }
+
+  async stopAll(): Promise<void> {
+    for (const id of [...this.nodes.keys()]) await this.kill(id);
+  }
+}
+
+/** Polls `condition` until it holds or the deadline passes; returns whether it held. */
+export async function eventually(condition: () => boolean, timeoutMs: number, stepMs = 5): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (condition()) return true;
+    await new Promise((resolve) => setTimeout(resolve, stepMs));
+  }
+  return condition();
+}
