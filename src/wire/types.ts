@@ -59,8 +59,14 @@ export interface ProduceRequest {
   timeoutMs?: number;
 }
 
+export interface ProducedOffset {
+  partition: number;
+  offset: number;
+}
+
 export interface ProduceResponse {
-  offsets: Array<{ partition: number; offset: number }>;
+  /** One per record of the request, in the order of `records`. */
+  offsets: ProducedOffset[];
   duplicate: boolean;
 }
 
@@ -89,6 +95,19 @@ export interface FetchParams {
   encoding?: Encoding;
   consistency?: Consistency;
   minOffset?: number;
+}
+
+/** Query of the stream routes (per partition, or all partitions of a topic merged). */
+export interface StreamParams {
+  offset?: number | 'earliest' | 'latest';
+  encoding?: Encoding;
+}
+
+export const NDJSON_CONTENT_TYPE = 'application/x-ndjson';
+
+export interface TransferLeaderRequest {
+  /** Id of the node that should lead the partition. */
+  node: number;
 }
 
 export interface GroupOffset {

@@ -1,0 +1,344 @@
+// RaftlogClient sends each route of the contract with the right method, path, query and body,
+// and maps answers and failures to coded errors.
+
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  isRetriable,
+  parseRetryAfterMs,
+  RaftlogClient,
+  RaftlogError,
+  RaftlogNetworkError,
+  surelyNotApplied,
+} from '../../src/client/index.js';
+import { connectionRefused, connectionReset, errorReply, FakeNode, topicDescription } from './fake-node.js';
+
+let node: FakeNode;
+const opened: FakeNode[] = [];
+afterEach(async () => {
+  for (const fake of opened.splice(0)) await fake.close();
+});
+function fakeNode(): FakeNode {
+  const fake = new FakeNode();
+  opened.push(fake);
+  return fake;
+}
+
+describe('routes', () => {
+  it('creates a topic with POST /v1/topics and the given body', async () => {
+    node = fakeNode().on('POST', /^\/v1\/topics$/, () => ({
+      status: 201,
+      body: topicDescription('orders', 3),
+    }));
+    const topic = await node.client().createTopic({
+      name: 'orders',
+      partitions: 3,
+      replicationFactor: 3,
+      config: { persistence: 'sync' },
+    });
+    expect(topic.partitions).toHaveLength(3);
+    expect(node.requests[0]).toMatchObject({
+      method: 'POST',
+      path: '/v1/topics',
+      body: { name: 'orders', partitions: 3, replicationFactor: 3, config: { persistence: 'sync' } },
+      headers: { 'content-type': 'application/json' },
+    });
+  });
+
+  it('lists, describes and deletes topics', async () => {
+    node = fakeNode()
+      .on('GET', /^\/v1\/topics$/, () => ({ status: 200, body: { topics: [topicDescription('a', 1)] } }))
+      .on('GET', /^\/v1\/topics\/a$/, () => ({ status: 200, body: topicDescription('a', 2) }))
+      .on('DELETE', /^\/v1\/topics\/a$/, () => ({ status: 204 }));
+    const client = node.client();
+    expect((await client.listTopics()).map((t) => t.name)).toEqual(['a']);
+    expect((await client.describeTopic('a')).partitions).toHaveLength(2);
+    await expect(client.deleteTopic('a')).resolves.toBeUndefined();
+  });
+
+  it('produces with the full request body', async () => {
+    node = fakeNode().on('POST', /^\/v1\/topics\/orders\/records$/, () => ({
+      status: 200,
+      body: { offsets: [{ partition: 0, offset: 17 }], duplicate: false },
+    }));
+    const request = {
+      records: [
+        { key: 'user-1', value: 'hello', headers: { trace: 'abc' }, partition: 0, timestamp: 1732262400000 },
+      ],
+      encoding: 'utf8' as const,
+      producer: { id: 'p-7f3a', epoch: 0, sequence: 41 },
+      timeoutMs: 30000,
+    };
+    const response = await node.client().produce('orders', request);
+    expect(response.offsets).toEqual([{ partition: 0, offset: 17 }]);
+    expect(node.requests[0]!.body).toEqual(request);
+  });
+
+  it('refuses a produce answer whose offsets do not match the records', async () => {
+    node = fakeNode().on('POST', /records$/, () => ({
+      status: 200,
+      body: { offsets: [], duplicate: false },
+    }));
+    const error = await node
+      .client()
+      .produce('t', { records: [{ value: 'x' }] })
+      .catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'UNEXPECTED_RESPONSE' });
+  });
+
+  it('fetches with every query parameter of the contract', async () => {
+    node = fakeNode().on('GET', /^\/v1\/topics\/orders\/partitions\/2\/records$/, () => ({
+      status: 200,
+      body: { records: [], nextOffset: 5, highWatermark: 5, logStartOffset: 0 },
+    }));
+    await node.client().fetch('orders', 2, {
+      offset: 'earliest',
+      limit: 10,
+      maxBytes: 4096,
+      waitMs: 250,
+      encoding: 'base64',
+      consistency: 'linearizable',
+      minOffset: 4,
+    });
+    expect(node.requests[0]!.query).toEqual({
+      offset: 'earliest',
+      limit: '10',
+      maxBytes: '4096',
+      waitMs: '250',
+      encoding: 'base64',
+      consistency: 'linearizable',
+      minOffset: '4',
+    });
+  });
+
+  it('omits query parameters that are not given', async () => {
+    node = fakeNode().on('GET', /records$/, () => ({
+      status: 200,
+      body: { records: [], nextOffset: 0, highWatermark: 0, logStartOffset: 0 },
+    }));
+    await node.client().fetch('orders', 0);
+    expect(node.requests[0]!.query).toEqual({});
+  });
+
+  it('puts and gets group offsets', async () => {
+    const offsets = [{ topic: 'orders', partition: 0, offset: 18 }];
+    node = fakeNode()
+      .on('PUT', /^\/v1\/groups\/billing\/offsets$/, () => ({ status: 204 }))
+      .on('GET', /^\/v1\/groups\/billing\/offsets$/, () => ({ status: 200, body: { offsets } }));
+    const client = node.client();
+    await client.commitOffsets('billing', offsets);
+    expect(await client.groupOffsets('billing', { topic: 'orders' })).toEqual(offsets);
+    expect(node.requests[0]!.body).toEqual({ offsets });
+    expect(node.requests[1]!.query).toEqual({ topic: 'orders' });
+  });
+
+  it('transfers leadership with {node}', async () => {
+    node = fakeNode().on('POST', /^\/v1\/topics\/orders\/partitions\/1\/leader$/, () => ({ status: 200 }));
+    await node.client().transferLeader('orders', 1, 2);
+    expect(node.requests[0]!.body).toEqual({ node: 2 });
+  });
+
+  it('reads the cluster and probes health', async () => {
+    const cluster = {
+      clusterId: 'c1',
+      nodes: [{ id: 1, url: 'http://127.0.0.1:9090', alive: true }],
+      metadataLeader: 1,
+    };
+    node = fakeNode()
+      .on('GET', /^\/v1\/cluster$/, () => ({ status: 200, body: cluster }))
+      .on('GET', /^\/healthz$/, () => ({ status: 200, body: 'ok' }))
+      .on('GET', /^\/readyz$/, () => errorReply(503, 'NO_LEADER', 'not ready'));
+    const client = node.client();
+    expect(await client.cluster()).toEqual(cluster);
+    expect(await client.isHealthy()).toBe(true);
+    expect(await client.isReady()).toBe(false);
+  });
+
+  it('encodes topic and group names in paths', async () => {
+    node = fakeNode().on('GET', /^\/v1\/topics\//, () => ({ status: 200, body: topicDescription('a', 1) }));
+    await node.client().describeTopic('a b/c');
+    expect(node.requests[0]!.path).toBe('/v1/topics/a%20b%2Fc');
+  });
+});
+
+describe('errors', () => {
+  it('keeps the contract code, status, message and extra fields', async () => {
+    node = fakeNode().on('GET', /records$/, () =>
+      errorReply(416, 'OFFSET_OUT_OF_RANGE', 'offset 3 is below the log start 10', {
+        details: { logStartOffset: 10, highWatermark: 20 },
+        headers: { 'x-raftlog-node': '2' },
+      }),
+    );
+    const error = await node
+      .client()
+      .fetch('t', 0, { offset: 3 })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RaftlogError);
+    expect(error).toMatchObject({
+      code: 'OFFSET_OUT_OF_RANGE',
+      statusCode: 416,
+      message: 'offset 3 is below the log start 10',
+      details: { logStartOffset: 10, highWatermark: 20 },
+      nodeId: 2,
+    });
+    expect(isRetriable(error)).toBe(false);
+  });
+
+  it('reads retry-after of a 503 into retryAfterMs', async () => {
+    node = fakeNode().on('GET', /^\/v1\/topics$/, () =>
+      errorReply(503, 'NO_LEADER', 'no leader', { headers: { 'retry-after': '2' } }),
+    );
+    const error = await node
+      .client()
+      .listTopics()
+      .catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'NO_LEADER', statusCode: 503, retryAfterMs: 2000 });
+    expect(isRetriable(error)).toBe(true);
+    expect(surelyNotApplied(error)).toBe(true);
+  });
+
+  it('parses retry-after as seconds or as an HTTP date', () => {
+    expect(parseRetryAfterMs('1')).toBe(1000);
+    expect(parseRetryAfterMs('0.5')).toBe(500);
+    expect(parseRetryAfterMs(undefined)).toBeUndefined();
+    expect(parseRetryAfterMs('soon')).toBeUndefined();
+    const nowMs = Date.parse('2026-01-01T00:00:00Z');
+    expect(parseRetryAfterMs('Thu, 01 Jan 2026 00:00:03 GMT', nowMs)).toBe(3000);
+  });
+
+  it('treats 504 TIMEOUT as retriable but possibly applied', async () => {
+    node = fakeNode().on('POST', /records$/, () => errorReply(504, 'TIMEOUT', 'not committed in time'));
+    const error = await node
+      .client()
+      .produce('t', { records: [{ value: 'x' }] })
+      .catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'TIMEOUT', statusCode: 504 });
+    expect(isRetriable(error)).toBe(true);
+    expect(surelyNotApplied(error)).toBe(false);
+  });
+
+  it('maps a non-contract 404 (unknown route) to NOT_FOUND', async () => {
+    node = fakeNode().on('GET', /stream$/, () => ({
+      status: 404,
+      body: { message: 'Route GET:/x not found', error: 'Not Found', statusCode: 404 },
+    }));
+    const error = await node
+      .client()
+      .openStream('t', 0)
+      .catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'NOT_FOUND', statusCode: 404 });
+  });
+
+  it('maps a proxy page to UNEXPECTED_RESPONSE with a snippet', async () => {
+    node = fakeNode().on('GET', /cluster$/, () => ({
+      status: 502,
+      body: '<html>Bad   Gateway</html>',
+      headers: { 'content-type': 'text/html' },
+    }));
+    const error = (await node
+      .client()
+      .cluster()
+      .catch((e: unknown) => e)) as RaftlogError;
+    expect(error.code).toBe('UNEXPECTED_RESPONSE');
+    expect(error.message).toContain('HTTP 502: <html>Bad Gateway</html>');
+  });
+
+  it('refuses invalid JSON in a 200', async () => {
+    node = fakeNode().on('GET', /cluster$/, () => ({ status: 200, body: '{"clusterId":' }));
+    await expect(node.client().cluster()).rejects.toMatchObject({
+      code: 'UNEXPECTED_RESPONSE',
+      statusCode: 200,
+    });
+  });
+
+  it('refuses an answer over responseBytesMax', async () => {
+    node = fakeNode().on('GET', /^\/v1\/topics$/, () => ({
+      status: 200,
+      body: { topics: [], pad: 'x'.repeat(5000) },
+    }));
+    await expect(node.client({ responseBytesMax: 1000 }).listTopics()).rejects.toMatchObject({
+      code: 'UNEXPECTED_RESPONSE',
+    });
+  });
+
+  it('maps connection failures to RaftlogNetworkError with a reason', async () => {
+    node = fakeNode()
+      .on('GET', /^\/v1\/cluster$/, () => {
+        throw connectionRefused();
+      })
+      .on('GET', /^\/v1\/topics$/, () => {
+        throw connectionReset();
+      });
+    const refused = await node
+      .client()
+      .cluster()
+      .catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(RaftlogNetworkError);
+    expect(refused).toMatchObject({
+      code: 'NETWORK_ERROR',
+      failure: 'connection refused',
+      notSent: true,
+      url: 'http://127.0.0.1:9090',
+      message: 'cannot reach http://127.0.0.1:9090 (connection refused)',
+    });
+    const reset = await node
+      .client()
+      .listTopics()
+      .catch((e: unknown) => e);
+    expect(reset).toMatchObject({ code: 'NETWORK_ERROR', failure: 'connection reset', notSent: false });
+    expect(surelyNotApplied(reset)).toBe(false);
+  });
+
+  it('reports a real refused connection on 127.0.0.1', async () => {
+    // Bind then close a port, so nothing listens there.
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    const client = new RaftlogClient({ url: `http://127.0.0.1:${port}` });
+    try {
+      await expect(client.cluster()).rejects.toMatchObject({
+        code: 'NETWORK_ERROR',
+        failure: 'connection refused',
+      });
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('times out a request that gets no headers within requestTimeoutMs', async () => {
+    const server = createServer(() => {
+      // Never answers.
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    const client = new RaftlogClient({ url: `http://127.0.0.1:${port}`, requestTimeoutMs: 200 });
+    try {
+      await expect(client.cluster()).rejects.toMatchObject({
+        code: 'NETWORK_ERROR',
+        failure: 'response timeout',
+      });
+    } finally {
+      await client.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
+  it('rejects with the abort reason when the signal aborts', async () => {
+    node = fakeNode().on('GET', /cluster$/, () => ({ status: 200, body: {} }));
+    const controller = new AbortController();
+    controller.abort(new Error('stop'));
+    await expect(node.client().cluster({ signal: controller.signal })).rejects.toThrow('stop');
+  });
+
+  it('refuses a server URL with a path or another scheme', () => {
+    expect(() => new RaftlogClient({ url: 'http://127.0.0.1:9090/v1' })).toThrow(
+      /only scheme, host and port/,
+    );
+    expect(() => new RaftlogClient({ url: 'ftp://x' })).toThrow(/http/);
+    expect(() => new RaftlogClient({ url: 'nonsense' })).toThrow(/invalid server URL/);
+    expect(new RaftlogClient({ url: 'http://127.0.0.1:9090/' }).url).toBe('http://127.0.0.1:9090');
+  });
+});
