@@ -29,6 +29,7 @@ import {
   type TopicMeta,
 } from './metadata-state.js';
 import { decodePartitionSnapshot, entryOffsets, PartitionMachine } from './partition-machine.js';
+import { RoundRobin } from './partitioner.js';
 import { RaftGroup } from './raft-group.js';
 
 export interface BrokerTiming {
@@ -105,6 +106,7 @@ export class BrokerNode {
   private readonly opening = new Map<number, Promise<void>>();
   private readonly gossip: Announcer;
   private readonly changedLeadership = new Set<number>();
+  private readonly roundRobin = new Map<string, RoundRobin>();
   private gossipTimer: NodeJS.Timeout | null = null;
   private announceScheduled = false;
   private snapshotInFlight = false;
@@ -459,6 +461,47 @@ export class BrokerNode {
   /** Describes which node answers for a partition. */
   localPartition(groupId: number): LocalPartition | undefined {
     return this.partitions.get(groupId);
+  }
+
+  /**
+   * Read-your-writes for metadata on a node that may lag: confirms with the metadata leader
+   * (ReadIndex) and waits until this node has applied that far. Used before answering
+   * UNKNOWN_TOPIC for a topic another node may just have created.
+   */
+  async syncMetadata(timeoutMs: number): Promise<void> {
+    const group = this.metadataGroup;
+    const machine = this.metadataMachine;
+    if (!group || !machine) throw new BrokerError('NO_LEADER', 'metadata is not open yet');
+    const reading = group.readIndex(timeoutMs);
+    this.driver.markDirty(group);
+    const index = await reading;
+    const deadline = Date.now() + timeoutMs;
+    while (machine.appliedIndex < index) {
+      if (Date.now() >= deadline) throw new BrokerError('NO_LEADER', 'metadata did not catch up in time');
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  }
+
+  /** Round-robin partition choice for keyless records, one cursor per topic. */
+  nextRoundRobin(topic: string, partitions: number): number {
+    let cursor = this.roundRobin.get(topic);
+    if (!cursor) {
+      cursor = new RoundRobin();
+      this.roundRobin.set(topic, cursor);
+    }
+    return cursor.pick(partitions);
+  }
+
+  /** Waits until every partition of a topic has a known leader (or the deadline passes). */
+  async waitForLeaders(topic: string, timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const meta = this.metadata.topics.get(topic);
+      if (!meta) return false;
+      if (meta.partitions.every((p) => (this.partitionStatus(p.groupId)?.leader ?? 0) !== 0)) return true;
+      if (Date.now() >= deadline) return false;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
   }
 
   /** Whether this node serves: metadata has a leader and every local partition knows one. */

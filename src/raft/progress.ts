@@ -77,6 +77,8 @@ export class Progress {
   pendingSnapshotTick = 0;
   /** Heard from since the last check-quorum round. */
   recentActive = false;
+  /** The highest commit index this follower was told of (App, Heartbeat or Commit). */
+  sentCommit = 0;
   /** match when the previous heartbeat response arrived: no movement since means lost Apps. */
   matchAtLastHeartbeat = 0;
   /** The highest heartbeat round this replica answered (for ReadIndex and the lease). */

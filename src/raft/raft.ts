@@ -109,6 +109,8 @@ export class Raft {
   msgs: Message[] = [];
   /** Leader: entries were proposed since the last Ready and not yet sent. */
   appendsPending = false;
+  /** Leader: the commit index followers were last notified of. */
+  private lastCommitNoticed = 0;
   /** Messages that must wait until what is pending persistence now is durable. */
   private heldUnassigned: Message[] = [];
   private held: HeldMessage[] = [];
@@ -221,6 +223,7 @@ export class Raft {
     // An uncommitted conf change may hide in the log: allow no other until everything applies.
     this.pendingConfIndex = this.log.lastIndex();
     this.uncommittedBytes = 0;
+    this.lastCommitNoticed = this.log.committed;
     // The no-op: entries of earlier terms commit only under an entry of this term.
     this.appendEntries([{ term: 0, index: 0, type: EntryType.Normal, data: new Uint8Array(0) }]);
     this.bcastAppend();
@@ -336,7 +339,10 @@ export class Raft {
     if (m.type === MessageType.PreVote) return true; // pre-vote never changes our term
     if (m.type === MessageType.PreVoteResp && !m.reject) return true; // our own future term
     const fromLeader =
-      m.type === MessageType.App || m.type === MessageType.Heartbeat || m.type === MessageType.Snapshot;
+      m.type === MessageType.App ||
+      m.type === MessageType.Heartbeat ||
+      m.type === MessageType.Snapshot ||
+      m.type === MessageType.Commit;
     this.becomeFollower(m.term, fromLeader ? m.from : NONE);
     return true;
   }
@@ -411,6 +417,12 @@ export class Raft {
         this.heardFromLeader(m.from);
         this.handleSnapshot(m);
         return;
+      case MessageType.Commit:
+        this.heardFromLeader(m.from);
+        if (!this.recovering && this.log.matchTerm(m.index, m.logTerm)) {
+          this.log.commitTo(Math.min(m.commit, m.index));
+        }
+        return;
       case MessageType.TimeoutNow:
         this.campaign('transfer');
         return;
@@ -442,6 +454,7 @@ export class Raft {
       case MessageType.App:
       case MessageType.Heartbeat:
       case MessageType.Snapshot:
+      case MessageType.Commit:
         // A leader of our term exists: follow it.
         this.becomeFollower(m.term, m.from);
         this.stepFollower(m);
@@ -523,9 +536,9 @@ export class Raft {
         `heartbeat commit ${m.commit} is past our last index ${this.log.lastIndex()}: log lost or corrupted`,
       );
       this.log.commitTo(m.commit);
-    } else {
-      this.learnRecoveryTarget(m.commit);
     }
+    // A recovering node learns no recovery target here: the leader caps a heartbeat's commit at
+    // what it knows we store (0 after our restart), not its real commit.
     const resp = makeMessage(MessageType.HeartbeatResp, this.id, m.from, this.term);
     resp.context = m.context;
     resp.recovering = this.recovering;
@@ -646,9 +659,37 @@ export class Raft {
 
   /** Sends the Apps that proposals of this turn deferred. Called when a Ready is built. */
   flushAppends(): void {
-    if (!this.appendsPending) return;
-    this.appendsPending = false;
-    if (this.role === StateRole.Leader) this.bcastAppend();
+    if (this.role !== StateRole.Leader) {
+      this.appendsPending = false;
+      return;
+    }
+    if (this.appendsPending) {
+      this.appendsPending = false;
+      this.bcastAppend();
+    }
+    if (this.log.committed > this.lastCommitNoticed) {
+      this.lastCommitNoticed = this.log.committed;
+      this.sendCommitNotices();
+    }
+  }
+
+  commitNoticePending(): boolean {
+    return this.role === StateRole.Leader && this.log.committed > this.lastCommitNoticed;
+  }
+
+  /** Tells followers the new commit index, unless an App this turn already did. */
+  private sendCommitNotices(): void {
+    for (const [id, pr] of this.tracker.progress) {
+      if (id === this.id || pr.recovering) continue;
+      const commit = Math.min(this.log.committed, pr.match);
+      if (commit <= pr.sentCommit) continue;
+      const m = makeMessage(MessageType.Commit, this.id, id, this.term);
+      m.index = pr.match;
+      m.logTerm = this.log.termOrZero(pr.match);
+      m.commit = commit;
+      this.msgs.push(m);
+      pr.sentCommit = commit;
+    }
   }
 
   private bcastAppend(): void {
@@ -691,6 +732,7 @@ export class Raft {
     m.entries = entries;
     m.commit = this.log.committed;
     this.msgs.push(m);
+    pr.sentCommit = Math.max(pr.sentCommit, Math.min(this.log.committed, prevIndex + entries.length));
     let bytes = 0;
     for (let i = 0; i < entries.length; i++) bytes += entryBytes(entries[i]!);
     pr.sentEntries(prevIndex + entries.length, bytes);
@@ -724,6 +766,7 @@ export class Raft {
       m.commit = Math.min(pr.match, this.log.committed);
       m.context = this.round;
       this.msgs.push(m);
+      if (m.commit > pr.sentCommit) pr.sentCommit = m.commit;
     }
     return this.round;
   }

@@ -152,6 +152,7 @@ export class RawNode {
   hasReady(): boolean {
     const raft = this.raft;
     if (raft.appendsPending || raft.msgs.length > 0 || raft.readStates.length > 0) return true;
+    if (raft.commitNoticePending()) return true;
     if (raft.confStateChanged) return true;
     if (raft.hasHeldUnassigned()) return true;
     if (raft.log.unstable.hasNext()) return true;

@@ -40,6 +40,12 @@ export enum MessageType {
   TimeoutNow = 12,
   /** Follower → leader: please transfer leadership to `from`'s choice (in index). */
   TransferLeader = 13,
+  /**
+   * Leader → follower, no answer: the commit index moved. `index`/`logTerm` name an entry the
+   * follower is known to hold, so it may commit up to min(commit, index). Sent when no App
+   * carries the news this turn, so followers serve new records about one trip after commit.
+   */
+  Commit = 14,
 }
 
 /**

@@ -212,6 +212,32 @@ describe('replication', () => {
     expect(() => net.raw(1).propose(new Uint8Array(600))).not.toThrow();
   });
 
+  it('followers learn a new commit index without waiting for a heartbeat (Commit notice)', () => {
+    const net = new TestNetwork({ voters: [1, 2, 3] });
+    net.elect(1);
+    const since = net.delivered.length;
+    const index = net.propose(1, 'x');
+    // No tick: the notice, not a heartbeat, carried the commit.
+    expect(net.raw(2).commitIndex).toBe(index);
+    expect(net.raw(3).commitIndex).toBe(index);
+    expect(net.countDelivered(MessageType.Commit, since)).toBe(2);
+    expect(net.countDelivered(MessageType.Heartbeat, since)).toBe(0);
+  });
+
+  it('costs one Commit notice per follower per commit advance', () => {
+    const net = new TestNetwork({ voters: [1, 2, 3] });
+    net.elect(1);
+    net.propose(1, 'x');
+    const since = net.delivered.length;
+    // The App for 'y' carries the commit of 'x'; only y's own commit needs a notice.
+    net.raw(1).propose(new TextEncoder().encode('y'));
+    net.stabilize();
+    const commits = net.countDelivered(MessageType.Commit, since);
+    const apps = net.countDelivered(MessageType.App, since);
+    expect(apps).toBe(2);
+    expect(commits).toBe(2);
+  });
+
   it('a follower refuses a proposal with NotLeader', () => {
     const net = new TestNetwork({ voters: [1, 2, 3] });
     net.elect(1);

@@ -1,0 +1,85 @@
+// The HTTP API of one node: a fastify instance with a plugin per resource, one error handler
+// that turns every failure into the contract's error body, and the node header on every reply.
+
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import Fastify, { type FastifyError, type FastifyReply } from 'fastify';
+import type { Logger } from 'pino';
+import { BrokerError } from '../broker/errors.js';
+import type { BrokerNode } from '../broker/node.js';
+import { RETRY_AFTER_SECONDS } from '../wire/errors.js';
+import { MAX_REQUEST_BYTES, NODE_HEADER } from '../wire/types.js';
+import type { Forwarder } from './forward.js';
+import { clusterRoutes } from './routes/cluster.js';
+import { internalRoutes } from './routes/internal.js';
+import { recordRoutes } from './routes/records.js';
+import { topicRoutes } from './routes/topics.js';
+
+export interface ApiContext {
+  broker: BrokerNode;
+  forwarder: Forwarder;
+}
+
+export function buildApp(context: ApiContext, logger: Logger) {
+  const app = Fastify({
+    loggerInstance: logger,
+    // Nothing is logged per request: that would be per record on the produce path.
+    disableRequestLogging: true,
+    bodyLimit: MAX_REQUEST_BYTES,
+    // Requests forwarded between nodes can wait up to their own timeouts.
+    requestTimeout: 0,
+    ajv: { customOptions: { coerceTypes: true, removeAdditional: false, allErrors: false } },
+  });
+  const nodeId = String(context.broker.nodeId);
+  app.addHook('onSend', (_request, reply, payload, done) => {
+    reply.header(NODE_HEADER, nodeId);
+    done(null, payload);
+  });
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const coded = toBrokerError(error);
+    if (coded.code === 'INTERNAL') request.log.error({ err: error }, 'request failed');
+    sendError(reply, coded);
+  });
+  app.setNotFoundHandler((request, reply) => {
+    sendError(reply, new BrokerError('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`));
+  });
+  // The OpenAPI document is generated from the route schemas: /docs (UI) and /docs/json.
+  app.register(swagger, {
+    openapi: {
+      info: { title: 'raftlog', version: '1', description: 'A replicated, append-only log broker' },
+    },
+  });
+  app.register(swaggerUi, { routePrefix: '/docs' });
+  app.register(topicRoutes(context));
+  app.register(recordRoutes(context));
+  app.register(clusterRoutes(context));
+  app.register(internalRoutes(context));
+  return app;
+}
+
+export function sendError(reply: FastifyReply, error: BrokerError): FastifyReply {
+  if (error.statusCode === 503) reply.header('retry-after', String(RETRY_AFTER_SECONDS));
+  return reply.code(error.statusCode).type('application/json').send(JSON.stringify(error.toBody()));
+}
+
+/** Maps whatever was thrown to a coded error of the contract. */
+export function toBrokerError(error: FastifyError | Error): BrokerError {
+  if (error instanceof BrokerError) return error;
+  const fastifyError = error as FastifyError;
+  switch (fastifyError.code) {
+    case 'FST_ERR_VALIDATION':
+      return new BrokerError('INVALID_REQUEST', fastifyError.message);
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new BrokerError(
+        'REQUEST_TOO_LARGE',
+        `the request body is over maxRequestBytes (${MAX_REQUEST_BYTES})`,
+      );
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new BrokerError('INVALID_REQUEST', 'the body must be JSON (content-type: application/json)');
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new BrokerError('INVALID_REQUEST', 'the JSON body is empty');
+    default:
+      if (fastifyError.statusCode === 400) return new BrokerError('INVALID_REQUEST', fastifyError.message);
+      return new BrokerError('INTERNAL', `internal error: ${fastifyError.message}`);
+  }
+}

@@ -1,0 +1,68 @@
+// Three (or N) fastify apps over an in-process broker cluster. Forwarding between nodes goes
+// through fastify's inject instead of sockets, so API behaviour is tested without ports.
+
+import type { FastifyInstance } from 'fastify';
+import pino from 'pino';
+import { buildApp } from '../../src/api/app.js';
+import {
+  FORWARDED_HEADER,
+  type ForwardedResponse,
+  type Forwarder,
+  type ForwardRequest,
+  unreachable,
+} from '../../src/api/forward.js';
+import { eventually, InProcessCluster } from '../broker/in-process-cluster.js';
+
+class InjectForwarder implements Forwarder {
+  constructor(private readonly api: InProcessApi) {}
+  async forward(nodeId: number, request: ForwardRequest): Promise<ForwardedResponse> {
+    const app = this.api.apps.get(nodeId);
+    if (!app || !this.api.cluster.isUp(nodeId)) return unreachable(nodeId, 'down');
+    const response = await app.inject({
+      method: request.method,
+      url: request.url,
+      payload: request.body,
+      headers: {
+        ...(request.body !== undefined ? { 'content-type': 'application/json' } : {}),
+        [FORWARDED_HEADER]: String(request.hops + 1),
+      },
+    });
+    const headers: Record<string, string> = {};
+    for (const name of ['content-type', 'retry-after']) {
+      const value = response.headers[name];
+      if (typeof value === 'string') headers[name] = value;
+    }
+    return { statusCode: response.statusCode, headers, body: response.body };
+  }
+  async close(): Promise<void> {}
+}
+
+export class InProcessApi {
+  readonly cluster: InProcessCluster;
+  readonly apps = new Map<number, FastifyInstance>();
+
+  constructor(size: number) {
+    this.cluster = new InProcessCluster(size);
+  }
+
+  async start(): Promise<void> {
+    await this.cluster.startAll();
+    for (const [id, broker] of this.cluster.nodes) {
+      const app = buildApp({ broker, forwarder: new InjectForwarder(this) }, pino({ level: 'silent' }));
+      await app.ready();
+      this.apps.set(id, app);
+    }
+    await eventually(() => [...this.cluster.nodes.values()].every((n) => n.metadataLeader() !== null), 5000);
+  }
+
+  app(id: number): FastifyInstance {
+    const app = this.apps.get(id);
+    if (!app) throw new Error(`no app for node ${id}`);
+    return app;
+  }
+
+  async stop(): Promise<void> {
+    for (const app of this.apps.values()) await app.close();
+    await this.cluster.stopAll();
+  }
+}
