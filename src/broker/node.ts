@@ -232,7 +232,7 @@ export class BrokerNode {
   /** Proposes a metadata command on this node, which must lead the metadata group. */
   async proposeMetadata(command: MetadataCommand, timeoutMs: number): Promise<MetadataResult> {
     const group = this.metadataGroup;
-    if (!group || !group.isLeader) {
+    if (!group?.isLeader) {
       throw new BrokerError('NO_LEADER', 'this node does not lead the metadata group');
     }
     const index = this.propose(group, encodeCommand(command));

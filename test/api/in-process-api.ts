@@ -1,7 +1,6 @@
 // Three (or N) fastify apps over an in-process broker cluster. Forwarding between nodes goes
 // through fastify's inject instead of sockets, so API behaviour is tested without ports.
 
-import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { buildApp } from '../../src/api/app.js';
 import {
@@ -12,6 +11,8 @@ import {
   unreachable,
 } from '../../src/api/forward.js';
 import { eventually, InProcessCluster } from '../broker/in-process-cluster.js';
+
+type ApiApp = ReturnType<typeof buildApp>;
 
 class InjectForwarder implements Forwarder {
   constructor(private readonly api: InProcessApi) {}
@@ -39,7 +40,7 @@ class InjectForwarder implements Forwarder {
 
 export class InProcessApi {
   readonly cluster: InProcessCluster;
-  readonly apps = new Map<number, FastifyInstance>();
+  readonly apps = new Map<number, ApiApp>();
 
   constructor(size: number) {
     this.cluster = new InProcessCluster(size);
@@ -55,7 +56,7 @@ export class InProcessApi {
     await eventually(() => [...this.cluster.nodes.values()].every((n) => n.metadataLeader() !== null), 5000);
   }
 
-  app(id: number): FastifyInstance {
+  app(id: number): ApiApp {
     const app = this.apps.get(id);
     if (!app) throw new Error(`no app for node ${id}`);
     return app;
