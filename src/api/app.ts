@@ -3,7 +3,7 @@
 
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import Fastify, { type FastifyError, type FastifyReply } from 'fastify';
+import Fastify, { type FastifyError, type FastifyReply, LogController } from 'fastify';
 import type { Logger } from 'pino';
 import { BrokerError } from '../broker/errors.js';
 import type { BrokerNode } from '../broker/node.js';
@@ -24,7 +24,7 @@ export function buildApp(context: ApiContext, logger: Logger) {
   const app = Fastify({
     loggerInstance: logger,
     // Nothing is logged per request: that would be per record on the produce path.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: MAX_REQUEST_BYTES,
     // Requests forwarded between nodes can wait up to their own timeouts.
     requestTimeout: 0,
