@@ -561,7 +561,7 @@ export class Raft {
     this.log.restore(snapshot);
     this.tracker.applyConfState(snapshot.metadata.confState, this.log.lastIndex() + 1);
     this.confStateChanged = true;
-    this.learnRecoveryTarget(index);
+    this.learnRecoveryTarget(Math.max(index, m.commit));
     this.respondAppend(m.from, index);
   }
 
@@ -751,6 +751,8 @@ export class Raft {
     assert(snapshot.metadata.index > 0, 'raft: need a snapshot but the storage has none');
     const m = makeMessage(MessageType.Snapshot, this.id, to, this.term);
     m.snapshot = snapshot;
+    // Our commit, which may be past the snapshot: a recovering follower must catch up to it.
+    m.commit = this.log.committed;
     this.msgs.push(m);
     pr.becomeSnapshot(snapshot.metadata.index, this.tickCount);
     return true;

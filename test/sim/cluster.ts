@@ -325,10 +325,10 @@ export class Cluster implements NodeHost {
         this.tracer.add(this.now, from.id, TraceKind.Drop, m, null, 0, 0, reason);
         continue;
       }
-      const delays = this.network.deliveryDelays(m, this.networkRandom);
-      if (delays.length === 0) this.tracer.add(this.now, from.id, TraceKind.Drop, m, null, 0, 0, 'lost');
-      for (const delayMs of delays) {
-        this.push(this.now + delayMs, EventKind.Deliver, m.to, from.incarnation, to!.incarnation, m, null);
+      const arrivals = this.network.arrivalTimes(m, this.now, this.networkRandom);
+      if (arrivals.length === 0) this.tracer.add(this.now, from.id, TraceKind.Drop, m, null, 0, 0, 'lost');
+      for (const atMs of arrivals) {
+        this.push(atMs, EventKind.Deliver, m.to, from.incarnation, to!.incarnation, m, null);
       }
     }
   }

@@ -18,6 +18,11 @@ export interface NetworkFaults {
   longDelayMaxMs: number;
   /** 6.824's long reordering delays replies only. */
   longDelayRepliesOnly: boolean;
+  /**
+   * Messages on one link arrive in the order sent (a persistent connection, as the real transport
+   * uses), except those taking a long delay. False: each message has its own delay, as labrpc.
+   */
+  fifo: boolean;
 }
 
 /** A healthy network: sub-millisecond to a millisecond, nothing lost. */
@@ -30,6 +35,7 @@ export const RELIABLE_NETWORK: Readonly<NetworkFaults> = Object.freeze({
   longDelayMinMs: 200,
   longDelayMaxMs: 2200,
   longDelayRepliesOnly: false,
+  fifo: true,
 });
 
 /** 6.824's unreliable network: 0–27 ms, 10% of requests and 10% of replies lost. */
@@ -38,6 +44,7 @@ export const UNRELIABLE_NETWORK: Readonly<NetworkFaults> = Object.freeze({
   minDelayMs: 0,
   maxDelayMs: 27,
   dropRate: 0.1,
+  fifo: false,
 });
 
 /** 6.824's long reordering, added on top of another profile: 2/3 of replies 200–2200 ms late. */
@@ -73,7 +80,7 @@ export class NetworkStats {
 }
 
 const LINK_BASE = 1 << 16;
-const NO_DELAYS: number[] = [];
+const NO_TIMES: number[] = [];
 
 export class SimNetwork {
   faults: NetworkFaults;
@@ -81,6 +88,8 @@ export class SimNetwork {
   private readonly disconnected = new Set<NodeId>();
   /** One-way cuts, as from * LINK_BASE + to. */
   private readonly cut = new Set<number>();
+  /** FIFO links: the latest arrival time scheduled on each link. */
+  private readonly lastArrivalMs = new Map<number, number>();
 
   constructor(faults: NetworkFaults) {
     this.faults = { ...faults };
@@ -135,23 +144,28 @@ export class SimNetwork {
     this.disconnected.clear();
   }
 
-  /** The delays of each copy of `m` to deliver: none when it is lost, two when duplicated. */
-  deliveryDelays(m: Message, rng: SimRandom): number[] {
+  /** Arrival times of each copy of `m` sent now: none when it is lost, two when duplicated. */
+  arrivalTimes(m: Message, nowMs: number, rng: SimRandom): number[] {
     const f = this.faults;
-    if (f.dropRate > 0 && rng.chance(f.dropRate)) return NO_DELAYS;
-    const first = this.delayMs(m, rng);
-    if (f.duplicateRate > 0 && rng.chance(f.duplicateRate)) return [first, this.delayMs(m, rng)];
+    if (f.dropRate > 0 && rng.chance(f.dropRate)) return NO_TIMES;
+    const first = this.arrivalMs(m, nowMs, rng);
+    if (f.duplicateRate > 0 && rng.chance(f.duplicateRate)) return [first, this.arrivalMs(m, nowMs, rng)];
     return [first];
   }
 
-  private delayMs(m: Message, rng: SimRandom): number {
+  private arrivalMs(m: Message, nowMs: number, rng: SimRandom): number {
     const f = this.faults;
     const longOk = !f.longDelayRepliesOnly || isResponse(m.type);
     if (f.longDelayRate > 0 && longOk && rng.chance(f.longDelayRate)) {
       // Skewed toward the short end, as 6.824's 200 + rand(1 + rand(2000)).
       const span = f.longDelayMaxMs - f.longDelayMinMs;
-      return f.longDelayMinMs + rng.float() * rng.float() * span;
+      return nowMs + f.longDelayMinMs + rng.float() * rng.float() * span;
     }
-    return rng.floatIn(f.minDelayMs, f.maxDelayMs);
+    const arrival = nowMs + rng.floatIn(f.minDelayMs, f.maxDelayMs);
+    if (!f.fifo) return arrival;
+    const link = m.from * LINK_BASE + m.to;
+    const ordered = Math.max(arrival, this.lastArrivalMs.get(link) ?? 0);
+    this.lastArrivalMs.set(link, ordered);
+    return ordered;
   }
 }
