@@ -121,6 +121,8 @@ export class Cluster implements NodeHost {
   private readonly bootstrap: ConfState;
   private now = 0;
   private failure: Error | null = null;
+  /** The membership at the highest index any node applied: only moves forward. */
+  private latestMembers: { index: number; conf: ConfState };
 
   constructor(options: ClusterOptions) {
     const root = new SimRandom(options.seed);
@@ -135,6 +137,7 @@ export class Cluster implements NodeHost {
     this.checker = new InvariantChecker(() => this.nodes.values(), options.uniqueValues ?? false);
     const voters = Array.from({ length: options.nodes }, (_, i) => i + 1);
     this.bootstrap = { voters, learners: [] };
+    this.latestMembers = { index: 0, conf: this.bootstrap };
     const total = options.nodes + (options.spareNodes ?? 0);
     for (let id = 1; id <= total; id++) {
       this.ids.push(id);
@@ -338,6 +341,8 @@ export class Cluster implements NodeHost {
   }
 
   onApplied(node: SimNode, entry: Entry): void {
+    if (entry.index > this.latestMembers.index)
+      this.latestMembers = { index: entry.index, conf: node.sm.confState };
     const proposed = node.proposals.get(entry.index);
     if (!proposed) return;
     node.proposals.delete(entry.index);
@@ -632,13 +637,9 @@ export class Cluster implements NodeHost {
     return { count, value: data ? decoder.decode(data) : undefined };
   }
 
-  /** The latest membership some node applied. */
+  /** The membership at the highest index any node ever applied (restarts do not move it back). */
   members(): ConfState {
-    let best: SimNode | undefined;
-    for (const node of this.nodes.values()) {
-      if (node.sm && (!best || node.sm.appliedIndex > best.sm.appliedIndex)) best = node;
-    }
-    return best ? best.sm.confState : this.bootstrap;
+    return this.latestMembers.conf;
   }
 
   // ---- 6.824 checks ------------------------------------------------------------------------

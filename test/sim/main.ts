@@ -93,12 +93,20 @@ function runOne(seed: number, trace: boolean): number {
   return 0;
 }
 
-function spawnChild(offset: number, options: CliOptions, count: number, workers: number, onReport: (r: SeedReport) => void): Promise<void> {
+function spawnChild(
+  offset: number,
+  options: CliOptions,
+  count: number,
+  workers: number,
+  onReport: (r: SeedReport) => void,
+): Promise<void> {
   const args = ['--child', '--start', String(options.start + offset), '--seeds', String(count - offset)];
   const child = fork(fileURLToPath(import.meta.url), [...args, '--stride', String(workers)]);
   child.on('message', (message) => onReport(message as SeedReport));
   return new Promise((resolve, reject) => {
-    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`worker ${offset} exited with ${code}`))));
+    child.on('exit', (code) =>
+      code === 0 ? resolve() : reject(new Error(`worker ${offset} exited with ${code}`)),
+    );
   });
 }
 
@@ -121,17 +129,27 @@ async function runMany(options: CliOptions): Promise<number> {
   return violations.length > 0 ? 1 : 0;
 }
 
-function summarize(reports: SeedReport[], violations: SeedReport[], startedMs: number, workers: number): void {
+function summarize(
+  reports: SeedReport[],
+  violations: SeedReport[],
+  startedMs: number,
+  workers: number,
+): void {
   const byInvariant = new Map<string, number[]>();
-  for (const v of violations) byInvariant.set(v.invariant!, [...(byInvariant.get(v.invariant!) ?? []), v.seed]);
+  for (const v of violations)
+    byInvariant.set(v.invariant!, [...(byInvariant.get(v.invariant!) ?? []), v.seed]);
   for (const [invariant, seeds] of byInvariant) {
-    console.log(`  ${invariant}: ${seeds.length} seeds (${seeds.slice(0, 20).join(', ')}${seeds.length > 20 ? ', ...' : ''})`);
+    console.log(
+      `  ${invariant}: ${seeds.length} seeds (${seeds.slice(0, 20).join(', ')}${seeds.length > 20 ? ', ...' : ''})`,
+    );
   }
   const virtualS = reports.reduce((sum, r) => sum + r.virtualMs, 0) / 1000;
   const acked = reports.reduce((sum, r) => sum + r.acked, 0);
   const wallS = (performance.now() - startedMs) / 1000;
   // Wall time goes to stderr so that stdout depends on the seeds only.
-  console.error(`sim: ${virtualS.toFixed(0)} s virtual, ${acked} acknowledged proposals, ${wallS.toFixed(1)} s wall on ${workers} workers`);
+  console.error(
+    `sim: ${virtualS.toFixed(0)} s virtual, ${acked} acknowledged proposals, ${wallS.toFixed(1)} s wall on ${workers} workers`,
+  );
 }
 
 async function main(): Promise<number> {
