@@ -123,7 +123,7 @@ async function runMany(options: CliOptions): Promise<number> {
   if (reports.length !== count) throw new Error(`expected ${count} seed reports, got ${reports.length}`);
   reports.sort((a, b) => a.seed - b.seed);
   const violations = reports.filter((r) => r.invariant !== null);
-  violations.forEach((r, i) => printViolation(r, i < options.fullTraces));
+  for (let i = 0; i < violations.length; i++) printViolation(violations[i]!, i < options.fullTraces);
   summarize(reports, violations, started, workers);
   console.log(`sim: ${count} seeds, ${violations.length} violations`);
   return violations.length > 0 ? 1 : 0;
