@@ -275,7 +275,8 @@ class Cursor {
   count(minItemBytes: number, what: string): number {
     this.need(4, what);
     const value = this.u32();
-    if (value * minItemBytes > this.bytes.length - this.offset) throw malformed(`${what} ${value}`, this.offset);
+    if (value * minItemBytes > this.bytes.length - this.offset)
+      throw malformed(`${what} ${value}`, this.offset);
     return value;
   }
   uint53(what: string): number {
@@ -340,8 +341,7 @@ function readMessage(cursor: Cursor, groupIds: Uint32Array, slot: number): Messa
   cursor.need(MESSAGE_HEADER_BYTES, 'message header');
   groupIds[slot] = cursor.u32();
   const type = cursor.u8();
-  if (type < MessageType.App || type > MessageType.Commit)
-    throw malformed('message type', cursor.offset);
+  if (type < MessageType.App || type > MessageType.Commit) throw malformed('message type', cursor.offset);
   const flags = cursor.u8();
   if ((flags & ~KNOWN_FLAGS) !== 0) throw malformed('message flags', cursor.offset);
   const from = cursor.u32();

@@ -124,10 +124,13 @@ export class Peer implements ConnectionOwner {
   /** Queues one message for the next flush; false (and counted) when it was dropped instead. */
   enqueue(groupId: number, message: Message): boolean {
     const bytes = encodedMessageBytes(message);
+    if (this.state === 'backoff' || this.state === 'closed') {
+      // Already reported when the link went down; reporting every turn of an outage adds nothing.
+      this.counters.messagesDropped++;
+      return false;
+    }
     const limits = this.context.limits;
     if (
-      this.state === 'backoff' ||
-      this.state === 'closed' ||
       this.queuedMessages.length >= limits.maxQueuedMessagesPerPeer ||
       this.queuedBytes + bytes > limits.maxQueuedBytesPerPeer
     ) {
@@ -141,7 +144,7 @@ export class Peer implements ConnectionOwner {
     return true;
   }
 
-  /** End of a driver turn: at most one socket write; reports the peer if anything was dropped. */
+  /** End of a driver turn: at most one socket write; reports the peer if the queue overflowed. */
   flush(): void {
     if (this.queuedMessages.length > 0 && this.outbound !== null && !this.outbound.needsDrain) {
       this.writeQueued(this.outbound);
@@ -356,6 +359,8 @@ export class Peer implements ConnectionOwner {
   }
 
   onPing(connection: Connection): void {
+    // A peer that pings but does not read its pongs must not grow our socket buffer.
+    if (connection.needsDrain) return;
     this.counters.socketWrites++;
     connection.write(PONG_FRAME);
   }

@@ -18,10 +18,13 @@ import {
 export const CLUSTER = 'test-cluster';
 export const silentLogger = pino({ level: 'silent' });
 
-/** Fast timings so that failure paths finish well inside a test's budget. */
+/**
+ * Fast redials so that failure paths finish well inside a test's budget; a peer timeout long
+ * enough that a busy CI machine's event-loop stalls do not flap links (the liveness test sets its own).
+ */
 export const FAST_LIMITS: Partial<TransportLimits> = {
-  pingIntervalMs: 50,
-  peerTimeoutMs: 300,
+  pingIntervalMs: 100,
+  peerTimeoutMs: 1_000,
   connectTimeoutMs: 500,
   reconnectBackoffInitialMs: 10,
   reconnectBackoffMaxMs: 100,
