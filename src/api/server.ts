@@ -1,7 +1,15 @@
-// The composition root of one node: the broker runtime, its HTTP API (fastify) and the peer
-// transport on the same port. `raftlog start` and `raftlog dev` call startServer.
+// The composition root of one node: storage, the broker runtime, the peer transport and the
+// HTTP API (fastify) on one port. `raftlog start` and `raftlog dev` call startServer.
 
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import pino, { type Logger } from 'pino';
+import { DiskNodeStore } from '../broker/disk-store.js';
+import { BrokerNode, clusterIdOf } from '../broker/node.js';
+import { Transport } from '../transport/index.js';
 import type { PersistenceMode } from '../wire/types.js';
+import { buildApp } from './app.js';
+import { HttpForwarder } from './forward.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
@@ -16,12 +24,15 @@ export interface ServerOptions {
   /** Persistence mode of topics created without one. */
   defaultPersistence: PersistenceMode;
   logLevel: LogLevel;
+  /** A logger to use instead of one built from logLevel (tests). */
+  logger?: Logger;
 }
 
 export interface RunningServer {
   nodeId: number;
   /** The URL this node serves on. */
   url: string;
+  broker: BrokerNode;
   /**
    * Shuts down cleanly: hands leadership to caught-up peers where possible, flushes buffered
    * writes, closes connections. Resolves when done.
@@ -30,6 +41,55 @@ export interface RunningServer {
 }
 
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
-  // Being built in this change set (issue 4); the CLI is written against this signature.
-  throw new Error(`startServer(node ${options.nodeId}): the broker runtime is not wired yet`);
+  const logger = options.logger ?? pino({ level: options.logLevel, base: { node: options.nodeId } });
+  await mkdir(options.dataDir, { recursive: true });
+  const store = await DiskNodeStore.open({ dataDir: path.resolve(options.dataDir) });
+  let broker: BrokerNode | null = null;
+  const transport = new Transport({
+    nodeId: options.nodeId,
+    clusterId: clusterIdOf(options.peers),
+    peers: options.peers,
+    onMessages: (_from, batch) => {
+      if (!broker) return;
+      for (let i = 0; i < batch.messages.length; i++)
+        broker.driver.deliver(batch.groupIds[i]!, batch.messages[i]!);
+    },
+    onPeerDown: (nodeId) => broker?.reportUnreachable(nodeId),
+    logger: logger.child({ component: 'transport' }),
+  });
+  broker = new BrokerNode({
+    nodeId: options.nodeId,
+    peers: options.peers,
+    store,
+    transport,
+    logger,
+    defaultPersistence: options.defaultPersistence,
+  });
+  const forwarder = new HttpForwarder(options.peers, options.nodeId);
+  const app = buildApp({ broker, forwarder }, logger);
+  transport.attach(app.server);
+  await broker.start();
+  await app.listen({ host: options.listen.host, port: options.listen.port });
+  transport.start();
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : options.listen.port;
+  const url = `http://${options.listen.host}:${port}`;
+  logger.info({ url, peers: [...options.peers.keys()] }, 'node started');
+  const running = broker;
+  let closing: Promise<void> | null = null;
+  return {
+    nodeId: options.nodeId,
+    url,
+    broker: running,
+    close: () => {
+      closing ??= (async () => {
+        await running.stop();
+        await app.close();
+        await transport.close();
+        await forwarder.close();
+        logger.info('node stopped');
+      })();
+      return closing;
+    },
+  };
 }

@@ -115,7 +115,7 @@ export class Driver {
     for (let round = 0; round < READYS_PER_GROUP_PER_TURN_MAX && raw.hasReady(); round++) {
       const ready = raw.ready();
       group.beforePersist(ready);
-      if (ready.entries.length > 0 || ready.snapshot || ready.hardState) {
+      if (ready.entries.length > 0 || ready.snapshot || ready.hardState || ready.confState) {
         const persistId = ready.persistId;
         writes.push({
           store: group.store,
@@ -123,6 +123,7 @@ export class Driver {
             entries: ready.entries,
             hardState: ready.hardState,
             snapshot: ready.snapshot,
+            confState: ready.confState,
             mustSync: ready.mustSync,
             onDurable: persistId === 0 ? noop : () => this.persisted(group, persistId),
           },

@@ -119,7 +119,7 @@ function waitFor(
   deadlineMs: number,
   signal?: AbortSignal,
 ): Promise<void> {
-  if (done() || Date.now() >= deadlineMs || signal?.aborted) return Promise.resolve();
+  if (done() || machine.closed || Date.now() >= deadlineMs || signal?.aborted) return Promise.resolve();
   return new Promise((resolve) => {
     const finish = () => {
       clearTimeout(timer);
@@ -129,7 +129,7 @@ function waitFor(
     };
     const timer = setTimeout(finish, deadlineMs - Date.now());
     const unsubscribe = machine.onHighWatermark(() => {
-      if (done()) finish();
+      if (done() || machine.closed) finish();
     });
     signal?.addEventListener('abort', finish, { once: true });
   });

@@ -1,7 +1,7 @@
 // What the broker needs from storage, per node and per Raft group. src/storage implements it
 // on disk (segments, lmdb, worker pool); tests can use an in-memory implementation.
 
-import type { Entry, HardState, InitialState, LogStorage, Snapshot } from '../raft/index.js';
+import type { ConfState, Entry, HardState, InitialState, LogStorage, Snapshot } from '../raft/index.js';
 import type { PersistenceMode } from './metadata-state.js';
 
 /** The writes of one Ready of one group. */
@@ -9,6 +9,8 @@ export interface GroupWrite {
   entries: Entry[];
   hardState: HardState | null;
   snapshot: Snapshot | null;
+  /** Membership after conf changes applied in the previous turn, to keep across restarts. */
+  confState: ConfState | null;
   /** Term/vote changed, or entries/snapshot present: completion waits for durability. */
   mustSync: boolean;
   /** Called once the write is durable per the group's persistence mode, in submission order. */
@@ -34,12 +36,17 @@ export interface GroupStore extends LogStorage {
   readByOffset(fromOffset: number, maxBytes: number): Promise<Entry[]>;
   /** Entries in [lo, hi), about maxBytes of them (at least one), from memory or disk. */
   readEntries(lo: number, hi: number, maxBytes: number): Promise<Entry[]>;
-  /** The last entry with records at or below `index`, and its offsets (null if there is none). */
-  offsetsAtOrBefore(index: number): (EntryOffsets & { index: number }) | null;
+  /**
+   * The last entry with records at or below `index` and above the log start, and its offsets;
+   * null if there is none. Used once when a partition opens.
+   */
+  offsetsAtOrBefore(index: number): Promise<(EntryOffsets & { index: number }) | null>;
   /** Records a snapshot at `index` and drops whole segments below it (retention). */
   truncatePrefix(index: number, snapshot: Snapshot): Promise<void>;
   /** Called when a range reported EntriesPending has been loaded. */
   onEntriesAvailable(callback: () => void): void;
+  /** The core left `recovering`: the replica holds its group's log again. */
+  markCaughtUp(): void;
 }
 
 export interface NodeStore {

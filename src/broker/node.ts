@@ -150,7 +150,10 @@ export class BrokerNode {
     if (this.gossipTimer) clearInterval(this.gossipTimer);
     this.driver.stop();
     const closing = new BrokerError('NO_LEADER', 'the node is shutting down; retry on another node');
-    for (const local of this.partitions.values()) local.group.close(closing);
+    for (const local of this.partitions.values()) {
+      local.group.close(closing);
+      local.machine.close();
+    }
     this.metadataGroup?.close(closing);
     await Promise.allSettled(this.opening.values());
     await this.options.store.close();
@@ -316,7 +319,7 @@ export class BrokerNode {
     // Offsets are a function of the log, so a restart resumes at the stored commit index.
     const applied = Math.min(Math.max(initial.hardState.commit, snapshot.metadata.index), store.lastIndex());
     const logStartOffset = decodePartitionSnapshot(snapshot.data).nextOffset;
-    const atApplied = store.offsetsAtOrBefore(applied);
+    const atApplied = await store.offsetsAtOrBefore(applied);
     const highWatermark =
       atApplied && atApplied.index > snapshot.metadata.index
         ? atApplied.baseOffset + atApplied.recordCount
@@ -375,6 +378,7 @@ export class BrokerNode {
     this.driver.remove(groupId);
     this.leadership.forget(groupId);
     local.group.close(new BrokerError('UNKNOWN_TOPIC', `topic '${local.topic}' was deleted`));
+    local.machine.close();
     await this.options.store.dropGroup(groupId);
   }
 
@@ -514,6 +518,14 @@ export class BrokerNode {
     }
     for (const local of this.partitions.values()) if (local.group.leaderId === 0) return false;
     return true;
+  }
+
+  /** The transport lost messages to `nodeId`: stop streaming to it until it answers again. */
+  reportUnreachable(nodeId: number): void {
+    for (const local of this.partitions.values()) {
+      if (local.group.isLeader) local.group.raw.reportUnreachable(nodeId);
+    }
+    if (this.metadataGroup?.isLeader) this.metadataGroup.raw.reportUnreachable(nodeId);
   }
 
   isPeerAlive(nodeId: number): boolean {

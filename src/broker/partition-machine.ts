@@ -90,6 +90,15 @@ export class PartitionMachine {
     return offsets;
   }
 
+  /** The group is gone (deleted, or the node stops): waiters give up. */
+  closed = false;
+
+  close(): void {
+    this.closed = true;
+    this.publish();
+    this.listeners.clear();
+  }
+
   /** Tells listeners the high watermark moved; call once per driver turn, after applying. */
   publish(): void {
     for (const listener of this.listeners) listener(this.highWatermark);

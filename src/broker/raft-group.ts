@@ -55,6 +55,7 @@ export class RaftGroup {
   private readonly reads = new Map<number, ReadWaiter>();
   private nextReadId = 1;
   closed = false;
+  private wasRecovering: boolean;
 
   constructor(
     readonly groupId: number,
@@ -65,6 +66,7 @@ export class RaftGroup {
     private readonly onLeadership: LeadershipListener,
   ) {
     this.term = raw.term;
+    this.wasRecovering = raw.recovering;
   }
 
   get isLeader(): boolean {
@@ -112,6 +114,11 @@ export class RaftGroup {
 
   /** Runs before the Ready's writes start: the log and the leader view change here. */
   beforePersist(ready: Ready): void {
+    if (this.wasRecovering && !this.raw.recovering) {
+      this.wasRecovering = false;
+      this.store.markCaughtUp();
+      this.logger.info({ group: this.groupId }, 'caught up after a restart that lost the log');
+    }
     if (ready.snapshot) this.machine.restoreSnapshot(ready.snapshot);
     if (ready.entries.length > 0) this.machine.noteAppended(ready.entries);
     if (ready.softState || ready.hardState) this.noteLeadership(ready);

@@ -265,6 +265,11 @@ export class RawNode {
     return this.raft.log.lastIndex();
   }
 
+  /** Restarted without its log and not caught up yet (see RawNodeOptions.recovering). */
+  get recovering(): boolean {
+    return this.raft.recovering;
+  }
+
   status(): Status {
     const raft = this.raft;
     let progress: Map<NodeId, ProgressStatus> | null = null;

@@ -41,7 +41,7 @@ export class MemoryGroupStore extends MemoryStorage implements GroupStore {
     return this.entries(lo, hi, maxBytes);
   }
 
-  offsetsAtOrBefore(index: number): (EntryOffsets & { index: number }) | null {
+  async offsetsAtOrBefore(index: number): Promise<(EntryOffsets & { index: number }) | null> {
     for (let i = Math.min(index, this.lastIndex()); i >= this.firstIndex(); i--) {
       const offsets = entryOffsets(this.entries(i, i + 1, Number.MAX_SAFE_INTEGER)[0]!);
       if (offsets) return { index: i, ...offsets };
@@ -55,6 +55,10 @@ export class MemoryGroupStore extends MemoryStorage implements GroupStore {
   }
 
   onEntriesAvailable(): void {}
+
+  markCaughtUp(): void {
+    this.mayHaveLostEntries = false;
+  }
 }
 
 export class MemoryNodeStore implements NodeStore {
@@ -81,6 +85,7 @@ export class MemoryNodeStore implements NodeStore {
       if (write.snapshot) memory.applySnapshot(write.snapshot);
       memory.append(write.entries);
       if (write.hardState) memory.hardState = write.hardState;
+      if (write.confState) memory.confState = write.confState;
     }
     setImmediate(() => {
       for (const { write } of writes) write.onDurable();
