@@ -50,7 +50,7 @@ describe('docs/api.md', () => {
 
   it('documents every error code with its status', () => {
     for (const [code, status] of Object.entries(ERROR_STATUS)) {
-      expect(docs, code).toMatch(new RegExp(`\\| ${status} \\| \`${code}\``));
+      expect(docs, code).toMatch(new RegExp(`\\|\\s*${status}\\s*\\|\\s*\`${code}\``));
     }
   });
 
