@@ -1,0 +1,247 @@
+// The storage of one node: the lmdb environment, the I/O worker pool and every partition log.
+// The driver calls write() once per turn with every log's writes; each log starts one I/O task
+// for them, and the tasks of different logs run in parallel in the pool (see log-writer.ts).
+// It also owns the background work: async-mode fsyncs within flushIntervalMs, lazy state writes,
+// and the clean-shutdown marker that, with the boot id, tells whether a power loss may have
+// eaten async-mode writes.
+
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { assert } from '../raft/errors.js';
+import { StorageError } from './errors.js';
+import type { SyncFileSystem } from './file-system.js';
+import { InlineExecutor, type IoExecutor, PoolExecutor } from './io-executor.js';
+import { KeyValueArea } from './kv.js';
+import { type LogContext, type LogWrite, PartitionLog, type PartitionLogOptions } from './partition-log.js';
+import { recoverLog } from './recovery.js';
+import { StateStore } from './state-store.js';
+
+export interface StorageEngineOptions {
+  dataDir: string;
+  /** Async mode: written data is fdatasynced within this many ms. */
+  flushIntervalMs?: number;
+  /** Threads of the I/O pool (they mostly wait on the disk, so more than the cores is fine). */
+  ioThreads?: number;
+  /** A segment file rolls once it reaches this size. */
+  segmentBytesMax?: number;
+  /** One sparse index point per this many bytes of segment. */
+  indexIntervalBytes?: number;
+  /** Per log: bytes of recent entries kept in memory (unwritten entries are kept regardless). */
+  cacheBytesMax?: number;
+  /** Per log: bytes read from disk at least when entries() misses the cache. */
+  loadBytesMin?: number;
+  /** Per log: bytes of frames one I/O task writes at most. */
+  taskBytesMax?: number;
+  /**
+   * Tests: run every segment I/O in-process on this file system instead of the worker pool (a
+   * fault-injecting layer goes here).
+   */
+  fileSystem?: SyncFileSystem;
+  /** Where the kernel's boot id is read (tests point it elsewhere). */
+  bootIdPath?: string;
+}
+
+type ResolvedOptions = Required<Omit<StorageEngineOptions, 'fileSystem'>> & { fileSystem?: SyncFileSystem };
+
+const DEFAULTS = {
+  flushIntervalMs: 50,
+  ioThreads: 4,
+  segmentBytesMax: 64 * 1024 * 1024,
+  indexIntervalBytes: 4096,
+  cacheBytesMax: 4 * 1024 * 1024,
+  loadBytesMin: 256 * 1024,
+  taskBytesMax: 16 * 1024 * 1024,
+  bootIdPath: '/proc/sys/kernel/random/boot_id',
+};
+
+export class StorageEngine {
+  readonly dataDir: string;
+  /**
+   * The previous run did not shut down cleanly and the machine rebooted since (or the boot id is
+   * unknown): async-mode logs may have lost writes they acknowledged.
+   */
+  readonly powerLossSuspected: boolean;
+  /** The broker's small durable key-value area (dedup state, group offsets, topic metadata). */
+  readonly kv: KeyValueArea;
+  private readonly options: ResolvedOptions;
+  private readonly store: StateStore;
+  private readonly executor: IoExecutor;
+  private readonly bootId: string;
+  private readonly logs = new Map<string, PartitionLog>();
+  private readonly opening = new Set<string>();
+  private readonly timer: NodeJS.Timeout;
+  private closed = false;
+
+  private constructor(
+    options: ResolvedOptions,
+    store: StateStore,
+    executor: IoExecutor,
+    bootId: string,
+    suspected: boolean,
+  ) {
+    this.options = options;
+    this.dataDir = options.dataDir;
+    this.store = store;
+    this.executor = executor;
+    this.bootId = bootId;
+    this.powerLossSuspected = suspected;
+    this.kv = new KeyValueArea(store);
+    // Half the interval: a write waits at most one period to be picked up, then one fsync.
+    this.timer = setInterval(() => this.background(), Math.max(1, options.flushIntervalMs / 2));
+    this.timer.unref();
+  }
+
+  static async open(options: StorageEngineOptions): Promise<StorageEngine> {
+    const resolved: ResolvedOptions = { ...DEFAULTS, ...options };
+    assert(resolved.flushIntervalMs > 0, 'flushIntervalMs must be positive');
+    assert(resolved.segmentBytesMax >= 4096, 'segmentBytesMax must be at least 4096');
+    await fs.mkdir(path.join(resolved.dataDir, 'logs'), { recursive: true });
+    const store = new StateStore(resolved.dataDir);
+    const executor: IoExecutor = resolved.fileSystem
+      ? new InlineExecutor(resolved.fileSystem)
+      : new PoolExecutor({ threads: resolved.ioThreads });
+    const bootId = await readBootId(resolved.bootIdPath);
+    const previous = store.nodeRecord();
+    const suspected =
+      previous !== undefined && !previous.cleanShutdown && (bootId === '' || previous.bootId !== bootId);
+    store.putNodeRecord({ bootId, cleanShutdown: false });
+    await store.durable();
+    return new StorageEngine(resolved, store, executor, bootId, suspected);
+  }
+
+  /**
+   * Opens (recovering) or creates the log of a group. Throws StorageError CorruptLog, naming the
+   * file and byte offset, when a frame before the tail is bad: rebuild that replica from peers.
+   */
+  async openLog(groupId: string, options: PartitionLogOptions): Promise<PartitionLog> {
+    this.assertOpen();
+    if (this.logs.has(groupId) || this.opening.has(groupId)) {
+      throw new StorageError('AlreadyOpen', `log ${groupId} is already open`);
+    }
+    this.opening.add(groupId);
+    try {
+      const logId = await this.store.logIdFor(groupId);
+      const directory = this.logDirectory(logId);
+      const recovered = await recoverLog({
+        store: this.store,
+        executor: this.executor,
+        logId,
+        directory,
+        mode: options.mode,
+        indexIntervalBytes: this.options.indexIntervalBytes,
+        powerLossSuspected: this.powerLossSuspected,
+      });
+      const log = new PartitionLog(this.logContext(groupId, logId, directory, options), options, recovered);
+      this.logs.set(groupId, log);
+      return log;
+    } finally {
+      this.opening.delete(groupId);
+    }
+  }
+
+  private logContext(
+    groupId: string,
+    logId: number,
+    directory: string,
+    options: PartitionLogOptions,
+  ): LogContext {
+    return {
+      store: this.store,
+      executor: this.executor,
+      logId,
+      groupId,
+      directory,
+      cacheBytesMax: options.cacheBytesMax ?? this.options.cacheBytesMax,
+      loadBytesMin: this.options.loadBytesMin,
+      indexIntervalBytes: this.options.indexIntervalBytes,
+      segmentBytesMax: this.options.segmentBytesMax,
+      taskBytesMax: this.options.taskBytesMax,
+    };
+  }
+
+  private logDirectory(logId: number): string {
+    return path.join(this.dataDir, 'logs', String(logId));
+  }
+
+  /** Closes a log and removes its files and state. Works on a log that is not open too. */
+  async dropLog(groupId: string): Promise<void> {
+    this.assertOpen();
+    const log = this.logs.get(groupId);
+    if (log !== undefined) {
+      await log.close();
+      this.logs.delete(groupId);
+    }
+    const logId = this.store.findLogId(groupId);
+    if (logId === undefined) return;
+    this.store.removeLog(groupId, logId);
+    await this.store.durable();
+    const directory = this.logDirectory(logId);
+    await this.executor.steps({
+      kind: 'steps',
+      steps: [
+        { kind: 'removeDirectory', path: directory },
+        { kind: 'syncDirectory', path: path.dirname(directory) },
+      ],
+    });
+  }
+
+  /**
+   * One driver turn: every log's writes. Each is visible to reads at once; each log's writes
+   * become durable (onPersisted) in submission order, per the log's mode.
+   */
+  write(writes: readonly LogWrite[]): void {
+    this.assertOpen();
+    for (const write of writes) write.log.submit(write);
+    for (const write of writes) write.log.kick();
+  }
+
+  /** Test aid: the logs open now. */
+  openLogs(): PartitionLog[] {
+    return [...this.logs.values()];
+  }
+
+  private background(): void {
+    for (const log of this.logs.values()) {
+      if (log.mode === 'async') log.syncIfDirty();
+      log.flushState();
+    }
+  }
+
+  /** Flushes and syncs every log, marks a clean shutdown, and stops the pool. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.timer);
+    await Promise.all([...this.logs.values()].map((log) => log.close()));
+    this.logs.clear();
+    this.store.putNodeRecord({ bootId: this.bootId, cleanShutdown: true });
+    await this.store.close();
+    await this.executor.close();
+  }
+
+  /**
+   * Tests: stop as a crash would, without syncing logs or marking a clean shutdown (lmdb is
+   * closed, which keeps what it committed, as a process crash does).
+   */
+  async abandon(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.timer);
+    await Promise.all([...this.logs.values()].map((log) => log.idle()));
+    this.logs.clear();
+    await this.store.close();
+    await this.executor.close();
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new StorageError('Closed', 'the storage engine is closed');
+  }
+}
+
+async function readBootId(bootIdPath: string): Promise<string> {
+  try {
+    return (await fs.readFile(bootIdPath, 'utf8')).trim();
+  } catch {
+    return ''; // not Linux: every unclean shutdown counts as a possible power loss
+  }
+}

@@ -1,0 +1,269 @@
+// The on-disk frame: one write of one log (a batch of consecutive Raft entries), CRC32C-protected.
+// Pure encode/decode over byte arrays, shared by the event-loop side and the I/O workers.
+//
+// Layout, little-endian (docs/storage.md has the same table):
+//   0  u32  magic 'RLF1'
+//   4  u32  CRC32C of bytes [8, frameBytes)
+//   8  u32  frameBytes (header, term runs, entry table and data)
+//   12 u16  version (1)
+//   14 u16  termRunCount
+//   16 f64  firstIndex (Raft index of the first entry; an integer below 2^53)
+//   24 u32  entryCount
+//   28 u32  reserved (0)
+//   32      termRunCount x { f64 term, u32 entryCount }
+//   ..      entryCount x { u32 type, u32 dataBytes, f64 baseOffset (-1: no records), u32 recordCount }
+//   ..      the entries' data, concatenated
+
+import { assert } from '../raft/errors.js';
+import type { Entry, EntryType } from '../raft/types.js';
+import { crc32c } from './crc32c.js';
+
+export const FRAME_MAGIC = 0x31464c52; // 'RLF1' read as a little-endian u32
+export const FRAME_VERSION = 1;
+export const FRAME_HEADER_BYTES = 32;
+export const TERM_RUN_BYTES = 12;
+export const ENTRY_TABLE_BYTES = 20;
+/** No single write may be larger; a length field above it is corruption, not a huge frame. */
+export const FRAME_BYTES_MAX = 256 * 1024 * 1024;
+
+/** What the driver tells storage about an entry's records, so storage can index by offset. */
+export interface RecordRange {
+  /** Offset of the entry's first record. */
+  baseOffset: number;
+  /** Number of records in the entry (> 0). */
+  recordCount: number;
+}
+
+/** Maps an entry to its record range; null for entries without records (no-ops, conf changes). */
+export type DescribeEntry = (entry: Entry) => RecordRange | null;
+
+export interface FrameHeader {
+  frameBytes: number;
+  crc: number;
+  termRunCount: number;
+  firstIndex: number;
+  entryCount: number;
+}
+
+/** A frame built for writing, with what the index needs to know about it. */
+export interface EncodedFrame {
+  /** Detached once handed to a worker: use frameBytes for its length. */
+  bytes: Uint8Array;
+  frameBytes: number;
+  firstIndex: number;
+  entryCount: number;
+  /** Offset of the first record in the frame, or -1 when no entry has records. */
+  firstOffset: number;
+  /** One past the last record offset in the frame, or -1 when no entry has records. */
+  nextOffset: number;
+}
+
+function countTermRuns(entries: readonly Entry[], start: number, end: number): number {
+  let runs = 0;
+  let term = -1;
+  for (let i = start; i < end; i++) {
+    if (entries[i]!.term !== term) {
+      runs++;
+      term = entries[i]!.term;
+    }
+  }
+  return runs;
+}
+
+/**
+ * Encodes entries[start, end) (consecutive indexes) as one frame in its own ArrayBuffer, so the
+ * buffer can be transferred to a worker. `ranges[i - start]` is the record range of entries[i].
+ */
+export function encodeFrame(
+  entries: readonly Entry[],
+  start: number,
+  end: number,
+  ranges: readonly (RecordRange | null)[],
+): EncodedFrame {
+  assert(end > start, 'encodeFrame: no entries');
+  const termRunCount = countTermRuns(entries, start, end);
+  const count = end - start;
+  let dataBytes = 0;
+  for (let i = start; i < end; i++) dataBytes += entries[i]!.data.length;
+  const tableAt = FRAME_HEADER_BYTES + termRunCount * TERM_RUN_BYTES;
+  const dataAt = tableAt + count * ENTRY_TABLE_BYTES;
+  const frameBytes = dataAt + dataBytes;
+  assert(frameBytes <= FRAME_BYTES_MAX, `encodeFrame: ${frameBytes} bytes is over FRAME_BYTES_MAX`);
+  const bytes = new Uint8Array(new ArrayBuffer(frameBytes));
+  const view = new DataView(bytes.buffer);
+  const firstIndex = entries[start]!.index;
+  view.setUint32(0, FRAME_MAGIC, true);
+  view.setUint32(8, frameBytes, true);
+  view.setUint16(12, FRAME_VERSION, true);
+  view.setUint16(14, termRunCount, true);
+  view.setFloat64(16, firstIndex, true);
+  view.setUint32(24, count, true);
+  let runAt = FRAME_HEADER_BYTES - TERM_RUN_BYTES;
+  let runTerm = -1;
+  let firstOffset = -1;
+  let nextOffset = -1;
+  let dataCursor = dataAt;
+  for (let i = start; i < end; i++) {
+    const entry = entries[i]!;
+    assert(entry.index === firstIndex + (i - start), `encodeFrame: entry ${entry.index} out of sequence`);
+    if (entry.term !== runTerm) {
+      runAt += TERM_RUN_BYTES;
+      runTerm = entry.term;
+      view.setFloat64(runAt, runTerm, true);
+    }
+    view.setUint32(runAt + 8, view.getUint32(runAt + 8, true) + 1, true);
+    const range = ranges[i - start] ?? null;
+    const rowAt = tableAt + (i - start) * ENTRY_TABLE_BYTES;
+    view.setUint32(rowAt, entry.type, true);
+    view.setUint32(rowAt + 4, entry.data.length, true);
+    view.setFloat64(rowAt + 8, range ? range.baseOffset : -1, true);
+    view.setUint32(rowAt + 16, range ? range.recordCount : 0, true);
+    if (range) {
+      if (firstOffset < 0) firstOffset = range.baseOffset;
+      nextOffset = range.baseOffset + range.recordCount;
+    }
+    bytes.set(entry.data, dataCursor);
+    dataCursor += entry.data.length;
+  }
+  view.setUint32(4, crc32c(bytes, 8, frameBytes), true);
+  return { bytes, frameBytes, firstIndex, entryCount: count, firstOffset, nextOffset };
+}
+
+/**
+ * Reads the header at `at` if it is structurally plausible and fits in `end`; null otherwise
+ * (zeros, garbage or a frame cut short). The CRC is not checked here: see frameCrcMatches.
+ */
+export function readFrameHeader(bytes: Uint8Array, at: number, end: number): FrameHeader | null {
+  if (end - at < FRAME_HEADER_BYTES) return null;
+  const view = new DataView(bytes.buffer, bytes.byteOffset + at, FRAME_HEADER_BYTES);
+  if (view.getUint32(0, true) !== FRAME_MAGIC || view.getUint16(12, true) !== FRAME_VERSION) return null;
+  const frameBytes = view.getUint32(8, true);
+  const termRunCount = view.getUint16(14, true);
+  const entryCount = view.getUint32(24, true);
+  const firstIndex = view.getFloat64(16, true);
+  if (frameBytes > FRAME_BYTES_MAX || frameBytes > end - at) return null;
+  if (entryCount === 0 || termRunCount === 0 || termRunCount > entryCount) return null;
+  if (!Number.isSafeInteger(firstIndex) || firstIndex < 1) return null;
+  const minimumBytes = FRAME_HEADER_BYTES + termRunCount * TERM_RUN_BYTES + entryCount * ENTRY_TABLE_BYTES;
+  if (frameBytes < minimumBytes) return null;
+  return { frameBytes, crc: view.getUint32(4, true), termRunCount, firstIndex, entryCount };
+}
+
+export function frameCrcMatches(bytes: Uint8Array, at: number, header: FrameHeader): boolean {
+  return crc32c(bytes, at + 8, at + header.frameBytes) === header.crc;
+}
+
+/** Reads a header and checks its CRC: the frame at `at` is whole and intact, or null. */
+export function readVerifiedFrame(bytes: Uint8Array, at: number, end: number): FrameHeader | null {
+  const header = readFrameHeader(bytes, at, end);
+  if (header === null || !frameCrcMatches(bytes, at, header)) return null;
+  return header;
+}
+
+/** What the index keeps of a verified frame: its terms and its record offsets. */
+export interface FrameSummary {
+  /** Term of each run and the number of entries in it, flattened: [term, count, term, count...]. */
+  termRuns: number[];
+  firstOffset: number;
+  nextOffset: number;
+}
+
+/** Summarises a verified frame (term runs and record offsets) without touching its data. */
+export function summarizeFrame(bytes: Uint8Array, at: number, header: FrameHeader): FrameSummary {
+  const view = new DataView(bytes.buffer, bytes.byteOffset + at, header.frameBytes);
+  const termRuns: number[] = [];
+  let covered = 0;
+  for (let r = 0; r < header.termRunCount; r++) {
+    const runAt = FRAME_HEADER_BYTES + r * TERM_RUN_BYTES;
+    const count = view.getUint32(runAt + 8, true);
+    termRuns.push(view.getFloat64(runAt, true), count);
+    covered += count;
+  }
+  assert(covered === header.entryCount, `frame at ${at}: term runs cover ${covered} of ${header.entryCount}`);
+  const tableAt = FRAME_HEADER_BYTES + header.termRunCount * TERM_RUN_BYTES;
+  let firstOffset = -1;
+  let nextOffset = -1;
+  for (let i = 0; i < header.entryCount; i++) {
+    const rowAt = tableAt + i * ENTRY_TABLE_BYTES;
+    const baseOffset = view.getFloat64(rowAt + 8, true);
+    if (baseOffset < 0) continue;
+    if (firstOffset < 0) firstOffset = baseOffset;
+    nextOffset = baseOffset + view.getUint32(rowAt + 16, true);
+  }
+  return { termRuns, firstOffset, nextOffset };
+}
+
+/**
+ * Appends to `out` the entries of a verified frame whose index is in [lo, hi), as views into
+ * `bytes` (no copy). Returns the number appended.
+ */
+export function decodeFrameEntries(
+  bytes: Uint8Array,
+  at: number,
+  header: FrameHeader,
+  lo: number,
+  hi: number,
+  out: Entry[],
+): number {
+  const view = new DataView(bytes.buffer, bytes.byteOffset + at, header.frameBytes);
+  const tableAt = FRAME_HEADER_BYTES + header.termRunCount * TERM_RUN_BYTES;
+  let dataCursor = at + tableAt + header.entryCount * ENTRY_TABLE_BYTES;
+  let run = 0;
+  let runLeft = view.getUint32(FRAME_HEADER_BYTES + 8, true);
+  let term = view.getFloat64(FRAME_HEADER_BYTES, true);
+  let added = 0;
+  for (let i = 0; i < header.entryCount; i++) {
+    while (runLeft === 0) {
+      run++;
+      runLeft = view.getUint32(FRAME_HEADER_BYTES + run * TERM_RUN_BYTES + 8, true);
+      term = view.getFloat64(FRAME_HEADER_BYTES + run * TERM_RUN_BYTES, true);
+    }
+    runLeft--;
+    const rowAt = tableAt + i * ENTRY_TABLE_BYTES;
+    const dataBytes = view.getUint32(rowAt + 4, true);
+    const index = header.firstIndex + i;
+    if (index >= lo && index < hi) {
+      const type = view.getUint32(rowAt, true) as EntryType;
+      out.push({ term, index, type, data: bytes.subarray(dataCursor, dataCursor + dataBytes) });
+      added++;
+    }
+    dataCursor += dataBytes;
+  }
+  assert(dataCursor === at + header.frameBytes, `frame at ${at}: entry data does not fill the frame`);
+  return added;
+}
+
+/** Record range of each entry of a verified frame, for reads by offset. */
+export function frameRecordRanges(bytes: Uint8Array, at: number, header: FrameHeader): Float64Array {
+  const view = new DataView(bytes.buffer, bytes.byteOffset + at, header.frameBytes);
+  const tableAt = FRAME_HEADER_BYTES + header.termRunCount * TERM_RUN_BYTES;
+  const ranges = new Float64Array(header.entryCount * 2);
+  for (let i = 0; i < header.entryCount; i++) {
+    const rowAt = tableAt + i * ENTRY_TABLE_BYTES;
+    ranges[2 * i] = view.getFloat64(rowAt + 8, true);
+    ranges[2 * i + 1] = view.getUint32(rowAt + 16, true);
+  }
+  return ranges;
+}
+
+/**
+ * Re-encodes the first `keepCount` entries of a verified frame as a new frame (a log cut inside a
+ * frame keeps the entries before the cut).
+ */
+export function encodeFramePrefix(
+  bytes: Uint8Array,
+  at: number,
+  header: FrameHeader,
+  keepCount: number,
+): Uint8Array {
+  assert(keepCount > 0 && keepCount < header.entryCount, `encodeFramePrefix: keep ${keepCount}`);
+  const entries: Entry[] = [];
+  decodeFrameEntries(bytes, at, header, header.firstIndex, header.firstIndex + keepCount, entries);
+  const recordRanges = frameRecordRanges(bytes, at, header);
+  const ranges: (RecordRange | null)[] = [];
+  for (let i = 0; i < keepCount; i++) {
+    const baseOffset = recordRanges[2 * i]!;
+    ranges.push(baseOffset < 0 ? null : { baseOffset, recordCount: recordRanges[2 * i + 1]! });
+  }
+  return encodeFrame(entries, 0, keepCount, ranges).bytes;
+}

@@ -1,0 +1,14 @@
+// The public surface of the storage layer.
+
+export { StorageEngine, type StorageEngineOptions } from './engine.js';
+export { isStorageError, StorageError, type StorageErrorCode } from './errors.js';
+export type { SyncFileSystem } from './file-system.js';
+export { nodeFileSystem } from './file-system.js';
+export type { DescribeEntry, RecordRange } from './frame.js';
+export type { KeyValueArea } from './kv.js';
+export {
+  type LogWrite,
+  PartitionLog,
+  type PartitionLogOptions,
+  type PersistenceMode,
+} from './partition-log.js';

@@ -1,0 +1,116 @@
+// Runs I/O tasks off the event loop: a piscina pool in production; in-process for tests that put
+// a fault-injecting file system underneath. Write buffers are transferred, never copied.
+
+import { Piscina } from 'piscina';
+import type { SyncFileSystem } from './file-system.js';
+import {
+  type IoTask,
+  type ReadResult,
+  type ReadTask,
+  runIoTask,
+  type ScanResult,
+  type ScanTask,
+  type StepsResult,
+  type StepsTask,
+} from './io-ops.js';
+
+export interface IoExecutor {
+  steps(task: StepsTask): Promise<StepsResult>;
+  read(task: ReadTask): Promise<ReadResult>;
+  scan(task: ScanTask): Promise<ScanResult>;
+  list(directoryPath: string): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+/**
+ * The worker module next to this one. Built (dist/storage/*.js) it is io-worker.js. Run from the
+ * TypeScript sources (vitest, tsx) it is a small .mjs that registers tsx inside the worker first,
+ * because worker threads in Node 20 do not inherit the parent's `--import tsx` hooks.
+ */
+function workerUrl(): string {
+  const here = import.meta.url;
+  const name = here.endsWith('.ts') ? './io-worker-tsx.mjs' : './io-worker.js';
+  return new URL(name, here).href;
+}
+
+export class PoolExecutor implements IoExecutor {
+  private readonly pool: Piscina;
+
+  constructor(options: { threads: number }) {
+    this.pool = new Piscina({
+      filename: workerUrl(),
+      minThreads: options.threads,
+      maxThreads: options.threads,
+      idleTimeout: Number.POSITIVE_INFINITY,
+      // No inherited loader flags (tsx, vitest): a worker starts several times faster without them,
+      // and the source-mode bootstrap registers the one loader it needs itself.
+      execArgv: [],
+      // Descriptors are opened in one worker and closed in another (or at engine close): a worker
+      // must never close "its" descriptors on exit, the numbers may belong to someone else by then.
+      trackUnmanagedFds: false,
+    });
+  }
+
+  steps(task: StepsTask): Promise<StepsResult> {
+    const transferList: ArrayBuffer[] = [];
+    for (const step of task.steps) {
+      if (step.kind === 'write')
+        for (const buffer of step.buffers) transferList.push(buffer.buffer as ArrayBuffer);
+    }
+    return this.pool.run(task, { transferList }) as Promise<StepsResult>;
+  }
+
+  read(task: ReadTask): Promise<ReadResult> {
+    return this.pool.run(task) as Promise<ReadResult>;
+  }
+
+  scan(task: ScanTask): Promise<ScanResult> {
+    return this.pool.run(task) as Promise<ScanResult>;
+  }
+
+  list(directoryPath: string): Promise<string[]> {
+    return this.pool.run({ kind: 'list', path: directoryPath }) as Promise<string[]>;
+  }
+
+  async close(): Promise<void> {
+    await this.pool.destroy();
+  }
+}
+
+/**
+ * Runs each task in-process on the given file system, one macrotask later (so callers see the
+ * same asynchrony as with the pool). For tests: the fault-injecting file system sits here.
+ */
+export class InlineExecutor implements IoExecutor {
+  constructor(private readonly fileSystem: SyncFileSystem) {}
+
+  private run<T>(task: IoTask): Promise<T> {
+    return new Promise((resolve, reject) => {
+      setImmediate(() => {
+        try {
+          resolve(runIoTask(this.fileSystem, task) as T);
+        } catch (error) {
+          reject(error);
+        }
+      });
+    });
+  }
+
+  steps(task: StepsTask): Promise<StepsResult> {
+    return this.run(task);
+  }
+
+  read(task: ReadTask): Promise<ReadResult> {
+    return this.run(task);
+  }
+
+  scan(task: ScanTask): Promise<ScanResult> {
+    return this.run(task);
+  }
+
+  list(directoryPath: string): Promise<string[]> {
+    return this.run({ kind: 'list', path: directoryPath });
+  }
+
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,336 @@
+// The I/O tasks that run off the event loop: a log's ordered write steps (one task per log per
+// batch window, ending in at most one fdatasync per file), reads of whole verified frames, and the
+// recovery scan of a segment. Plain data in and out, so a task can cross to a worker thread.
+
+import { assert } from '../raft/errors.js';
+import type { SyncFileSystem } from './file-system.js';
+import {
+  encodeFramePrefix,
+  FRAME_HEADER_BYTES,
+  FRAME_MAGIC,
+  readFrameHeader,
+  readVerifiedFrame,
+  summarizeFrame,
+} from './frame.js';
+
+/** A descriptor, or -(slot + 1) for a file this task opens in an earlier 'open' step. */
+export type FdRef = number;
+
+export type IoStep =
+  | { kind: 'open'; path: string; slot: number }
+  | { kind: 'write'; fd: FdRef; position: number; buffers: Uint8Array[] }
+  | { kind: 'cut'; fd: FdRef; path: string; hintPosition: number; endPosition: number; index: number }
+  | { kind: 'truncate'; fd: FdRef; lengthBytes: number }
+  | { kind: 'sync'; fd: FdRef }
+  | { kind: 'close'; fd: FdRef }
+  | { kind: 'unlink'; path: string }
+  | { kind: 'syncDirectory'; path: string }
+  | { kind: 'makeDirectory'; path: string }
+  | { kind: 'removeDirectory'; path: string };
+
+/** Where a cut left the file: its new end, and the frame that kept the entries before the cut. */
+export interface CutResult {
+  endPosition: number;
+  /** Position of the re-encoded prefix frame, or -1 when the cut fell on a frame boundary. */
+  prefixPosition: number;
+  prefixBytes: number;
+}
+
+export interface StepsTask {
+  kind: 'steps';
+  steps: IoStep[];
+}
+
+export interface StepsResult {
+  /** Descriptors opened by 'open' steps, by slot. */
+  fds: number[];
+  cut: CutResult | null;
+}
+
+export interface ReadTask {
+  kind: 'read';
+  path: string;
+  position: number;
+  /** Read no further than this (the end of what completed writes put in the file). */
+  endPosition: number;
+  /** Stop after the frame that reaches this many bytes (at least one whole frame is read). */
+  maxBytes: number;
+}
+
+export interface ReadResult {
+  /** Whole, CRC-verified frames starting at the task's position. */
+  bytes: Uint8Array;
+  /** Position of a frame that failed verification, or -1. */
+  corruptAt: number;
+}
+
+export interface ScanTask {
+  kind: 'scan';
+  path: string;
+  baseIndex: number;
+  indexIntervalBytes: number;
+}
+
+/** What recovery learns from one segment file. */
+export interface ScanResult {
+  fileBytes: number;
+  /** End of the last whole, verified frame in sequence. */
+  validEnd: number;
+  /** Position of the first frame that failed its checks, or -1. */
+  corruptAt: number;
+  /** Position of a verified frame found after corruptAt (corruption before the tail), or -1. */
+  validAfterCorrupt: number;
+  lastIndex: number;
+  firstOffset: number;
+  /** Position of the frame holding firstOffset, or -1. */
+  firstOffsetPosition: number;
+  nextOffset: number;
+  /** Sparse index: [raftIndex, position, recordOffset] per point, flattened. */
+  points: number[];
+  /** Term changes: [startIndex, term] per run, flattened. */
+  termRuns: number[];
+}
+
+export interface ListTask {
+  kind: 'list';
+  path: string;
+}
+
+export type IoTask = StepsTask | ReadTask | ScanTask | ListTask;
+
+export function runIoTask(
+  fileSystem: SyncFileSystem,
+  task: IoTask,
+): StepsResult | ReadResult | ScanResult | string[] {
+  switch (task.kind) {
+    case 'list':
+      return fileSystem.listDirectory(task.path);
+    case 'steps':
+      return runSteps(fileSystem, task.steps);
+    case 'read':
+      return readFrames(fileSystem, task);
+    case 'scan':
+      return scanSegment(fileSystem, task);
+  }
+}
+
+export function runSteps(fileSystem: SyncFileSystem, steps: readonly IoStep[]): StepsResult {
+  const result: StepsResult = { fds: [], cut: null };
+  const fd = (ref: FdRef): number => (ref >= 0 ? ref : result.fds[-ref - 1]!);
+  for (const step of steps) {
+    switch (step.kind) {
+      case 'open':
+        result.fds[step.slot] = fileSystem.openReadWrite(step.path);
+        break;
+      case 'write':
+        fileSystem.writeAll(fd(step.fd), step.buffers, step.position);
+        break;
+      case 'cut':
+        result.cut = cutFile(fileSystem, fd(step.fd), step);
+        break;
+      case 'truncate':
+        fileSystem.truncate(fd(step.fd), step.lengthBytes);
+        break;
+      case 'sync':
+        fileSystem.syncData(fd(step.fd));
+        break;
+      case 'close':
+        fileSystem.close(fd(step.fd));
+        break;
+      case 'unlink':
+        fileSystem.unlink(step.path);
+        break;
+      case 'syncDirectory':
+        fileSystem.syncDirectory(step.path);
+        break;
+      case 'makeDirectory':
+        fileSystem.makeDirectory(step.path);
+        break;
+      case 'removeDirectory':
+        fileSystem.removeDirectory(step.path);
+        break;
+    }
+  }
+  return result;
+}
+
+/** Reads exactly `length` bytes at `position`, or fewer only at the end of the file. */
+function readAt(fileSystem: SyncFileSystem, fd: number, length: number, position: number): Uint8Array {
+  const bytes = new Uint8Array(new ArrayBuffer(length));
+  let got = 0;
+  while (got < length) {
+    const n = fileSystem.read(fd, bytes, got, length - got, position + got);
+    if (n === 0) break;
+    got += n;
+  }
+  return got === length ? bytes : bytes.subarray(0, got);
+}
+
+/**
+ * Cuts the log at `index` inside this file: finds the frame holding it (walking headers from a
+ * frame boundary at or before it), truncates there, and re-writes the entries before `index`.
+ */
+function cutFile(
+  fileSystem: SyncFileSystem,
+  fd: number,
+  step: { path: string; hintPosition: number; endPosition: number; index: number },
+): CutResult {
+  let position = step.hintPosition;
+  while (position < step.endPosition) {
+    const head = readAt(fileSystem, fd, FRAME_HEADER_BYTES, position);
+    const header = readFrameHeader(head, 0, step.endPosition - position);
+    assert(header !== null, `cut: no frame header at ${step.path}:${position}`);
+    const last = header.firstIndex + header.entryCount - 1;
+    if (step.index > last) {
+      position += header.frameBytes;
+      continue;
+    }
+    if (step.index <= header.firstIndex) {
+      fileSystem.truncate(fd, position);
+      return { endPosition: position, prefixPosition: -1, prefixBytes: 0 };
+    }
+    const frame = readAt(fileSystem, fd, header.frameBytes, position);
+    const verified = readVerifiedFrame(frame, 0, frame.length);
+    assert(verified !== null, `cut: frame at ${step.path}:${position} fails its CRC`);
+    const prefix = encodeFramePrefix(frame, 0, verified, step.index - header.firstIndex);
+    fileSystem.truncate(fd, position);
+    fileSystem.writeAll(fd, [prefix], position);
+    return { endPosition: position + prefix.length, prefixPosition: position, prefixBytes: prefix.length };
+  }
+  assert(position === step.endPosition, `cut: walked past the end of ${step.path}`);
+  return { endPosition: position, prefixPosition: -1, prefixBytes: 0 };
+}
+
+function readFrames(fileSystem: SyncFileSystem, task: ReadTask): ReadResult {
+  const fd = fileSystem.openReadOnly(task.path);
+  try {
+    const available = task.endPosition - task.position;
+    let bytes = readAt(
+      fileSystem,
+      fd,
+      Math.min(available, Math.max(task.maxBytes, 64 * 1024)),
+      task.position,
+    );
+    let at = 0;
+    while (at < available) {
+      if (at > 0 && bytes.length - at < FRAME_HEADER_BYTES) break; // next header is past the chunk
+      const header = readFrameHeader(bytes, at, available);
+      if (header === null) return { bytes: bytes.subarray(0, at), corruptAt: task.position + at };
+      if (at + header.frameBytes > bytes.length) {
+        if (at > 0) break; // the next frame is past the chunk: return what is whole
+        bytes = readAt(fileSystem, fd, header.frameBytes, task.position); // a first frame over the chunk
+      }
+      if (readVerifiedFrame(bytes, at, at + header.frameBytes) === null) {
+        return { bytes: bytes.subarray(0, at), corruptAt: task.position + at };
+      }
+      at += header.frameBytes;
+      if (at >= task.maxBytes) break;
+    }
+    return { bytes: bytes.subarray(0, at), corruptAt: -1 };
+  } finally {
+    fileSystem.close(fd);
+  }
+}
+
+const SCAN_CHUNK_BYTES = 4 * 1024 * 1024;
+
+/** Walks a segment's frames in sequence, verifying each, and builds its sparse index. */
+function scanSegment(fileSystem: SyncFileSystem, task: ScanTask): ScanResult {
+  const fd = fileSystem.openReadOnly(task.path);
+  try {
+    const fileBytes = fileSystem.sizeBytes(fd);
+    const result: ScanResult = {
+      fileBytes,
+      validEnd: 0,
+      corruptAt: -1,
+      validAfterCorrupt: -1,
+      lastIndex: task.baseIndex - 1,
+      firstOffset: -1,
+      firstOffsetPosition: -1,
+      nextOffset: -1,
+      points: [],
+      termRuns: [],
+    };
+    let chunk: Uint8Array = new Uint8Array(0);
+    let chunkStart = 0;
+    let position = 0;
+    let lastPoint = -Infinity;
+    while (position < fileBytes) {
+      if (position + FRAME_HEADER_BYTES > chunkStart + chunk.length) {
+        chunkStart = position;
+        chunk = readAt(fileSystem, fd, Math.min(SCAN_CHUNK_BYTES, fileBytes - position), position);
+      }
+      const head = readFrameHeader(chunk, position - chunkStart, fileBytes - chunkStart);
+      if (head !== null && position + head.frameBytes > chunkStart + chunk.length) {
+        chunkStart = position;
+        chunk = readAt(
+          fileSystem,
+          fd,
+          Math.max(head.frameBytes, Math.min(SCAN_CHUNK_BYTES, fileBytes - position)),
+          position,
+        );
+      }
+      const at = position - chunkStart;
+      const header = head === null ? null : readVerifiedFrame(chunk, at, chunk.length);
+      if (header === null || header.firstIndex !== result.lastIndex + 1) {
+        result.corruptAt = position;
+        result.validAfterCorrupt = findVerifiedFrameAfter(fileSystem, fd, position + 1, fileBytes);
+        break;
+      }
+      const summary = summarizeFrame(chunk, at, header);
+      if (summary.firstOffset >= 0) {
+        if (result.firstOffset < 0) {
+          result.firstOffset = summary.firstOffset;
+          result.firstOffsetPosition = position;
+        }
+        result.nextOffset = summary.nextOffset;
+      }
+      if (position - lastPoint >= task.indexIntervalBytes) {
+        result.points.push(
+          header.firstIndex,
+          position,
+          summary.firstOffset >= 0 ? summary.firstOffset : result.nextOffset,
+        );
+        lastPoint = position;
+      }
+      let runStart = header.firstIndex;
+      for (let r = 0; r < summary.termRuns.length; r += 2) {
+        const term = summary.termRuns[r]!;
+        const runs = result.termRuns;
+        if (runs.length === 0 || runs[runs.length - 1] !== term) runs.push(runStart, term);
+        runStart += summary.termRuns[r + 1]!;
+      }
+      result.lastIndex += header.entryCount;
+      position += header.frameBytes;
+      result.validEnd = position;
+    }
+    return result;
+  } finally {
+    fileSystem.close(fd);
+  }
+}
+
+/** Searches [from, fileBytes) for any whole frame that passes its CRC; its position, or -1. */
+function findVerifiedFrameAfter(
+  fileSystem: SyncFileSystem,
+  fd: number,
+  from: number,
+  fileBytes: number,
+): number {
+  const magic0 = FRAME_MAGIC & 0xff;
+  let chunkStart = from;
+  while (chunkStart < fileBytes) {
+    const chunk = readAt(fileSystem, fd, Math.min(SCAN_CHUNK_BYTES, fileBytes - chunkStart), chunkStart);
+    for (let i = 0; i + 4 <= chunk.length; i++) {
+      if (chunk[i] !== magic0) continue;
+      const candidate = chunkStart + i;
+      const head = readAt(fileSystem, fd, FRAME_HEADER_BYTES, candidate);
+      const header = readFrameHeader(head, 0, fileBytes - candidate);
+      if (header === null) continue;
+      const frame = readAt(fileSystem, fd, header.frameBytes, candidate);
+      if (readVerifiedFrame(frame, 0, frame.length) !== null) return candidate;
+    }
+    chunkStart += Math.max(1, chunk.length - 3);
+  }
+  return -1;
+}

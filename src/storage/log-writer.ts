@@ -1,0 +1,382 @@
+// The disk side of one log: a queue of I/O operations (append a frame, cut the suffix, reset for a
+// snapshot, delete compacted segments, sync) run as a serial chain of tasks in the I/O pool. While
+// one task runs, the next window's operations gather; the next task takes them all (group commit)
+// and ends with ONE fdatasync of the segment file in sync mode. Owns the segment list and keeps
+// readers out of a file while a cut rewrites it.
+
+import { assert } from '../raft/errors.js';
+import type { Entry } from '../raft/types.js';
+import { StorageError } from './errors.js';
+import { type EncodedFrame, encodeFrame, type RecordRange } from './frame.js';
+import type { IoExecutor } from './io-executor.js';
+import type { FdRef, IoStep } from './io-ops.js';
+import { Segment } from './segment.js';
+
+export interface WriterContext {
+  executor: IoExecutor;
+  /** The log's directory of segment files. */
+  directory: string;
+  segmentBytesMax: number;
+  indexIntervalBytes: number;
+  /** Bytes of frames one task writes at most (the rest waits for the next task). */
+  taskBytesMax: number;
+}
+
+type Op =
+  | { seq: number; kind: 'append'; frame: EncodedFrame }
+  | { seq: number; kind: 'cut'; index: number }
+  | { seq: number; kind: 'reset'; generation: number; firstIndex: number; gate: Promise<unknown> }
+  | { seq: number; kind: 'compact'; index: number; gate: Promise<unknown> }
+  | { seq: number; kind: 'sync' };
+
+type DestructiveOp = Extract<Op, { kind: 'cut' | 'reset' | 'compact' }>;
+
+export interface WriterCallbacks {
+  /** A task finished: completedSeq moved. */
+  onBatchDone(): void;
+  onFailure(error: StorageError): void;
+}
+
+export class LogWriter {
+  /** Sequence number of the last queued operation. */
+  lastQueuedSeq = 0;
+  /** Every operation up to this one is done (written, and synced in sync mode). */
+  completedSeq = 0;
+  private readonly context: WriterContext;
+  private readonly mode: 'sync' | 'async';
+  private readonly callbacks: WriterCallbacks;
+  private segments: Segment[];
+  private generation: number;
+  /** Last index the completed tasks put on disk. */
+  private diskLastIndex: number;
+  private ops: Op[] = [];
+  private opsHead = 0;
+  /** Lowest index a queued cut or reset will remove (Infinity: none queued). */
+  private lowestQueuedCut = Number.POSITIVE_INFINITY;
+  private pumping = false;
+  private idleWaiters: (() => void)[] = [];
+  private failure: StorageError | null = null;
+  private dirty = false;
+  private syncQueued = false;
+  private readsInFlight = 0;
+  private readsDrained: (() => void) | null = null;
+  private destructive: Promise<void> | null = null;
+
+  constructor(
+    context: WriterContext,
+    mode: 'sync' | 'async',
+    segments: Segment[],
+    diskLastIndex: number,
+    generation: number,
+    callbacks: WriterCallbacks,
+  ) {
+    this.context = context;
+    this.mode = mode;
+    this.segments = segments;
+    this.diskLastIndex = diskLastIndex;
+    this.generation = generation;
+    this.callbacks = callbacks;
+  }
+
+  // ---- queueing ----------------------------------------------------------------------------
+
+  enqueueAppend(
+    entries: readonly Entry[],
+    start: number,
+    end: number,
+    ranges: readonly (RecordRange | null)[],
+  ): void {
+    this.push({ seq: 0, kind: 'append', frame: encodeFrame(entries, start, end, ranges) });
+  }
+
+  enqueueCut(index: number): void {
+    this.lowestQueuedCut = Math.min(this.lowestQueuedCut, index);
+    this.push({ seq: 0, kind: 'cut', index });
+  }
+
+  enqueueReset(generation: number, firstIndex: number, gate: Promise<unknown>): void {
+    this.lowestQueuedCut = Math.min(this.lowestQueuedCut, firstIndex);
+    this.push({ seq: 0, kind: 'reset', generation, firstIndex, gate });
+  }
+
+  enqueueCompact(index: number, gate: Promise<unknown>): void {
+    this.push({ seq: 0, kind: 'compact', index, gate });
+  }
+
+  enqueueSync(): void {
+    this.syncQueued = true;
+    this.push({ seq: 0, kind: 'sync' });
+  }
+
+  private push(op: Op): void {
+    op.seq = ++this.lastQueuedSeq;
+    this.ops.push(op);
+  }
+
+  /** Async mode: queue an fdatasync if completed writes are not synced yet. */
+  syncIfDirty(): void {
+    if (!this.dirty || this.syncQueued) return;
+    this.enqueueSync();
+    this.kick();
+  }
+
+  /** Highest index the cache may drop: on disk, and not about to be cut. */
+  evictableUpTo(): number {
+    return Math.min(this.diskLastIndex, this.lowestQueuedCut - 1);
+  }
+
+  // ---- the chain ---------------------------------------------------------------------------
+
+  kick(): void {
+    if (this.pumping || this.opsHead >= this.ops.length || this.failure !== null) return;
+    this.pumping = true;
+    void this.pump();
+  }
+
+  idle(): Promise<void> {
+    if (!this.pumping && (this.opsHead >= this.ops.length || this.failure !== null)) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private async pump(): Promise<void> {
+    try {
+      while (this.opsHead < this.ops.length && this.failure === null) {
+        const batch = this.takeBatch();
+        const first = batch[0]!;
+        if (first.kind === 'cut' || first.kind === 'reset' || first.kind === 'compact') {
+          await this.runDestructive(first);
+        } else {
+          await this.runAppends(batch);
+        }
+        this.completedSeq = batch[batch.length - 1]!.seq;
+        this.callbacks.onBatchDone();
+      }
+    } catch (error) {
+      this.failure =
+        error instanceof StorageError
+          ? error
+          : new StorageError('IoFailed', `${this.context.directory}: ${String(error)}`, { cause: error });
+      this.callbacks.onFailure(this.failure);
+    } finally {
+      this.pumping = false;
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const resolve of waiters) resolve();
+    }
+  }
+
+  /** A destructive op alone, or the run of appends and syncs before the next one. */
+  private takeBatch(): Op[] {
+    const first = this.ops[this.opsHead]!;
+    if (first.kind === 'cut' || first.kind === 'reset' || first.kind === 'compact') {
+      this.opsHead++;
+      this.afterDequeue(first);
+      return [first];
+    }
+    const batch: Op[] = [];
+    let bytes = 0;
+    while (this.opsHead < this.ops.length) {
+      const op = this.ops[this.opsHead]!;
+      if (op.kind !== 'append' && op.kind !== 'sync') break;
+      if (op.kind === 'append') {
+        if (batch.length > 0 && bytes + op.frame.frameBytes > this.context.taskBytesMax) break;
+        bytes += op.frame.frameBytes;
+      } else {
+        this.syncQueued = false;
+      }
+      batch.push(op);
+      this.opsHead++;
+    }
+    if (this.opsHead === this.ops.length) {
+      this.ops = [];
+      this.opsHead = 0;
+    }
+    return batch;
+  }
+
+  private afterDequeue(op: DestructiveOp): void {
+    if (op.kind === 'compact') return;
+    this.lowestQueuedCut = Number.POSITIVE_INFINITY;
+    for (let i = this.opsHead; i < this.ops.length; i++) {
+      const queued = this.ops[i]!;
+      if (queued.kind === 'cut') this.lowestQueuedCut = Math.min(this.lowestQueuedCut, queued.index);
+      if (queued.kind === 'reset') this.lowestQueuedCut = Math.min(this.lowestQueuedCut, queued.firstIndex);
+    }
+  }
+
+  // ---- appends -----------------------------------------------------------------------------
+
+  private async runAppends(batch: readonly Op[]): Promise<void> {
+    const steps: IoStep[] = [];
+    const placements: { segment: Segment; frame: EncodedFrame; position: number }[] = [];
+    const opened: { segment: Segment; slot: number }[] = [];
+    const created: Segment[] = [];
+    const closed: Segment[] = [];
+    let active = this.segments.length > 0 ? this.segments[this.segments.length - 1]! : null;
+    let activeFd: FdRef = 0;
+    if (active !== null) activeFd = active.fd >= 0 ? active.fd : this.openStep(steps, opened, active);
+    let position = active?.endPosition ?? 0;
+    let write: Extract<IoStep, { kind: 'write' }> | null = null;
+    let syncRequested = false;
+    for (const op of batch) {
+      if (op.kind !== 'append') {
+        syncRequested = true;
+        continue;
+      }
+      if (active === null || position >= this.context.segmentBytesMax) {
+        if (active !== null) {
+          steps.push({ kind: 'sync', fd: activeFd }, { kind: 'close', fd: activeFd });
+          closed.push(active);
+        }
+        active = new Segment(this.context.directory, this.generation, op.frame.firstIndex);
+        created.push(active);
+        activeFd = this.openStep(steps, opened, active);
+        position = 0;
+        write = null;
+      }
+      if (write === null) {
+        write = { kind: 'write', fd: activeFd, position, buffers: [] };
+        steps.push(write);
+      }
+      write.buffers.push(op.frame.bytes);
+      placements.push({ segment: active, frame: op.frame, position });
+      position += op.frame.frameBytes;
+    }
+    const wrote = placements.length > 0;
+    const sync = active !== null && ((this.mode === 'sync' && wrote) || syncRequested);
+    if (sync) steps.push({ kind: 'sync', fd: activeFd });
+    if (created.length > 0) steps.push({ kind: 'syncDirectory', path: this.context.directory });
+    if (steps.length === 0) return;
+    const result = await this.context.executor.steps({ kind: 'steps', steps });
+    for (const segment of closed) segment.fd = -1;
+    for (const { segment, slot } of opened) segment.fd = result.fds[slot]!;
+    for (const segment of created) this.segments.push(segment);
+    for (const { segment, frame, position: at } of placements) {
+      segment.addFrame(frame, at, this.context.indexIntervalBytes);
+      this.diskLastIndex = frame.firstIndex + frame.entryCount - 1;
+    }
+    if (sync) this.dirty = false;
+    else if (wrote) this.dirty = true;
+  }
+
+  private openStep(steps: IoStep[], opened: { segment: Segment; slot: number }[], segment: Segment): FdRef {
+    const slot = opened.length;
+    opened.push({ segment, slot });
+    steps.push({ kind: 'open', path: segment.path, slot });
+    return -(slot + 1);
+  }
+
+  // ---- cuts, resets, compaction ------------------------------------------------------------
+
+  private async runDestructive(op: DestructiveOp): Promise<void> {
+    if (op.kind !== 'cut') await op.gate;
+    let release: () => void = () => {};
+    this.destructive = new Promise((resolve) => {
+      release = resolve;
+    });
+    try {
+      while (this.readsInFlight > 0) {
+        await new Promise<void>((resolve) => {
+          this.readsDrained = resolve;
+        });
+      }
+      if (op.kind === 'cut') await this.runCut(op.index);
+      else if (op.kind === 'reset') await this.runReset(op.generation, op.firstIndex);
+      else await this.runCompact(op.index);
+    } finally {
+      this.destructive = null;
+      release();
+    }
+  }
+
+  private removeSteps(steps: IoStep[], segments: readonly Segment[]): void {
+    for (const segment of segments) {
+      if (segment.fd >= 0) steps.push({ kind: 'close', fd: segment.fd });
+      steps.push({ kind: 'unlink', path: segment.path });
+    }
+  }
+
+  private async runCut(index: number): Promise<void> {
+    const keep = this.segments.filter((segment) => segment.baseIndex < index);
+    const removed = this.segments.filter((segment) => segment.baseIndex >= index);
+    const steps: IoStep[] = [];
+    this.removeSteps(steps, removed);
+    const target = keep.length > 0 ? keep[keep.length - 1]! : null;
+    const opened: { segment: Segment; slot: number }[] = [];
+    const cutsTarget = target !== null && target.lastIndex >= index;
+    if (cutsTarget) {
+      const fd = target.fd >= 0 ? target.fd : this.openStep(steps, opened, target);
+      const hintPosition = target.positionForIndex(index);
+      steps.push({
+        kind: 'cut',
+        fd,
+        path: target.path,
+        hintPosition,
+        endPosition: target.endPosition,
+        index,
+      });
+    }
+    if (removed.length > 0) steps.push({ kind: 'syncDirectory', path: this.context.directory });
+    if (steps.length === 0) return;
+    const result = await this.context.executor.steps({ kind: 'steps', steps });
+    for (const segment of removed) segment.fd = -1;
+    for (const { segment, slot } of opened) segment.fd = result.fds[slot]!;
+    this.segments = keep;
+    if (cutsTarget) {
+      assert(result.cut !== null, 'cut step returned no result');
+      target.cutTo(result.cut.endPosition, index - 1);
+    }
+    this.diskLastIndex = Math.min(this.diskLastIndex, index - 1);
+  }
+
+  private async runReset(generation: number, firstIndex: number): Promise<void> {
+    const steps: IoStep[] = [];
+    this.removeSteps(steps, this.segments);
+    steps.push({ kind: 'syncDirectory', path: this.context.directory });
+    await this.context.executor.steps({ kind: 'steps', steps });
+    this.segments = [];
+    this.generation = generation;
+    this.diskLastIndex = firstIndex - 1;
+  }
+
+  private async runCompact(index: number): Promise<void> {
+    let count = 0;
+    while (count < this.segments.length && this.segments[count]!.lastIndex <= index) count++;
+    if (count === 0) return;
+    const removed = this.segments.slice(0, count);
+    const steps: IoStep[] = [];
+    this.removeSteps(steps, removed);
+    steps.push({ kind: 'syncDirectory', path: this.context.directory });
+    await this.context.executor.steps({ kind: 'steps', steps });
+    for (const segment of removed) segment.fd = -1;
+    this.segments = this.segments.slice(count);
+  }
+
+  // ---- readers -----------------------------------------------------------------------------
+
+  /** Runs a read against the segment list, never while a cut, reset or compaction runs. */
+  async withSegments<T>(read: (segments: readonly Segment[]) => Promise<T>): Promise<T> {
+    while (this.destructive !== null) await this.destructive;
+    this.readsInFlight++;
+    try {
+      return await read(this.segments);
+    } finally {
+      this.readsInFlight--;
+      if (this.readsInFlight === 0 && this.readsDrained !== null) {
+        const drained = this.readsDrained;
+        this.readsDrained = null;
+        drained();
+      }
+    }
+  }
+
+  /** Closes open descriptors (after idle()). */
+  async closeFiles(): Promise<void> {
+    const steps: IoStep[] = [];
+    for (const segment of this.segments) {
+      if (segment.fd >= 0) steps.push({ kind: 'close', fd: segment.fd });
+    }
+    if (steps.length > 0) await this.context.executor.steps({ kind: 'steps', steps });
+    for (const segment of this.segments) segment.fd = -1;
+  }
+}

@@ -1,0 +1,732 @@
+// One Raft group's log on this node: the synchronous LogStorage the core reads (a bounded cache of
+// recent entries and an in-memory term index), the submission of writes (reflected in reads at
+// once, made durable per the log's mode by a serial chain of I/O tasks, one per batch window), and
+// async reads by Raft index and by record offset that never load a whole segment.
+
+import { assert, RaftError } from '../raft/errors.js';
+import { limitBytes } from '../raft/storage.js';
+import { type ConfState, type Entry, entryBytes, type HardState, type Snapshot } from '../raft/types.js';
+import { StorageError } from './errors.js';
+import { type DescribeEntry, decodeFrameEntries, frameRecordRanges, readFrameHeader } from './frame.js';
+import type { IoExecutor } from './io-executor.js';
+import { LogWriter, type WriterContext } from './log-writer.js';
+import type { Segment } from './segment.js';
+import type { LogStart, StateStore, StoredSnapshot } from './state-store.js';
+import { TermIndex } from './term-index.js';
+
+export type PersistenceMode = 'sync' | 'async' | 'memory';
+
+export interface PartitionLogOptions {
+  mode: PersistenceMode;
+  /** Record range of an entry, so reads by offset need no payload parsing. Default: none. */
+  describeEntry?: DescribeEntry;
+  /** A write with this persistId is durable per the mode; called in submission order. */
+  onPersisted?: (persistId: number) => void;
+  /** Entries that entries() reported EntriesPending for are loaded: retry. */
+  onEntriesAvailable?: () => void;
+  /** The log failed (an I/O error); it takes no more writes. */
+  onError?: (error: StorageError) => void;
+  /** Bytes of recent entries kept in memory (entries not yet written are kept regardless). */
+  cacheBytesMax?: number;
+}
+
+/** One log's share of a driver turn: what its Ready says to persist. */
+export interface LogWrite {
+  log: PartitionLog;
+  entries: readonly Entry[];
+  hardState: HardState | null;
+  snapshot: Snapshot | null;
+  confState?: ConfState | null;
+  mustSync: boolean;
+  /** Reported back through onPersisted once durable; 0 when nothing needs reporting. */
+  persistId: number;
+}
+
+/** What the engine hands a log: shared resources and limits. */
+export interface LogContext extends WriterContext {
+  store: StateStore;
+  executor: IoExecutor;
+  logId: number;
+  groupId: string;
+  cacheBytesMax: number;
+  /** Bytes read from disk at least, per load for entries(). */
+  loadBytesMin: number;
+  indexIntervalBytes: number;
+}
+
+/** What recovery found, handed to the constructor. */
+export interface RecoveredLog {
+  segments: Segment[];
+  start: LogStart;
+  lastIndex: number;
+  termRuns: number[];
+  snapshot: StoredSnapshot;
+  hardState: HardState;
+  confState: ConfState;
+  applied: number;
+  mayHaveLostTail: boolean;
+}
+
+interface PendingCompletion {
+  persistId: number;
+  /** The I/O op whose completion makes this write durable (0: none). */
+  ioSeq: number;
+  waitingForState: boolean;
+}
+
+const FRAME_DATA_BYTES_TARGET = 16 * 1024 * 1024;
+
+export class PartitionLog {
+  readonly groupId: string;
+  readonly mode: PersistenceMode;
+  private lostTail: boolean;
+  private readonly context: LogContext;
+  private readonly options: PartitionLogOptions;
+  private readonly writer: LogWriter | null;
+  private readonly terms = new TermIndex();
+
+  // Invariant: firstIndex - 1 <= lastIndex; term(firstIndex - 1) === prevTerm.
+  private firstIndexValue: number;
+  private prevTerm: number;
+  private lastIndexValue: number;
+  private generation: number;
+  private snap: Snapshot;
+  private hard: HardState;
+  private storedTerm: number;
+  private storedVote: number;
+  private hardStateDirty = false;
+  private conf: ConfState;
+  private appliedIndex: number;
+  private appliedDirty = false;
+
+  // The cache of recent entries: tail[tailHead..] holds [tailFirst, lastIndex]. Parallel arrays
+  // give each entry's first record offset (-1: none) and the running next record offset after it.
+  private tail: Entry[] = [];
+  private tailBaseOffsets: number[] = [];
+  private tailOffsetEnds: number[] = [];
+  private tailHead = 0;
+  private tailFirst: number;
+  private tailBytes = 0;
+  // The last range loaded from disk for entries(): loaded[i] has index loadedFirst + i.
+  private loaded: Entry[] = [];
+  private loadedFirst = 0;
+  private loadInFlight = false;
+  /** Bumped by every cut, reset and compaction, so a load that raced one is discarded. */
+  private layoutVersion = 0;
+
+  private readonly completions: PendingCompletion[] = [];
+  private completionHead = 0;
+  private drainScheduled = false;
+  private failure: StorageError | null = null;
+  private closed = false;
+
+  constructor(context: LogContext, options: PartitionLogOptions, recovered: RecoveredLog) {
+    this.context = context;
+    this.options = options;
+    this.groupId = context.groupId;
+    this.mode = options.mode;
+    this.lostTail = recovered.mayHaveLostTail;
+    this.firstIndexValue = recovered.start.firstIndex;
+    this.prevTerm = recovered.start.prevTerm;
+    this.generation = recovered.start.generation;
+    this.lastIndexValue = recovered.lastIndex;
+    this.tailFirst = recovered.lastIndex + 1;
+    this.snap = { metadata: recovered.snapshot.metadata, data: recovered.snapshot.data };
+    this.hard = recovered.hardState;
+    this.storedTerm = recovered.hardState.term;
+    this.storedVote = recovered.hardState.vote;
+    this.conf = recovered.confState;
+    this.appliedIndex = recovered.applied;
+    const runs = recovered.termRuns;
+    for (let i = 0; i < runs.length; i += 2) {
+      const nextStart = i + 2 < runs.length ? runs[i + 2]! : Number.POSITIVE_INFINITY;
+      if (nextStart <= this.firstIndexValue) continue; // the run ends below the log start
+      this.terms.append(Math.max(runs[i]!, this.firstIndexValue), runs[i + 1]!);
+    }
+    this.writer =
+      this.mode === 'memory'
+        ? null
+        : new LogWriter(context, this.mode, recovered.segments, recovered.lastIndex, this.generation, {
+            onBatchDone: () => this.afterBatch(),
+            onFailure: (error) => this.fail(error),
+          });
+  }
+
+  // ---- LogStorage (synchronous) ------------------------------------------------------------
+
+  firstIndex(): number {
+    return this.firstIndexValue;
+  }
+
+  lastIndex(): number {
+    return this.lastIndexValue;
+  }
+
+  term(index: number): number {
+    if (index === this.firstIndexValue - 1) return this.prevTerm;
+    if (index < this.firstIndexValue - 1) {
+      throw new RaftError('Compacted', `term(${index}): compacted below ${this.firstIndexValue}`);
+    }
+    if (index > this.lastIndexValue) {
+      throw new RaftError('Unavailable', `term(${index}): past last index ${this.lastIndexValue}`);
+    }
+    return this.terms.term(index);
+  }
+
+  entries(lo: number, hi: number, maxBytes: number): Entry[] {
+    this.checkRange(lo, hi);
+    if (lo >= this.tailFirst)
+      return limitBytes(
+        this.tail,
+        this.tailHead + lo - this.tailFirst,
+        this.tailHead + hi - this.tailFirst,
+        maxBytes,
+      );
+    const loadedEnd = this.loadedFirst + this.loaded.length;
+    if (lo >= this.loadedFirst && lo < loadedEnd) {
+      return limitBytes(
+        this.loaded,
+        lo - this.loadedFirst,
+        Math.min(hi, loadedEnd) - this.loadedFirst,
+        maxBytes,
+      );
+    }
+    this.startLoad(lo, Math.min(hi, this.tailFirst), maxBytes);
+    throw new RaftError('EntriesPending', `entries(${lo}, ${hi}): loading from disk`);
+  }
+
+  snapshot(): Snapshot {
+    return this.snap;
+  }
+
+  // ---- state -------------------------------------------------------------------------------
+
+  /**
+   * The node may have lost writes this log acknowledged (memory mode after a restart, or async
+   * mode after a suspected power loss): start its RawNode with `recovering: true`. Sticky across
+   * restarts until markCaughtUp().
+   */
+  get mayHaveLostTail(): boolean {
+    return this.lostTail;
+  }
+
+  /** The replica caught up with its group after a lost tail (the core left `recovering`). */
+  markCaughtUp(): void {
+    if (!this.lostTail) return;
+    this.lostTail = false;
+    this.context.store.putLostTail(this.context.logId, false);
+  }
+
+  /**
+   * Hard state and membership to build the RawNode with. The stored commit index is clamped to
+   * the last stored entry unless the tail may be lost: commit is written lazily (it can always be
+   * learned again), so it may run ahead of entries that a crash cut short.
+   */
+  initialState(): { hardState: HardState; confState: ConfState } {
+    const commit = this.lostTail ? this.hard.commit : Math.min(this.hard.commit, this.lastIndexValue);
+    return {
+      hardState: { term: this.hard.term, vote: this.hard.vote, commit },
+      confState: { voters: [...this.conf.voters], learners: [...this.conf.learners] },
+    };
+  }
+
+  /** The application's last applied index, as last set (stored lazily). */
+  applied(): number {
+    return this.appliedIndex;
+  }
+
+  setApplied(index: number): void {
+    assert(index >= this.appliedIndex || index <= this.snap.metadata.index, `setApplied(${index}) goes back`);
+    this.appliedIndex = index;
+    this.appliedDirty = true;
+  }
+
+  /** Records a snapshot of the state machine at `index`; resolves once it is durable. */
+  async createSnapshot(index: number, confState: ConfState, data: Uint8Array): Promise<void> {
+    this.assertWritable();
+    if (index <= this.snap.metadata.index) return;
+    assert(index <= this.lastIndexValue, `createSnapshot(${index}) past last index ${this.lastIndexValue}`);
+    const metadata = {
+      index,
+      term: this.term(index),
+      confState: { voters: [...confState.voters], learners: [...confState.learners] },
+    };
+    this.snap = { metadata, data };
+    this.context.store.putSnapshot(this.context.logId, this.snap);
+    await this.context.store.durable();
+  }
+
+  /**
+   * Prefix truncation: entries up to `index` go (a snapshot must cover them). The log start moves
+   * at once; whole segment files below it are deleted after the new start is durable.
+   */
+  async compact(index: number): Promise<void> {
+    this.assertWritable();
+    if (index < this.firstIndexValue) return;
+    assert(index <= this.snap.metadata.index, `compact(${index}) above snapshot ${this.snap.metadata.index}`);
+    assert(index <= this.lastIndexValue, `compact(${index}) past last index ${this.lastIndexValue}`);
+    this.prevTerm = this.term(index);
+    this.firstIndexValue = index + 1;
+    this.terms.compactBelow(this.firstIndexValue);
+    this.dropCacheBelow(this.firstIndexValue);
+    this.layoutVersion++;
+    this.context.store.putLogStart(this.context.logId, this.currentStart());
+    const durable = this.context.store.durable();
+    this.writer?.enqueueCompact(index, durable);
+    await durable;
+    await this.writer?.idle();
+  }
+
+  // ---- writes ------------------------------------------------------------------------------
+
+  /** Applies one write in memory now and queues its I/O; the engine kicks the writer after. */
+  submit(write: LogWrite): void {
+    this.assertWritable();
+    let waitForState = false;
+    if (write.snapshot !== null) {
+      this.installSnapshot(write.snapshot);
+      waitForState = true;
+    }
+    if (write.entries.length > 0) this.appendEntries(write.entries);
+    if (write.hardState !== null) waitForState = this.updateHardState(write.hardState) || waitForState;
+    if (write.confState) {
+      this.conf = { voters: [...write.confState.voters], learners: [...write.confState.learners] };
+      this.context.store.putConfState(this.context.logId, this.conf);
+      waitForState = true;
+    }
+    if (write.persistId !== 0) this.trackCompletion(write.persistId, waitForState);
+  }
+
+  /** Starts the I/O queued by submit(); the engine calls it once per log per turn. */
+  kick(): void {
+    this.writer?.kick();
+  }
+
+  private updateHardState(hardState: HardState): boolean {
+    this.hard = { term: hardState.term, vote: hardState.vote, commit: hardState.commit };
+    if (hardState.term === this.storedTerm && hardState.vote === this.storedVote) {
+      this.hardStateDirty = true; // commit only: written lazily by flushState()
+      return false;
+    }
+    this.storedTerm = hardState.term;
+    this.storedVote = hardState.vote;
+    this.context.store.putHardState(this.context.logId, this.hard);
+    this.hardStateDirty = false;
+    return true;
+  }
+
+  private appendEntries(entries: readonly Entry[]): void {
+    let start = 0;
+    if (entries[0]!.index < this.firstIndexValue) start = this.firstIndexValue - entries[0]!.index;
+    if (start >= entries.length) return;
+    const first = entries[start]!.index;
+    assert(first <= this.lastIndexValue + 1, `append: gap between ${this.lastIndexValue} and ${first}`);
+    if (first <= this.lastIndexValue) {
+      this.cutInMemory(first);
+      this.writer?.enqueueCut(first);
+    }
+    const describe = this.options.describeEntry;
+    let frameStart = start;
+    let frameDataBytes = 0;
+    let ranges: ({ baseOffset: number; recordCount: number } | null)[] = [];
+    for (let i = start; i < entries.length; i++) {
+      const entry = entries[i]!;
+      const range = describe ? describe(entry) : null;
+      this.pushTail(entry, range);
+      this.terms.append(entry.index, entry.term);
+      ranges.push(range);
+      frameDataBytes += entry.data.length;
+      if (frameDataBytes >= FRAME_DATA_BYTES_TARGET || i === entries.length - 1) {
+        this.writer?.enqueueAppend(entries, frameStart, i + 1, ranges);
+        frameStart = i + 1;
+        frameDataBytes = 0;
+        ranges = [];
+      }
+    }
+    this.lastIndexValue = entries[entries.length - 1]!.index;
+    this.evictCache();
+  }
+
+  private pushTail(entry: Entry, range: { baseOffset: number; recordCount: number } | null): void {
+    const count = this.tail.length;
+    const previousEnd = count > this.tailHead ? this.tailOffsetEnds[count - 1]! : -1;
+    this.tail.push(entry);
+    this.tailBaseOffsets.push(range ? range.baseOffset : -1);
+    this.tailOffsetEnds.push(range ? range.baseOffset + range.recordCount : previousEnd);
+    this.tailBytes += entryBytes(entry);
+  }
+
+  private cutInMemory(index: number): void {
+    this.layoutVersion++;
+    if (index >= this.tailFirst) {
+      const keep = this.tailHead + index - this.tailFirst;
+      for (let i = keep; i < this.tail.length; i++) this.tailBytes -= entryBytes(this.tail[i]!);
+      this.tail.length = keep;
+      this.tailBaseOffsets.length = keep;
+      this.tailOffsetEnds.length = keep;
+    } else {
+      this.clearTail(index);
+    }
+    const loadedEnd = this.loadedFirst + this.loaded.length;
+    if (loadedEnd > index) this.loaded.length = Math.max(0, index - this.loadedFirst);
+    this.terms.truncateFrom(index);
+    this.lastIndexValue = index - 1;
+  }
+
+  private clearTail(first: number): void {
+    this.tail = [];
+    this.tailBaseOffsets = [];
+    this.tailOffsetEnds = [];
+    this.tailHead = 0;
+    this.tailBytes = 0;
+    this.tailFirst = first;
+  }
+
+  private installSnapshot(snapshot: Snapshot): void {
+    const { index, term } = snapshot.metadata;
+    assert(
+      index > this.snap.metadata.index,
+      `snapshot ${index} is not newer than ${this.snap.metadata.index}`,
+    );
+    this.snap = snapshot;
+    this.generation++;
+    this.firstIndexValue = index + 1;
+    this.prevTerm = term;
+    this.lastIndexValue = index;
+    this.terms.clear();
+    this.clearTail(index + 1);
+    this.loaded = [];
+    this.layoutVersion++;
+    this.context.store.putSnapshot(this.context.logId, snapshot);
+    this.context.store.putLogStart(this.context.logId, this.currentStart());
+    this.writer?.enqueueReset(this.generation, index + 1, this.context.store.durable());
+  }
+
+  private currentStart(): LogStart {
+    return { firstIndex: this.firstIndexValue, prevTerm: this.prevTerm, generation: this.generation };
+  }
+
+  // ---- completions -------------------------------------------------------------------------
+
+  private trackCompletion(persistId: number, waitForState: boolean): void {
+    const pending: PendingCompletion = {
+      persistId,
+      ioSeq: this.writer?.lastQueuedSeq ?? 0,
+      waitingForState: waitForState,
+    };
+    this.completions.push(pending);
+    if (waitForState) {
+      this.context.store.durable().then(
+        () => {
+          pending.waitingForState = false;
+          this.drainCompletions();
+        },
+        (error: unknown) =>
+          this.fail(new StorageError('IoFailed', `lmdb flush failed: ${String(error)}`, { cause: error })),
+      );
+    } else if (!this.drainScheduled) {
+      this.drainScheduled = true;
+      queueMicrotask(() => {
+        this.drainScheduled = false;
+        this.drainCompletions();
+      });
+    }
+  }
+
+  private drainCompletions(): void {
+    if (this.failure !== null) return;
+    const doneSeq = this.writer?.completedSeq ?? Number.POSITIVE_INFINITY;
+    const onPersisted = this.options.onPersisted;
+    while (this.completionHead < this.completions.length) {
+      const head = this.completions[this.completionHead]!;
+      if (head.waitingForState || head.ioSeq > doneSeq) break;
+      this.completionHead++;
+      onPersisted?.(head.persistId);
+    }
+    if (this.completionHead > 1024 && this.completionHead * 2 > this.completions.length) {
+      this.completions.splice(0, this.completionHead);
+      this.completionHead = 0;
+    }
+  }
+
+  private afterBatch(): void {
+    this.drainCompletions();
+    this.evictCache();
+  }
+
+  private fail(error: StorageError): void {
+    if (this.failure !== null) return;
+    this.failure = error;
+    this.options.onError?.(error);
+  }
+
+  private assertWritable(): void {
+    if (this.closed) throw new StorageError('Closed', `log ${this.groupId} is closed`);
+    if (this.failure !== null) throw this.failure;
+  }
+
+  // ---- cache -------------------------------------------------------------------------------
+
+  private evictCache(): void {
+    if (this.writer === null) return; // memory mode: the cache is the log
+    const limit = this.writer.evictableUpTo();
+    const budget = this.context.cacheBytesMax;
+    while (this.tailBytes > budget && this.tailFirst <= limit && this.tail.length - this.tailHead > 1) {
+      this.tailBytes -= entryBytes(this.tail[this.tailHead]!);
+      this.tail[this.tailHead] = undefined as unknown as Entry; // let the data go
+      this.tailHead++;
+      this.tailFirst++;
+    }
+    if (this.tailHead > 1024 && this.tailHead * 2 > this.tail.length) this.compactTailArrays();
+  }
+
+  private compactTailArrays(): void {
+    this.tail = this.tail.slice(this.tailHead);
+    this.tailBaseOffsets = this.tailBaseOffsets.slice(this.tailHead);
+    this.tailOffsetEnds = this.tailOffsetEnds.slice(this.tailHead);
+    this.tailHead = 0;
+  }
+
+  private dropCacheBelow(index: number): void {
+    while (this.tailFirst < index && this.tail.length > this.tailHead) {
+      this.tailBytes -= entryBytes(this.tail[this.tailHead]!);
+      this.tailHead++;
+      this.tailFirst++;
+    }
+    if (this.tailFirst < index) this.tailFirst = index;
+    if (this.loadedFirst < index) {
+      this.loaded = this.loaded.slice(Math.min(this.loaded.length, index - this.loadedFirst));
+      this.loadedFirst = index;
+    }
+    this.compactTailArrays();
+  }
+
+  // ---- reads -------------------------------------------------------------------------------
+
+  private checkRange(lo: number, hi: number): void {
+    if (lo < this.firstIndexValue) {
+      throw new RaftError('Compacted', `entries(${lo}, ${hi}): compacted below ${this.firstIndexValue}`);
+    }
+    if (hi > this.lastIndexValue + 1) {
+      throw new RaftError('Unavailable', `entries(${lo}, ${hi}): past last index ${this.lastIndexValue}`);
+    }
+    assert(lo < hi, `entries(${lo}, ${hi}): empty range`);
+  }
+
+  private startLoad(lo: number, hi: number, maxBytes: number): void {
+    if (this.loadInFlight) return;
+    this.loadInFlight = true;
+    const version = this.layoutVersion;
+    const bytes = Math.max(maxBytes, this.context.loadBytesMin);
+    this.readFromDisk(lo, hi, bytes).then(
+      (entries) => {
+        this.loadInFlight = false;
+        if (version === this.layoutVersion && entries.length > 0) {
+          this.loaded = entries;
+          this.loadedFirst = lo;
+        }
+        this.options.onEntriesAvailable?.();
+      },
+      (error: unknown) => {
+        this.loadInFlight = false;
+        // Compacted meanwhile: the retry gets the RaftError from entries() itself.
+        if (error instanceof RaftError) this.options.onEntriesAvailable?.();
+        else this.fail(toStorageError(error));
+      },
+    );
+  }
+
+  /** Entries in [lo, hi) up to maxBytes (at least one), from memory or disk. */
+  async readEntries(lo: number, hi: number, maxBytes: number): Promise<Entry[]> {
+    this.checkRange(lo, hi);
+    if (lo >= this.tailFirst)
+      return limitBytes(
+        this.tail,
+        this.tailHead + lo - this.tailFirst,
+        this.tailHead + hi - this.tailFirst,
+        maxBytes,
+      );
+    return this.readFromDisk(lo, Math.min(hi, this.tailFirst), maxBytes);
+  }
+
+  private async readFromDisk(lo: number, hi: number, maxBytes: number): Promise<Entry[]> {
+    const writer = this.writer;
+    assert(writer !== null, `entries ${lo}..${hi} missing from a memory-mode cache`);
+    return writer.withSegments(async (segments) => {
+      const segment = findSegmentForIndex(segments, lo);
+      if (segment === null) throw new RaftError('Compacted', `entries(${lo}, ${hi}): no segment holds ${lo}`);
+      const position = segment.positionForIndex(lo);
+      const bytes = await this.readFrames(segment, position, maxBytes + this.context.indexIntervalBytes);
+      const out: Entry[] = [];
+      let at = 0;
+      while (at < bytes.length) {
+        const header = readFrameHeader(bytes, at, bytes.length)!;
+        decodeFrameEntries(bytes, at, header, lo, hi, out);
+        at += header.frameBytes;
+      }
+      return out.length === 0 ? out : limitBytes(out, 0, out.length, maxBytes);
+    });
+  }
+
+  /** Reads whole verified frames of `segment` from `position`; throws CorruptRead. */
+  private async readFrames(segment: Segment, position: number, maxBytes: number): Promise<Uint8Array> {
+    const result = await this.context.executor.read({
+      kind: 'read',
+      path: segment.path,
+      position,
+      endPosition: segment.endPosition,
+      maxBytes,
+    });
+    if (result.corruptAt >= 0) {
+      throw new StorageError(
+        'CorruptRead',
+        `${segment.path}: frame at byte ${result.corruptAt} fails its CRC`,
+        {
+          file: segment.path,
+          offsetBytes: result.corruptAt,
+        },
+      );
+    }
+    return result.bytes;
+  }
+
+  /**
+   * Entries holding records from `fromOffset` on (the first may start before it), up to maxBytes
+   * (at least one) and not past `maxIndex` (e.g. the commit index). Entries without records are
+   * skipped. Empty when no record at or after fromOffset is stored.
+   */
+  async readRecords(fromOffset: number, options: { maxBytes: number; maxIndex?: number }): Promise<Entry[]> {
+    if (this.closed) throw new StorageError('Closed', `log ${this.groupId} is closed`);
+    const maxIndex = Math.min(options.maxIndex ?? this.lastIndexValue, this.lastIndexValue);
+    const fromTail = this.recordsFromTail(fromOffset, options.maxBytes, maxIndex);
+    if (fromTail !== null || this.writer === null) return fromTail ?? [];
+    const maxBytes = options.maxBytes;
+    return this.writer.withSegments(async (segments) => {
+      for (let s = startSegmentForOffset(segments, fromOffset); s < segments.length; s++) {
+        const segment = segments[s]!;
+        if (segment.baseIndex > maxIndex) break;
+        const position = segment.positionForOffset(fromOffset);
+        const bytes = await this.readFrames(segment, position, maxBytes + this.context.indexIntervalBytes);
+        const out = this.recordEntriesOf(bytes, fromOffset, maxIndex, maxBytes);
+        if (out.length > 0) return out;
+      }
+      return [];
+    });
+  }
+
+  private recordEntriesOf(
+    bytes: Uint8Array,
+    fromOffset: number,
+    maxIndex: number,
+    maxBytes: number,
+  ): Entry[] {
+    const out: Entry[] = [];
+    let total = 0;
+    let at = 0;
+    while (at < bytes.length) {
+      const header = readFrameHeader(bytes, at, bytes.length)!;
+      const ranges = frameRecordRanges(bytes, at, header);
+      const frameEntries: Entry[] = [];
+      decodeFrameEntries(bytes, at, header, this.firstIndexValue, maxIndex + 1, frameEntries);
+      for (const entry of frameEntries) {
+        const i = entry.index - header.firstIndex;
+        const baseOffset = ranges[2 * i]!;
+        if (baseOffset < 0 || baseOffset + ranges[2 * i + 1]! <= fromOffset) continue;
+        total += entryBytes(entry);
+        if (total > maxBytes && out.length > 0) return out;
+        out.push(entry);
+      }
+      at += header.frameBytes;
+    }
+    return out;
+  }
+
+  /** Records from the cache when it reaches back to fromOffset; null when it does not. */
+  private recordsFromTail(fromOffset: number, maxBytes: number, maxIndex: number): Entry[] | null {
+    let firstWithRecords = this.tailHead;
+    while (firstWithRecords < this.tail.length && this.tailBaseOffsets[firstWithRecords]! < 0)
+      firstWithRecords++;
+    if (firstWithRecords >= this.tail.length) return this.writer === null ? [] : null;
+    if (this.tailBaseOffsets[firstWithRecords]! > fromOffset && this.writer !== null) return null;
+    // First entry whose records end after fromOffset (tailOffsetEnds is non-decreasing).
+    let lo = this.tailHead;
+    let hi = this.tail.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.tailOffsetEnds[mid]! > fromOffset) hi = mid;
+      else lo = mid + 1;
+    }
+    const out: Entry[] = [];
+    let total = 0;
+    for (let i = lo; i < this.tail.length && this.tail[i]!.index <= maxIndex; i++) {
+      if (this.tailBaseOffsets[i]! < 0) continue;
+      total += entryBytes(this.tail[i]!);
+      if (total > maxBytes && out.length > 0) break;
+      out.push(this.tail[i]!);
+    }
+    return out;
+  }
+
+  // ---- lifecycle ---------------------------------------------------------------------------
+
+  /** Writes lazily kept state (commit index, applied index) to lmdb; the engine calls it. */
+  flushState(): void {
+    if (this.hardStateDirty) {
+      this.context.store.putHardState(this.context.logId, this.hard);
+      this.hardStateDirty = false;
+    }
+    if (this.appliedDirty) {
+      this.context.store.putApplied(this.context.logId, this.appliedIndex);
+      this.appliedDirty = false;
+    }
+  }
+
+  /** Async mode: queues an fdatasync when writes since the last one are not yet synced. */
+  syncIfDirty(): void {
+    if (this.failure === null && !this.closed) this.writer?.syncIfDirty();
+  }
+
+  /** Flushes and syncs everything, then closes the log's files. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (this.failure === null) {
+      this.writer?.enqueueSync();
+      this.writer?.kick();
+    }
+    await this.writer?.idle();
+    this.flushState();
+    this.closed = true;
+    await this.writer?.closeFiles();
+  }
+
+  get failed(): StorageError | null {
+    return this.failure;
+  }
+
+  /** Test and bench aid: resolves when every queued I/O is done. */
+  async idle(): Promise<void> {
+    await this.writer?.idle();
+  }
+}
+
+function findSegmentForIndex(segments: readonly Segment[], index: number): Segment | null {
+  for (let i = segments.length - 1; i >= 0; i--) {
+    const segment = segments[i]!;
+    if (segment.baseIndex <= index) return segment.lastIndex >= index ? segment : null;
+  }
+  return null;
+}
+
+function startSegmentForOffset(segments: readonly Segment[], offset: number): number {
+  let start = 0;
+  for (let i = 0; i < segments.length; i++) {
+    const first = segments[i]!.firstOffset;
+    if (first >= 0 && first <= offset) start = i;
+  }
+  return start;
+}
+
+function toStorageError(error: unknown): StorageError {
+  if (error instanceof StorageError) return error;
+  return new StorageError('IoFailed', `read failed: ${String(error)}`, { cause: error });
+}

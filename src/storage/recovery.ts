@@ -1,0 +1,185 @@
+// Opening a log after a restart: its Raft state from lmdb, and its segment files scanned (in the
+// I/O pool) frame by frame. A torn or corrupt tail is cut back to the last whole frame; a bad frame
+// with good frames after it, or in any segment but the last, is corruption: refuse to open.
+
+import path from 'node:path';
+import type { ConfState } from '../raft/types.js';
+import { StorageError } from './errors.js';
+import type { IoExecutor } from './io-executor.js';
+import type { IoStep, ScanResult } from './io-ops.js';
+import type { PersistenceMode, RecoveredLog } from './partition-log.js';
+import { parseSegmentFileName, Segment } from './segment.js';
+import type { LogStart, StateStore, StoredSnapshot } from './state-store.js';
+
+export interface RecoveryInput {
+  store: StateStore;
+  executor: IoExecutor;
+  logId: number;
+  directory: string;
+  mode: PersistenceMode;
+  indexIntervalBytes: number;
+  /** The node may have lost power since async-mode writes it acknowledged. */
+  powerLossSuspected: boolean;
+}
+
+const EMPTY_CONF: ConfState = { voters: [], learners: [] };
+
+export async function recoverLog(input: RecoveryInput): Promise<RecoveredLog> {
+  const { store, logId } = input;
+  const snapshot: StoredSnapshot = store.snapshot(logId) ?? {
+    metadata: { index: 0, term: 0, confState: EMPTY_CONF },
+    data: new Uint8Array(0),
+  };
+  const storedStart = store.logStart(logId);
+  const start: LogStart = storedStart ?? {
+    firstIndex: snapshot.metadata.index + 1,
+    prevTerm: snapshot.metadata.term,
+    generation: 0,
+  };
+  const hardState = store.hardState(logId);
+  const base = { snapshot, hardState, confState: store.confState(logId), applied: store.applied(logId) };
+  if (input.mode === 'memory') {
+    // Entries never survive a restart here; files left by an earlier mode go too.
+    await input.executor.steps({
+      kind: 'steps',
+      steps: [{ kind: 'removeDirectory', path: input.directory }],
+    });
+    const memoryStart = {
+      firstIndex: snapshot.metadata.index + 1,
+      prevTerm: snapshot.metadata.term,
+      generation: start.generation,
+    };
+    const hadState = hardState.term > 0 || hardState.commit > snapshot.metadata.index;
+    return {
+      ...base,
+      segments: [],
+      start: memoryStart,
+      lastIndex: snapshot.metadata.index,
+      termRuns: [],
+      mayHaveLostTail: hadState,
+    };
+  }
+  const segments = await recoverSegments(input, start);
+  const lastIndex =
+    segments.length > 0 ? segments[segments.length - 1]!.segment.lastIndex : start.firstIndex - 1;
+  const mayHaveLostTail = (input.mode === 'async' && input.powerLossSuspected) || store.lostTail(logId);
+  if (mayHaveLostTail) store.putLostTail(logId, true);
+  return {
+    ...base,
+    segments: segments.map((s) => s.segment),
+    start,
+    lastIndex: Math.max(lastIndex, start.firstIndex - 1),
+    termRuns: segments.flatMap((s) => s.scan.termRuns),
+    mayHaveLostTail,
+  };
+}
+
+interface ScannedSegment {
+  segment: Segment;
+  scan: ScanResult;
+}
+
+async function recoverSegments(input: RecoveryInput, start: LogStart): Promise<ScannedSegment[]> {
+  const { executor, directory } = input;
+  await executor.steps({
+    kind: 'steps',
+    steps: [
+      { kind: 'makeDirectory', path: directory },
+      { kind: 'syncDirectory', path: path.dirname(directory) },
+    ],
+  });
+  const names = await executor.list(directory);
+  const cleanup: IoStep[] = [];
+  const found: Segment[] = [];
+  for (const name of names) {
+    const parsed = parseSegmentFileName(name);
+    if (parsed === null) continue;
+    if (parsed.generation !== start.generation)
+      cleanup.push({ kind: 'unlink', path: path.join(directory, name) });
+    else found.push(new Segment(directory, parsed.generation, parsed.baseIndex));
+  }
+  found.sort((a, b) => a.baseIndex - b.baseIndex);
+  const scans = await Promise.all(
+    found.map((segment) =>
+      executor.scan({
+        kind: 'scan',
+        path: segment.path,
+        baseIndex: segment.baseIndex,
+        indexIntervalBytes: input.indexIntervalBytes,
+      }),
+    ),
+  );
+  const scanned: ScannedSegment[] = found.map((segment, i) => ({ segment, scan: scans[i]! }));
+  checkTail(scanned, cleanup);
+  const kept = dropCompacted(scanned, start.firstIndex, cleanup);
+  checkChain(kept, start.firstIndex);
+  for (const { segment, scan } of kept) {
+    segment.loadPoints(scan.points, scan.firstOffset, scan.firstOffsetPosition);
+    segment.lastIndex = scan.lastIndex;
+    segment.endPosition = scan.validEnd;
+  }
+  if (cleanup.length > 0) {
+    cleanup.push({ kind: 'syncDirectory', path: directory });
+    await executor.steps({ kind: 'steps', steps: cleanup });
+  }
+  return kept;
+}
+
+/** Refuses corruption before the tail; queues the cut of a torn tail in the last segment. */
+function checkTail(scanned: ScannedSegment[], cleanup: IoStep[]): void {
+  for (let i = 0; i < scanned.length; i++) {
+    const { segment, scan } = scanned[i]!;
+    if (scan.corruptAt < 0) continue;
+    const isLast = i === scanned.length - 1;
+    if (!isLast || scan.validAfterCorrupt >= 0) {
+      const why = isLast ? `a whole frame follows at byte ${scan.validAfterCorrupt}` : 'segments follow it';
+      throw new StorageError(
+        'CorruptLog',
+        `${segment.path}: corrupt frame at byte ${scan.corruptAt} before the tail (${why})`,
+        { file: segment.path, offsetBytes: scan.corruptAt },
+      );
+    }
+    cleanup.push(...truncateSteps(segment.path, scan.validEnd));
+  }
+  const last = scanned[scanned.length - 1];
+  if (last !== undefined && last.scan.validEnd === 0) {
+    // A segment rolled and never written (or torn whole): nothing in it to keep.
+    scanned.pop();
+    cleanup.push({ kind: 'unlink', path: last.segment.path });
+  }
+}
+
+function truncateSteps(filePath: string, lengthBytes: number): IoStep[] {
+  return [
+    { kind: 'open', path: filePath, slot: 0 },
+    { kind: 'truncate', fd: -1, lengthBytes },
+    { kind: 'sync', fd: -1 },
+    { kind: 'close', fd: -1 },
+  ];
+}
+
+/** Segments wholly below the log start are leftovers of an interrupted compaction. */
+function dropCompacted(scanned: ScannedSegment[], firstIndex: number, cleanup: IoStep[]): ScannedSegment[] {
+  const kept: ScannedSegment[] = [];
+  for (const entry of scanned) {
+    if (entry.scan.lastIndex < firstIndex) cleanup.push({ kind: 'unlink', path: entry.segment.path });
+    else kept.push(entry);
+  }
+  return kept;
+}
+
+/** Segments must cover the log from its start without gaps. */
+function checkChain(kept: readonly ScannedSegment[], firstIndex: number): void {
+  let expected = -1;
+  for (const { segment, scan } of kept) {
+    const gap = expected < 0 ? segment.baseIndex > firstIndex : segment.baseIndex !== expected;
+    if (gap) {
+      throw new StorageError(
+        'CorruptLog',
+        `${segment.path}: starts at index ${segment.baseIndex}, expected ${expected < 0 ? firstIndex : expected}`,
+        { file: segment.path, offsetBytes: 0 },
+      );
+    }
+    expected = scan.lastIndex + 1;
+  }
+}

@@ -1,0 +1,136 @@
+// One segment file of a log as the event loop knows it: its place in the log, how far completed
+// writes reach, and a sparse in-memory index (one point per indexIntervalBytes) from Raft index and
+// from record offset to a frame position. The index is rebuilt from the file by the recovery scan;
+// it is never stored (docs/storage.md: "Indexes").
+
+import path from 'node:path';
+
+const SEGMENT_SUFFIX = '.seg';
+const INDEX_DIGITS = 20;
+
+/** `<generation>-<baseIndex, 20 digits>.seg`: sorts by base index within a generation. */
+export function segmentFileName(generation: number, baseIndex: number): string {
+  return `${generation}-${String(baseIndex).padStart(INDEX_DIGITS, '0')}${SEGMENT_SUFFIX}`;
+}
+
+export function parseSegmentFileName(name: string): { generation: number; baseIndex: number } | null {
+  const match = /^(\d+)-(\d{20})\.seg$/.exec(name);
+  if (match === null) return null;
+  return { generation: Number(match[1]), baseIndex: Number(match[2]) };
+}
+
+export class Segment {
+  readonly baseIndex: number;
+  readonly path: string;
+  /** Last index in the file as far as completed writes go (baseIndex - 1 when empty). */
+  lastIndex: number;
+  /** Bytes of the file that completed writes filled; reads never go past it. */
+  endPosition: number;
+  /** Offset of the first record in the file, or -1 when it holds none yet. */
+  firstOffset = -1;
+  private firstOffsetPosition = -1;
+  /** Open descriptor while this is the segment being written, else -1. */
+  fd = -1;
+  // Sparse points, parallel arrays sorted by position. pointOffsets[i] is the first record offset
+  // at or after pointPositions[i], or -1 when unknown (then offset lookups skip the point).
+  private readonly pointIndexes: number[] = [];
+  private readonly pointPositions: number[] = [];
+  private readonly pointOffsets: number[] = [];
+
+  constructor(directory: string, generation: number, baseIndex: number) {
+    this.baseIndex = baseIndex;
+    this.path = path.join(directory, segmentFileName(generation, baseIndex));
+    this.lastIndex = baseIndex - 1;
+    this.endPosition = 0;
+  }
+
+  get fileName(): string {
+    return path.basename(this.path);
+  }
+
+  /** Records a frame that a completed write put at `position`. */
+  addFrame(
+    frame: {
+      readonly firstIndex: number;
+      readonly entryCount: number;
+      readonly firstOffset: number;
+      readonly frameBytes: number;
+    },
+    position: number,
+    indexIntervalBytes: number,
+  ): void {
+    const points = this.pointPositions.length;
+    const lastPoint = points > 0 ? this.pointPositions[points - 1]! : -Infinity;
+    if (position - lastPoint >= indexIntervalBytes) {
+      this.pointIndexes.push(frame.firstIndex);
+      this.pointPositions.push(position);
+      this.pointOffsets.push(frame.firstOffset);
+    }
+    if (this.firstOffset < 0 && frame.firstOffset >= 0) {
+      this.firstOffset = frame.firstOffset;
+      this.firstOffsetPosition = position;
+    }
+    this.lastIndex = frame.firstIndex + frame.entryCount - 1;
+    this.endPosition = position + frame.frameBytes;
+  }
+
+  /** Loads the points of a recovery scan: flattened [index, position, offset] triples. */
+  loadPoints(points: readonly number[], firstOffset: number, firstOffsetPosition: number): void {
+    for (let i = 0; i < points.length; i += 3) {
+      this.pointIndexes.push(points[i]!);
+      this.pointPositions.push(points[i + 1]!);
+      this.pointOffsets.push(points[i + 2]!);
+    }
+    this.firstOffset = firstOffset;
+    this.firstOffsetPosition = firstOffsetPosition;
+  }
+
+  /** A frame boundary at or before the frame holding `index`. */
+  positionForIndex(index: number): number {
+    let lo = 0;
+    let hi = this.pointIndexes.length - 1;
+    let found = 0;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.pointIndexes[mid]! <= index) {
+        found = this.pointPositions[mid]!;
+        lo = mid + 1;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    return found;
+  }
+
+  /** A frame boundary at or before the frame holding record `offset`. */
+  positionForOffset(offset: number): number {
+    let found = 0;
+    for (let i = this.pointOffsets.length - 1; i >= 0; i--) {
+      const pointOffset = this.pointOffsets[i]!;
+      if (pointOffset >= 0 && pointOffset <= offset) {
+        found = this.pointPositions[i]!;
+        break;
+      }
+    }
+    return found;
+  }
+
+  /**
+   * The log was cut inside this file: it now ends at `endPosition` with `lastIndex`. Points at or
+   * past the new end go; a re-encoded prefix frame starts at a position that was a frame boundary
+   * already, so the remaining points stay valid.
+   */
+  cutTo(endPosition: number, lastIndex: number): void {
+    while (this.pointPositions.length > 0 && this.pointPositions.at(-1)! >= endPosition) {
+      this.pointIndexes.pop();
+      this.pointPositions.pop();
+      this.pointOffsets.pop();
+    }
+    if (this.firstOffsetPosition >= endPosition) {
+      this.firstOffset = -1;
+      this.firstOffsetPosition = -1;
+    }
+    this.endPosition = endPosition;
+    this.lastIndex = lastIndex;
+  }
+}

@@ -1,0 +1,150 @@
+// The lmdb environment of a node: per-log Raft state (hard state, membership, snapshot, log
+// start, applied index), the group-id → log-id table, node metadata (boot id, clean shutdown) and
+// the broker's key-value area. Writes are queued (lmdb batches a turn's puts into one transaction);
+// `durable()` resolves once everything put so far is flushed, not merely committed: with
+// overlappingSync a resolved put survives a process crash but not a power loss.
+
+import path from 'node:path';
+import { type Database, open, type RootDatabase } from 'lmdb';
+import type { ConfState, HardState, SnapshotMetadata } from '../raft/types.js';
+
+/** Where a log starts after prefix truncation: entries below firstIndex are gone. */
+export interface LogStart {
+  firstIndex: number;
+  /** Term of entry firstIndex - 1 (the snapshot's or the compaction point's). */
+  prevTerm: number;
+  /**
+   * Bumped by each snapshot install, which replaces the whole log: segment files of an older
+   * generation are leftovers to delete, never entries to recover.
+   */
+  generation: number;
+}
+
+export interface StoredSnapshot {
+  metadata: SnapshotMetadata;
+  data: Uint8Array;
+}
+
+export interface NodeRecord {
+  bootId: string;
+  cleanShutdown: boolean;
+}
+
+type LogStateKind = 'hard' | 'conf' | 'snap' | 'start' | 'applied' | 'lost';
+type LogStateKey = [number, LogStateKind];
+
+export class StateStore {
+  private readonly root: RootDatabase;
+  private readonly logIds: Database<number, string>;
+  private readonly logState: Database<unknown, LogStateKey>;
+  readonly kv: Database<Uint8Array, string>;
+  private readonly meta: Database<unknown, string>;
+
+  constructor(dataDir: string) {
+    this.root = open({ path: path.join(dataDir, 'state.mdb'), overlappingSync: true });
+    this.logIds = this.root.openDB<number, string>({ name: 'log-ids' });
+    this.logState = this.root.openDB<unknown, LogStateKey>({ name: 'log-state' });
+    this.kv = this.root.openDB<Uint8Array, string>({ name: 'kv', encoding: 'binary' });
+    this.meta = this.root.openDB<unknown, string>({ name: 'meta' });
+  }
+
+  /** Resolves when every write queued so far is flushed to disk. */
+  durable(): Promise<unknown> {
+    return this.root.flushed;
+  }
+
+  /** The log id of a group, allocating one (durably, before returning) on first use. */
+  async logIdFor(groupId: string): Promise<number> {
+    const existing = this.logIds.get(groupId);
+    if (existing !== undefined) return existing;
+    const next = ((this.meta.get('nextLogId') as number | undefined) ?? 1) as number;
+    this.meta.put('nextLogId', next + 1);
+    this.logIds.put(groupId, next);
+    await this.durable();
+    return next;
+  }
+
+  findLogId(groupId: string): number | undefined {
+    return this.logIds.get(groupId);
+  }
+
+  hardState(logId: number): HardState {
+    return (this.logState.get([logId, 'hard']) as HardState | undefined) ?? { term: 0, vote: 0, commit: 0 };
+  }
+
+  putHardState(logId: number, hardState: HardState): void {
+    this.logState.put([logId, 'hard'], {
+      term: hardState.term,
+      vote: hardState.vote,
+      commit: hardState.commit,
+    });
+  }
+
+  confState(logId: number): ConfState {
+    return (this.logState.get([logId, 'conf']) as ConfState | undefined) ?? { voters: [], learners: [] };
+  }
+
+  putConfState(logId: number, confState: ConfState): void {
+    this.logState.put([logId, 'conf'], { voters: [...confState.voters], learners: [...confState.learners] });
+  }
+
+  snapshot(logId: number): StoredSnapshot | undefined {
+    const stored = this.logState.get([logId, 'snap']) as StoredSnapshot | undefined;
+    if (stored === undefined) return undefined;
+    return { metadata: stored.metadata, data: new Uint8Array(stored.data) };
+  }
+
+  putSnapshot(logId: number, snapshot: StoredSnapshot): void {
+    this.logState.put([logId, 'snap'], { metadata: snapshot.metadata, data: snapshot.data });
+  }
+
+  logStart(logId: number): LogStart | undefined {
+    return this.logState.get([logId, 'start']) as LogStart | undefined;
+  }
+
+  putLogStart(logId: number, start: LogStart): void {
+    this.logState.put([logId, 'start'], {
+      firstIndex: start.firstIndex,
+      prevTerm: start.prevTerm,
+      generation: start.generation,
+    });
+  }
+
+  applied(logId: number): number {
+    return (this.logState.get([logId, 'applied']) as number | undefined) ?? 0;
+  }
+
+  putApplied(logId: number, index: number): void {
+    this.logState.put([logId, 'applied'], index);
+  }
+
+  /** Sticky until the broker says the replica caught up: it may have lost acknowledged writes. */
+  lostTail(logId: number): boolean {
+    return this.logState.get([logId, 'lost']) === true;
+  }
+
+  putLostTail(logId: number, lost: boolean): void {
+    if (lost) this.logState.put([logId, 'lost'], true);
+    else this.logState.remove([logId, 'lost']);
+  }
+
+  /** Forgets a log: its id and every state record (its files are removed by the caller). */
+  removeLog(groupId: string, logId: number): void {
+    this.logIds.remove(groupId);
+    for (const kind of ['hard', 'conf', 'snap', 'start', 'applied', 'lost'] as const)
+      this.logState.remove([logId, kind]);
+  }
+
+  nodeRecord(): NodeRecord | undefined {
+    return this.meta.get('node') as NodeRecord | undefined;
+  }
+
+  putNodeRecord(record: NodeRecord): void {
+    this.meta.put('node', { bootId: record.bootId, cleanShutdown: record.cleanShutdown });
+  }
+
+  async close(): Promise<void> {
+    await this.durable();
+    await this.root.close();
+  }
+}
