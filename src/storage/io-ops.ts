@@ -55,6 +55,8 @@ export interface ReadTask {
   endPosition: number;
   /** Stop after the frame that reaches this many bytes (at least one whole frame is read). */
   maxBytes: number;
+  /** Frames wholly below this index are walked past (header only) and not returned. */
+  skipBelowIndex: number;
 }
 
 export interface ReadResult {
@@ -204,32 +206,38 @@ function cutFile(
 function readFrames(fileSystem: SyncFileSystem, task: ReadTask): ReadResult {
   const fd = fileSystem.openReadOnly(task.path);
   try {
-    const available = task.endPosition - task.position;
-    let bytes = readAt(
-      fileSystem,
-      fd,
-      Math.min(available, Math.max(task.maxBytes, 64 * 1024)),
-      task.position,
-    );
+    const chunkBytes = Math.max(task.maxBytes, 64 * 1024);
+    let base = task.position; // file position of bytes[0]
+    let bytes = readAt(fileSystem, fd, Math.min(task.endPosition - base, chunkBytes), base);
     let at = 0;
-    while (at < available) {
-      if (at > 0 && bytes.length - at < FRAME_HEADER_BYTES) break; // next header is past the chunk
-      const header = readFrameHeader(bytes, at, available);
-      if (header === null) return { bytes: bytes.subarray(0, at), corruptAt: task.position + at };
-      if (at + header.frameBytes > bytes.length) {
-        if (at > 0) break; // the next frame is past the chunk: return what is whole
-        bytes = readAt(fileSystem, fd, header.frameBytes, task.position); // a first frame over the chunk
+    let startAt = -1;
+    while (base + at < task.endPosition) {
+      const header = bytes.length - at >= FRAME_HEADER_BYTES ? readFrameHeader(bytes, at, task.endPosition - base) : null;
+      if (header === null && bytes.length - at >= FRAME_HEADER_BYTES) return corruptRead(bytes, startAt, at, base);
+      if (header !== null && header.firstIndex + header.entryCount <= task.skipBelowIndex) {
+        at += header.frameBytes; // wholly before the range: walk past it unchecked, it is not returned
+        continue;
       }
-      if (readVerifiedFrame(bytes, at, at + header.frameBytes) === null) {
-        return { bytes: bytes.subarray(0, at), corruptAt: task.position + at };
+      if (header === null || at + header.frameBytes > bytes.length) {
+        if (startAt >= 0) break; // return the whole frames we have
+        base += at; // read again from this frame, all of it
+        bytes = readAt(fileSystem, fd, Math.min(task.endPosition - base, Math.max(chunkBytes, header?.frameBytes ?? 0)), base);
+        at = 0;
+        continue;
       }
+      if (readVerifiedFrame(bytes, at, at + header.frameBytes) === null) return corruptRead(bytes, startAt, at, base);
+      if (startAt < 0) startAt = at;
       at += header.frameBytes;
-      if (at >= task.maxBytes) break;
+      if (at - startAt >= task.maxBytes) break;
     }
-    return { bytes: bytes.subarray(0, at), corruptAt: -1 };
+    return { bytes: startAt < 0 ? new Uint8Array(0) : bytes.subarray(startAt, at), corruptAt: -1 };
   } finally {
     fileSystem.close(fd);
   }
+}
+
+function corruptRead(bytes: Uint8Array, startAt: number, at: number, base: number): ReadResult {
+  return { bytes: startAt < 0 ? new Uint8Array(0) : bytes.subarray(startAt, at), corruptAt: base + at };
 }
 
 const SCAN_CHUNK_BYTES = 4 * 1024 * 1024;

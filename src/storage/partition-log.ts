@@ -556,7 +556,7 @@ export class PartitionLog {
       const segment = findSegmentForIndex(segments, lo);
       if (segment === null) throw new RaftError('Compacted', `entries(${lo}, ${hi}): no segment holds ${lo}`);
       const position = segment.positionForIndex(lo);
-      const bytes = await this.readFrames(segment, position, maxBytes + this.context.indexIntervalBytes);
+      const bytes = await this.readFrames(segment, position, maxBytes, lo);
       const out: Entry[] = [];
       let at = 0;
       while (at < bytes.length) {
@@ -569,13 +569,14 @@ export class PartitionLog {
   }
 
   /** Reads whole verified frames of `segment` from `position`; throws CorruptRead. */
-  private async readFrames(segment: Segment, position: number, maxBytes: number): Promise<Uint8Array> {
+  private async readFrames(segment: Segment, position: number, maxBytes: number, skipBelowIndex: number): Promise<Uint8Array> {
     const result = await this.context.executor.read({
       kind: 'read',
       path: segment.path,
       position,
       endPosition: segment.endPosition,
       maxBytes,
+      skipBelowIndex,
     });
     if (result.corruptAt >= 0) {
       throw new StorageError(
@@ -606,7 +607,7 @@ export class PartitionLog {
         const segment = segments[s]!;
         if (segment.baseIndex > maxIndex) break;
         const position = segment.positionForOffset(fromOffset);
-        const bytes = await this.readFrames(segment, position, maxBytes + this.context.indexIntervalBytes);
+        const bytes = await this.readFrames(segment, position, maxBytes + this.context.indexIntervalBytes, 0);
         const out = this.recordEntriesOf(bytes, fromOffset, maxIndex, maxBytes);
         if (out.length > 0) return out;
       }
