@@ -101,6 +101,7 @@ export class Peer implements ConnectionOwner {
   private opens = 0;
   /** Whether the current outage was already logged, so that retries do not flood the log. */
   private outageLogged = false;
+  private oversizeLogged = false;
   private lastPingSentAtMs = 0;
   private rttMs: number | null = null;
   private lastError: string | null = null;
@@ -130,6 +131,14 @@ export class Peer implements ConnectionOwner {
       return false;
     }
     const limits = this.context.limits;
+    if (bytes > limits.maxQueuedBytesPerPeer && !this.oversizeLogged) {
+      // Such a message can never be sent and Raft will keep retrying it: say so, once per peer.
+      this.oversizeLogged = true;
+      this.logger.warn(
+        { bytes, type: message.type, maxQueuedBytesPerPeer: limits.maxQueuedBytesPerPeer },
+        'message larger than the peer queue; dropped',
+      );
+    }
     if (
       this.queuedMessages.length >= limits.maxQueuedMessagesPerPeer ||
       this.queuedBytes + bytes > limits.maxQueuedBytesPerPeer

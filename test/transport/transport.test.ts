@@ -223,6 +223,19 @@ describe('a dead or slow peer', () => {
   });
 });
 
+describe('limits', () => {
+  it('a message larger than the whole peer queue is dropped, counted and reported, never sent', async () => {
+    const [a, b] = (await startCluster([1, 2], { maxQueuedBytesPerPeer: 4096 })).map(track);
+    await waitFor('links up', () => a!.transport.isPeerAlive(2));
+    expect(a!.transport.send(2, 1, appMessage(1, 2, 0, 1, 8192))).toBe(false);
+    expect(a!.transport.send(2, 1, heartbeat(1, 2, 1))).toBe(true);
+    a!.transport.flush();
+    expect(peerStats(a!.transport, 2)).toMatchObject({ messagesDropped: 1, messagesSent: 1 });
+    expect(a!.downEvents).toEqual([2]);
+    await waitFor('the heartbeat arrived', () => messagesFrom(b!, 1).length === 1);
+  });
+});
+
 describe('reconnect and liveness', () => {
   it('reconnects after the peer restarts on the same port, and messages flow again', async () => {
     const [a, b] = await startCluster([1, 2]);
