@@ -6,7 +6,7 @@
 //     nodeId, clusterId,
 //     peers: Map<NodeId, baseUrl>,          // e.g. 2 → 'http://10.0.0.2:9090'; self is skipped
 //     onMessages(fromNodeId, batch) {},     // batch.groupIds[i] is the group of batch.messages[i]
-//     onPeerDown(nodeId) {},                // messages may be lost: RawNode.reportUnreachable
+//     onPeerDown(nodeId) {},                // messages were or may be lost: reportUnreachable
 //     logger,                               // pino
 //     limits: { maxQueuedBytesPerPeer, maxQueuedMessagesPerPeer, maxFrameBytes,
 //               pingIntervalMs, peerTimeoutMs, connectTimeoutMs,
@@ -28,6 +28,13 @@
 // other at once, a restart on either side is repaired by the dialer alone, and each node reaches
 // its peers only through the URLs it was given (a proxy may sit in between). The cost is two
 // sockets per pair instead of one.
+//
+// Limits: a peer's queue holds at most maxQueuedMessagesPerPeer messages and
+// maxQueuedBytesPerPeer encoded bytes; it fills only while the link is being dialed or its socket
+// drains (a write is skipped while socket.writableNeedDrain; what was held goes out as one frame on
+// 'drain'). Beyond that, and at once while the link is down, send() drops and counts; Raft
+// resends what matters. onPeerDown fires when a link closes, a dial fails, or a flush saw its
+// queue overflow; not on every turn of an outage, which was reported when it began.
 //
 // Liveness: a link on which nothing arrived for pingIntervalMs sends a 5-byte ping, answered by a
 // pong on the same socket; after peerTimeoutMs without any frame the link is closed, reported
