@@ -94,7 +94,7 @@ export class StorageEngine {
   static async open(options: StorageEngineOptions): Promise<StorageEngine> {
     const resolved: ResolvedOptions = { ...DEFAULTS, ...options };
     assert(resolved.flushIntervalMs > 0, 'flushIntervalMs must be positive');
-    assert(resolved.segmentBytesMax >= 4096, 'segmentBytesMax must be at least 4096');
+    assert(resolved.segmentBytesMax >= 1024, 'segmentBytesMax must be at least 1024');
     await fs.mkdir(path.join(resolved.dataDir, 'logs'), { recursive: true });
     const store = new StateStore(resolved.dataDir);
     const executor: IoExecutor = resolved.fileSystem

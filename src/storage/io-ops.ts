@@ -2,6 +2,7 @@
 // batch window, ending in at most one fdatasync per file), reads of whole verified frames, and the
 // recovery scan of a segment. Plain data in and out, so a task can cross to a worker thread.
 
+import path from 'node:path';
 import { assert } from '../raft/errors.js';
 import type { SyncFileSystem } from './file-system.js';
 import {
@@ -12,6 +13,7 @@ import {
   readVerifiedFrame,
   summarizeFrame,
 } from './frame.js';
+import { segmentFileName } from './segment.js';
 
 /** A descriptor, or -(slot + 1) for a file this task opens in an earlier 'open' step. */
 export type FdRef = number;
@@ -19,7 +21,16 @@ export type FdRef = number;
 export type IoStep =
   | { kind: 'open'; path: string; slot: number }
   | { kind: 'write'; fd: FdRef; position: number; buffers: Uint8Array[] }
-  | { kind: 'cut'; fd: FdRef; path: string; hintPosition: number; endPosition: number; index: number }
+  | {
+      kind: 'cut';
+      fd: FdRef;
+      path: string;
+      hintPosition: number;
+      endPosition: number;
+      index: number;
+      /** Where to copy the entries before `index` when it falls inside a frame; null: it may not. */
+      copy: CopyTarget | null;
+    }
   | { kind: 'truncate'; fd: FdRef; lengthBytes: number }
   | { kind: 'sync'; fd: FdRef }
   | { kind: 'close'; fd: FdRef }
@@ -28,12 +39,25 @@ export type IoStep =
   | { kind: 'makeDirectory'; path: string }
   | { kind: 'removeDirectory'; path: string };
 
-/** Where a cut left the file: its new end, and the frame that kept the entries before the cut. */
+/** The new segment a cut inside a frame copies into; its base index is that frame's first index. */
+export interface CopyTarget {
+  directory: string;
+  generation: number;
+  sequence: number;
+}
+
+/**
+ * Where a cut left the file (its new end: the start of the frame holding the cut index) and, for a
+ * cut inside a frame, the new segment file holding that frame's entries before the cut.
+ */
 export interface CutResult {
   endPosition: number;
-  /** Position of the re-encoded prefix frame, or -1 when the cut fell on a frame boundary. */
-  prefixPosition: number;
-  prefixBytes: number;
+  /** Descriptor of the copy file, or -1 when the cut fell on a frame boundary. */
+  copyFd: number;
+  copyBytes: number;
+  copyFirstIndex: number;
+  copyFirstOffset: number;
+  copySequence: number;
 }
 
 export interface StepsTask {
@@ -170,37 +194,66 @@ function readAt(fileSystem: SyncFileSystem, fd: number, length: number, position
 
 /**
  * Cuts the log at `index` inside this file: finds the frame holding it (walking headers from a
- * frame boundary at or before it), truncates there, and re-writes the entries before `index`.
+ * frame boundary at or before it) and truncates the file there. When `index` falls inside that
+ * frame, the entries before it are first copied, as one frame, into a new file (copy-on-write)
+ * that is synced and named durably BEFORE the truncation: a crash at any point leaves either the
+ * old frame or its durable copy, never neither (recovery replays segments in creation order).
  */
 function cutFile(
   fileSystem: SyncFileSystem,
   fd: number,
-  step: { path: string; hintPosition: number; endPosition: number; index: number },
+  step: { path: string; hintPosition: number; endPosition: number; index: number; copy: CopyTarget | null },
 ): CutResult {
   let position = step.hintPosition;
   while (position < step.endPosition) {
     const head = readAt(fileSystem, fd, FRAME_HEADER_BYTES, position);
     const header = readFrameHeader(head, 0, step.endPosition - position);
     assert(header !== null, `cut: no frame header at ${step.path}:${position}`);
-    const last = header.firstIndex + header.entryCount - 1;
-    if (step.index > last) {
+    if (step.index > header.firstIndex + header.entryCount - 1) {
       position += header.frameBytes;
       continue;
     }
-    if (step.index <= header.firstIndex) {
-      fileSystem.truncate(fd, position);
-      return { endPosition: position, prefixPosition: -1, prefixBytes: 0 };
+    const cut: CutResult = {
+      endPosition: position,
+      copyFd: -1,
+      copyBytes: 0,
+      copyFirstIndex: 0,
+      copyFirstOffset: -1,
+      copySequence: 0,
+    };
+    if (step.index > header.firstIndex) {
+      const copy = step.copy;
+      assert(copy !== null, `cut: index ${step.index} inside the frame at ${step.path}:${position}`);
+      const copyPath = path.join(
+        copy.directory,
+        segmentFileName(copy.generation, header.firstIndex, copy.sequence),
+      );
+      const frame = readAt(fileSystem, fd, header.frameBytes, position);
+      const verified = readVerifiedFrame(frame, 0, frame.length);
+      assert(verified !== null, `cut: frame at ${step.path}:${position} fails its CRC`);
+      const prefix = encodeFramePrefix(frame, 0, verified, step.index - header.firstIndex);
+      const prefixHeader = readVerifiedFrame(prefix, 0, prefix.length)!;
+      cut.copyFd = fileSystem.openReadWrite(copyPath);
+      fileSystem.writeAll(cut.copyFd, [prefix], 0);
+      fileSystem.syncData(cut.copyFd);
+      fileSystem.syncDirectory(copy.directory);
+      cut.copySequence = copy.sequence;
+      cut.copyBytes = prefix.length;
+      cut.copyFirstIndex = header.firstIndex;
+      cut.copyFirstOffset = summarizeFrame(prefix, 0, prefixHeader).firstOffset;
     }
-    const frame = readAt(fileSystem, fd, header.frameBytes, position);
-    const verified = readVerifiedFrame(frame, 0, frame.length);
-    assert(verified !== null, `cut: frame at ${step.path}:${position} fails its CRC`);
-    const prefix = encodeFramePrefix(frame, 0, verified, step.index - header.firstIndex);
     fileSystem.truncate(fd, position);
-    fileSystem.writeAll(fd, [prefix], position);
-    return { endPosition: position + prefix.length, prefixPosition: position, prefixBytes: prefix.length };
+    return cut;
   }
   assert(position === step.endPosition, `cut: walked past the end of ${step.path}`);
-  return { endPosition: position, prefixPosition: -1, prefixBytes: 0 };
+  return {
+    endPosition: position,
+    copyFd: -1,
+    copyBytes: 0,
+    copyFirstIndex: 0,
+    copyFirstOffset: -1,
+    copySequence: 0,
+  };
 }
 
 function readFrames(fileSystem: SyncFileSystem, task: ReadTask): ReadResult {
@@ -212,8 +265,10 @@ function readFrames(fileSystem: SyncFileSystem, task: ReadTask): ReadResult {
     let at = 0;
     let startAt = -1;
     while (base + at < task.endPosition) {
-      const header = bytes.length - at >= FRAME_HEADER_BYTES ? readFrameHeader(bytes, at, task.endPosition - base) : null;
-      if (header === null && bytes.length - at >= FRAME_HEADER_BYTES) return corruptRead(bytes, startAt, at, base);
+      const header =
+        bytes.length - at >= FRAME_HEADER_BYTES ? readFrameHeader(bytes, at, task.endPosition - base) : null;
+      if (header === null && bytes.length - at >= FRAME_HEADER_BYTES)
+        return corruptRead(bytes, startAt, at, base);
       if (header !== null && header.firstIndex + header.entryCount <= task.skipBelowIndex) {
         at += header.frameBytes; // wholly before the range: walk past it unchecked, it is not returned
         continue;
@@ -221,11 +276,17 @@ function readFrames(fileSystem: SyncFileSystem, task: ReadTask): ReadResult {
       if (header === null || at + header.frameBytes > bytes.length) {
         if (startAt >= 0) break; // return the whole frames we have
         base += at; // read again from this frame, all of it
-        bytes = readAt(fileSystem, fd, Math.min(task.endPosition - base, Math.max(chunkBytes, header?.frameBytes ?? 0)), base);
+        bytes = readAt(
+          fileSystem,
+          fd,
+          Math.min(task.endPosition - base, Math.max(chunkBytes, header?.frameBytes ?? 0)),
+          base,
+        );
         at = 0;
         continue;
       }
-      if (readVerifiedFrame(bytes, at, at + header.frameBytes) === null) return corruptRead(bytes, startAt, at, base);
+      if (readVerifiedFrame(bytes, at, at + header.frameBytes) === null)
+        return corruptRead(bytes, startAt, at, base);
       if (startAt < 0) startAt = at;
       at += header.frameBytes;
       if (at - startAt >= task.maxBytes) break;

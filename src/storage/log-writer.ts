@@ -9,7 +9,7 @@ import type { Entry } from '../raft/types.js';
 import { StorageError } from './errors.js';
 import { type EncodedFrame, encodeFrame, type RecordRange } from './frame.js';
 import type { IoExecutor } from './io-executor.js';
-import type { FdRef, IoStep } from './io-ops.js';
+import type { FdRef, IoStep, StepsResult } from './io-ops.js';
 import { Segment } from './segment.js';
 
 export interface WriterContext {
@@ -61,6 +61,8 @@ export class LogWriter {
   private readsInFlight = 0;
   private readsDrained: (() => void) | null = null;
   private destructive: Promise<void> | null = null;
+  /** Creation sequence of the next segment file. */
+  private nextSequence = 1;
 
   constructor(
     context: WriterContext,
@@ -73,6 +75,7 @@ export class LogWriter {
     this.context = context;
     this.mode = mode;
     this.segments = segments;
+    for (const segment of segments) this.nextSequence = Math.max(this.nextSequence, segment.sequence + 1);
     this.diskLastIndex = diskLastIndex;
     this.generation = generation;
     this.callbacks = callbacks;
@@ -228,7 +231,7 @@ export class LogWriter {
           steps.push({ kind: 'sync', fd: activeFd }, { kind: 'close', fd: activeFd });
           closed.push(active);
         }
-        active = new Segment(this.context.directory, this.generation, op.frame.firstIndex);
+        active = this.newSegment(op.frame.firstIndex);
         created.push(active);
         activeFd = this.openStep(steps, opened, active);
         position = 0;
@@ -248,8 +251,9 @@ export class LogWriter {
     if (created.length > 0) steps.push({ kind: 'syncDirectory', path: this.context.directory });
     if (steps.length === 0) return;
     const result = await this.context.executor.steps({ kind: 'steps', steps });
-    for (const segment of closed) segment.fd = -1;
+    // Opened before closed: a segment opened in this task may have rolled (and closed) in it too.
     for (const { segment, slot } of opened) segment.fd = result.fds[slot]!;
+    for (const segment of closed) segment.fd = -1;
     for (const segment of created) this.segments.push(segment);
     for (const { segment, frame, position: at } of placements) {
       segment.addFrame(frame, at, this.context.indexIntervalBytes);
@@ -257,6 +261,14 @@ export class LogWriter {
     }
     if (sync) this.dirty = false;
     else if (wrote) this.dirty = true;
+  }
+
+  private newSegment(baseIndex: number): Segment {
+    return new Segment(this.context.directory, {
+      generation: this.generation,
+      baseIndex,
+      sequence: this.nextSequence++,
+    });
   }
 
   private openStep(steps: IoStep[], opened: { segment: Segment; slot: number }[], segment: Segment): FdRef {
@@ -296,17 +308,27 @@ export class LogWriter {
     }
   }
 
+  /**
+   * Cuts the log at `index`: later segments go; the segment holding `index` is truncated at the
+   * frame that holds it. A cut inside a frame first copies that frame's earlier entries into a new
+   * segment (see io-ops.ts cutFile), which becomes the one written next.
+   */
   private async runCut(index: number): Promise<void> {
     const keep = this.segments.filter((segment) => segment.baseIndex < index);
     const removed = this.segments.filter((segment) => segment.baseIndex >= index);
-    const steps: IoStep[] = [];
-    this.removeSteps(steps, removed);
     const target = keep.length > 0 ? keep[keep.length - 1]! : null;
-    const opened: { segment: Segment; slot: number }[] = [];
     const cutsTarget = target !== null && target.lastIndex >= index;
+    const steps: IoStep[] = [];
+    const opened: { segment: Segment; slot: number }[] = [];
     if (cutsTarget) {
       const fd = target.fd >= 0 ? target.fd : this.openStep(steps, opened, target);
       const hintPosition = target.positionForIndex(index);
+      // The copy's base index is the first index of the frame holding `index`: the worker names it.
+      const copy = {
+        directory: this.context.directory,
+        generation: this.generation,
+        sequence: this.nextSequence++,
+      };
       steps.push({
         kind: 'cut',
         fd,
@@ -314,19 +336,57 @@ export class LogWriter {
         hintPosition,
         endPosition: target.endPosition,
         index,
+        copy,
       });
     }
+    this.removeSteps(steps, removed);
     if (removed.length > 0) steps.push({ kind: 'syncDirectory', path: this.context.directory });
     if (steps.length === 0) return;
     const result = await this.context.executor.steps({ kind: 'steps', steps });
-    for (const segment of removed) segment.fd = -1;
     for (const { segment, slot } of opened) segment.fd = result.fds[slot]!;
+    for (const segment of removed) segment.fd = -1;
     this.segments = keep;
     if (cutsTarget) {
       assert(result.cut !== null, 'cut step returned no result');
-      target.cutTo(result.cut.endPosition, index - 1);
+      await this.afterCut(target, index, result.cut);
     }
     this.diskLastIndex = Math.min(this.diskLastIndex, index - 1);
+  }
+
+  private async afterCut(
+    target: Segment,
+    index: number,
+    cut: NonNullable<StepsResult['cut']>,
+  ): Promise<void> {
+    const copied = cut.copyFd >= 0;
+    target.cutTo(cut.endPosition, copied ? cut.copyFirstIndex - 1 : index - 1);
+    if (!copied) return;
+    const copy = new Segment(this.context.directory, {
+      generation: this.generation,
+      baseIndex: cut.copyFirstIndex,
+      sequence: cut.copySequence,
+    });
+    copy.fd = cut.copyFd;
+    copy.addFrame(
+      {
+        firstIndex: cut.copyFirstIndex,
+        entryCount: index - cut.copyFirstIndex,
+        firstOffset: cut.copyFirstOffset,
+        frameBytes: cut.copyBytes,
+      },
+      0,
+      this.context.indexIntervalBytes,
+    );
+    if (target.endPosition === 0) {
+      // The copy holds all that was left of the target: the empty file goes.
+      const steps: IoStep[] = [];
+      this.removeSteps(steps, [target]);
+      steps.push({ kind: 'syncDirectory', path: this.context.directory });
+      await this.context.executor.steps({ kind: 'steps', steps });
+      target.fd = -1;
+      this.segments.pop();
+    }
+    this.segments.push(copy);
   }
 
   private async runReset(generation: number, firstIndex: number): Promise<void> {

@@ -553,23 +553,43 @@ export class PartitionLog {
     const writer = this.writer;
     assert(writer !== null, `entries ${lo}..${hi} missing from a memory-mode cache`);
     return writer.withSegments(async (segments) => {
-      const segment = findSegmentForIndex(segments, lo);
-      if (segment === null) throw new RaftError('Compacted', `entries(${lo}, ${hi}): no segment holds ${lo}`);
-      const position = segment.positionForIndex(lo);
-      const bytes = await this.readFrames(segment, position, maxBytes, lo);
       const out: Entry[] = [];
-      let at = 0;
-      while (at < bytes.length) {
-        const header = readFrameHeader(bytes, at, bytes.length)!;
-        decodeFrameEntries(bytes, at, header, lo, hi, out);
-        at += header.frameBytes;
+      let next = lo;
+      let bytesLeft = maxBytes;
+      // Segment after segment until the range or the byte budget is used up.
+      while (next < hi && (out.length === 0 || bytesLeft > 0)) {
+        const segment = findSegmentForIndex(segments, next);
+        if (segment === null) {
+          if (out.length > 0) break;
+          throw new RaftError('Compacted', `entries(${lo}, ${hi}): no segment holds ${next}`);
+        }
+        const bytes = await this.readFrames(
+          segment,
+          segment.positionForIndex(next),
+          Math.max(1, bytesLeft),
+          next,
+        );
+        const before = out.length;
+        for (let at = 0; at < bytes.length; ) {
+          const header = readFrameHeader(bytes, at, bytes.length)!;
+          decodeFrameEntries(bytes, at, header, next, hi, out);
+          at += header.frameBytes;
+        }
+        if (out.length === before) break;
+        for (let i = before; i < out.length; i++) bytesLeft -= entryBytes(out[i]!);
+        next = out[out.length - 1]!.index + 1;
       }
       return out.length === 0 ? out : limitBytes(out, 0, out.length, maxBytes);
     });
   }
 
   /** Reads whole verified frames of `segment` from `position`; throws CorruptRead. */
-  private async readFrames(segment: Segment, position: number, maxBytes: number, skipBelowIndex: number): Promise<Uint8Array> {
+  private async readFrames(
+    segment: Segment,
+    position: number,
+    maxBytes: number,
+    skipBelowIndex: number,
+  ): Promise<Uint8Array> {
     const result = await this.context.executor.read({
       kind: 'read',
       path: segment.path,

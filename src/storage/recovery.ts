@@ -96,9 +96,9 @@ async function recoverSegments(input: RecoveryInput, start: LogStart): Promise<S
     if (parsed === null) continue;
     if (parsed.generation !== start.generation)
       cleanup.push({ kind: 'unlink', path: path.join(directory, name) });
-    else found.push(new Segment(directory, parsed.generation, parsed.baseIndex));
+    else found.push(new Segment(directory, parsed));
   }
-  found.sort((a, b) => a.baseIndex - b.baseIndex);
+  found.sort((a, b) => a.sequence - b.sequence);
   const scans = await Promise.all(
     found.map((segment) =>
       executor.scan({
@@ -111,7 +111,8 @@ async function recoverSegments(input: RecoveryInput, start: LogStart): Promise<S
   );
   const scanned: ScannedSegment[] = found.map((segment, i) => ({ segment, scan: scans[i]! }));
   checkTail(scanned, cleanup);
-  const kept = dropCompacted(scanned, start.firstIndex, cleanup);
+  const live = await replayOverrides(input, scanned, cleanup);
+  const kept = dropCompacted(live, start.firstIndex, cleanup);
   checkChain(kept, start.firstIndex);
   for (const { segment, scan } of kept) {
     segment.loadPoints(scan.points, scan.firstOffset, scan.firstOffsetPosition);
@@ -123,6 +124,66 @@ async function recoverSegments(input: RecoveryInput, start: LogStart): Promise<S
     await executor.steps({ kind: 'steps', steps: cleanup });
   }
   return kept;
+}
+
+/**
+ * Replays segments in creation order, each overriding the log from its base index on. Only a
+ * copy-on-write cut that a crash interrupted leaves overlaps: the older files are then cut back.
+ */
+async function replayOverrides(
+  input: RecoveryInput,
+  scanned: readonly ScannedSegment[],
+  cleanup: IoStep[],
+): Promise<ScannedSegment[]> {
+  const live: ScannedSegment[] = [];
+  for (const next of scanned) {
+    const base = next.segment.baseIndex;
+    while (live.length > 0 && live[live.length - 1]!.segment.baseIndex >= base) {
+      cleanup.push({ kind: 'unlink', path: live.pop()!.segment.path });
+    }
+    const previous = live[live.length - 1];
+    if (previous !== undefined && previous.scan.lastIndex >= base) await cutScanned(input, previous, base);
+    live.push(next);
+  }
+  return live;
+}
+
+/** Truncates a scanned segment at the frame starting at `index` (an interrupted cut's point). */
+async function cutScanned(input: RecoveryInput, entry: ScannedSegment, index: number): Promise<void> {
+  const { segment, scan } = entry;
+  const steps: IoStep[] = [
+    { kind: 'open', path: segment.path, slot: 0 },
+    {
+      kind: 'cut',
+      fd: -1,
+      path: segment.path,
+      hintPosition: 0,
+      endPosition: scan.validEnd,
+      index,
+      copy: null,
+    },
+    { kind: 'sync', fd: -1 },
+    { kind: 'close', fd: -1 },
+  ];
+  const result = await input.executor.steps({ kind: 'steps', steps });
+  const endPosition = result.cut!.endPosition;
+  scan.validEnd = endPosition;
+  scan.lastIndex = index - 1;
+  const points: number[] = [];
+  for (let i = 0; i < scan.points.length; i += 3) {
+    if (scan.points[i + 1]! < endPosition)
+      points.push(scan.points[i]!, scan.points[i + 1]!, scan.points[i + 2]!);
+  }
+  scan.points = points;
+  const runs: number[] = [];
+  for (let i = 0; i < scan.termRuns.length; i += 2) {
+    if (scan.termRuns[i]! < index) runs.push(scan.termRuns[i]!, scan.termRuns[i + 1]!);
+  }
+  scan.termRuns = runs;
+  if (scan.firstOffsetPosition >= endPosition) {
+    scan.firstOffset = -1;
+    scan.firstOffsetPosition = -1;
+  }
 }
 
 /** Refuses corruption before the tail; queues the cut of a torn tail in the last segment. */

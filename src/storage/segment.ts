@@ -8,19 +8,30 @@ import path from 'node:path';
 const SEGMENT_SUFFIX = '.seg';
 const INDEX_DIGITS = 20;
 
-/** `<generation>-<baseIndex, 20 digits>.seg`: sorts by base index within a generation. */
-export function segmentFileName(generation: number, baseIndex: number): string {
-  return `${generation}-${String(baseIndex).padStart(INDEX_DIGITS, '0')}${SEGMENT_SUFFIX}`;
+/**
+ * `<generation>-<baseIndex, 20 digits>-<sequence>.seg`. The sequence orders segments by creation:
+ * recovery replays them in that order, a segment overriding the log from its base index on (how a
+ * copy-on-write cut that a crash interrupted resolves; see log-writer.ts runCut).
+ */
+export function segmentFileName(generation: number, baseIndex: number, sequence: number): string {
+  return `${generation}-${String(baseIndex).padStart(INDEX_DIGITS, '0')}-${sequence}${SEGMENT_SUFFIX}`;
 }
 
-export function parseSegmentFileName(name: string): { generation: number; baseIndex: number } | null {
-  const match = /^(\d+)-(\d{20})\.seg$/.exec(name);
+export interface SegmentName {
+  generation: number;
+  baseIndex: number;
+  sequence: number;
+}
+
+export function parseSegmentFileName(name: string): SegmentName | null {
+  const match = /^(\d+)-(\d{20})-(\d+)\.seg$/.exec(name);
   if (match === null) return null;
-  return { generation: Number(match[1]), baseIndex: Number(match[2]) };
+  return { generation: Number(match[1]), baseIndex: Number(match[2]), sequence: Number(match[3]) };
 }
 
 export class Segment {
   readonly baseIndex: number;
+  readonly sequence: number;
   readonly path: string;
   /** Last index in the file as far as completed writes go (baseIndex - 1 when empty). */
   lastIndex: number;
@@ -37,9 +48,11 @@ export class Segment {
   private readonly pointPositions: number[] = [];
   private readonly pointOffsets: number[] = [];
 
-  constructor(directory: string, generation: number, baseIndex: number) {
-    this.baseIndex = baseIndex;
-    this.path = path.join(directory, segmentFileName(generation, baseIndex));
+  constructor(directory: string, name: SegmentName) {
+    this.baseIndex = name.baseIndex;
+    this.sequence = name.sequence;
+    this.path = path.join(directory, segmentFileName(name.generation, name.baseIndex, name.sequence));
+    const baseIndex = name.baseIndex;
     this.lastIndex = baseIndex - 1;
     this.endPosition = 0;
   }
