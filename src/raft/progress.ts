@@ -256,6 +256,11 @@ export class ProgressTracker {
     this.votes.clear();
   }
 
+  /** Whether `id` granted its vote in the current election. */
+  hasGranted(id: NodeId): boolean {
+    return this.votes.get(id) === true;
+  }
+
   recordVote(id: NodeId, granted: boolean): void {
     if (!this.votes.has(id)) this.votes.set(id, granted);
   }

@@ -309,8 +309,15 @@ export class Raft {
       this.becomeFollower(this.term, NONE);
       return true;
     }
-    if (this.role === StateRole.PreCandidate) this.campaign('election');
-    else this.becomeLeader();
+    if (this.role === StateRole.PreCandidate) {
+      this.campaign('election');
+    } else if (this.tracker.hasGranted(this.id)) {
+      this.becomeLeader();
+    } else {
+      // A quorum granted, but our own term and vote are not durable yet: a crash now would let us
+      // restart in the old term and lead this term a second time. Lead once they are.
+      return false;
+    }
     return true;
   }
 

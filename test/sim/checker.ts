@@ -28,6 +28,8 @@ export class InvariantViolation extends Error {
 /** What the checker reads of a node. */
 export interface CheckedNode {
   readonly id: NodeId;
+  /** Bumped by every restart. */
+  readonly incarnation: number;
   readonly up: boolean;
   readonly raw: RawNode;
   readonly storage: MemoryStorage;
@@ -43,6 +45,7 @@ interface CommitPoint {
 
 /** (index, term) as one number: terms stay far below 2^21 in any run. */
 const TERM_SPACE = 2 ** 21;
+const INCARNATIONS = 2 ** 20;
 const text = new TextDecoder();
 
 function fail(invariant: string, detail: string): never {
@@ -57,7 +60,8 @@ function termIn(storage: MemoryStorage, index: number): number | undefined {
 }
 
 export class InvariantChecker {
-  private readonly leaderOfTerm = new Map<number, NodeId>();
+  /** Who led each term, as id * INCARNATIONS + incarnation: one node, one instance. */
+  private readonly leaderOfTerm = new Map<number, number>();
   /** Log matching: (index, term) → the entry's hash and the term of the entry before it. */
   private readonly entryHashOf = new Map<number, number>();
   private readonly prevTermOf = new Map<number, number>();
@@ -202,10 +206,16 @@ export class InvariantChecker {
   private checkLeader(node: CheckedNode): void {
     const term = node.raw.term;
     const holder = this.leaderOfTerm.get(term);
-    if (holder === node.id) return;
-    if (holder !== undefined)
-      fail('election safety', `n${node.id} and n${holder} are both leaders of t${term}`);
-    this.leaderOfTerm.set(term, node.id);
+    const me = node.id * INCARNATIONS + node.incarnation;
+    if (holder === me) return;
+    if (holder !== undefined) {
+      const other = `n${Math.floor(holder / INCARNATIONS)} (incarnation ${holder % INCARNATIONS})`;
+      fail(
+        'election safety',
+        `n${node.id} (incarnation ${node.incarnation}) and ${other} both lead t${term}`,
+      );
+    }
+    this.leaderOfTerm.set(term, me);
     let best: CommitPoint | undefined;
     for (const [t, point] of this.commitByTerm) {
       if (t < term && (!best || point.index > best.index)) best = point;

@@ -75,6 +75,8 @@ export interface ClusterOptions {
   traceCapacity?: number;
   /** Receives every event as it happens. */
   traceSink?: (line: string) => void;
+  /** Called (as its own event, right after) whenever a node becomes leader of a new term. */
+  onNewLeader?: (id: NodeId, term: number) => void;
 }
 
 /** A harness expectation that did not hold (6.824's t.Fatalf). */
@@ -119,6 +121,7 @@ export class Cluster implements NodeHost {
   private readonly networkRandom: SimRandom;
   private readonly harnessRandom: SimRandom;
   private readonly bootstrap: ConfState;
+  private readonly onNewLeader: ((id: NodeId, term: number) => void) | null;
   private now = 0;
   private failure: Error | null = null;
   /** The membership at the highest index any node applied: only moves forward. */
@@ -127,6 +130,7 @@ export class Cluster implements NodeHost {
   constructor(options: ClusterOptions) {
     const root = new SimRandom(options.seed);
     this.seed = options.seed;
+    this.onNewLeader = options.onNewLeader ?? null;
     this.tickMs = options.tickMs ?? 50;
     this.networkRandom = root.fork(1);
     this.diskRandom = root.fork(2);
@@ -283,6 +287,12 @@ export class Cluster implements NodeHost {
   private settle(node: SimNode): void {
     node.drain(this);
     this.checker.afterStep(node);
+    if (node.raw.role === StateRole.Leader && node.leaderTermSeen !== node.raw.term) {
+      node.leaderTermSeen = node.raw.term;
+      const hook = this.onNewLeader;
+      const term = node.raw.term;
+      if (hook) this.schedule(0, () => hook(node.id, term));
+    }
   }
 
   /** Runs `body`; a failure inside is stamped with the seed, time and trace, and sticks. */
@@ -451,6 +461,33 @@ export class Cluster implements NodeHost {
   retire(id: NodeId): void {
     this.crash(id);
     this.node(id).retired = true;
+  }
+
+  /** Changes one node's disk (e.g. make it slow); writes already queued keep their times. */
+  setDisk(id: NodeId, model: Partial<DiskModel>): void {
+    const disk = this.node(id).disk;
+    disk.model = { ...disk.model, ...model };
+  }
+
+  /** Makes `id` start an election now (pre-vote first if configured). */
+  campaign(id: NodeId): void {
+    this.withCore(id, (raw) => raw.campaign());
+  }
+
+  /** Asks `id` (the leader, or a follower that forwards it) to hand leadership to `to`. */
+  transferLeader(id: NodeId, to: NodeId): void {
+    this.withCore(id, (raw) => raw.transferLeader(to));
+  }
+
+  /** Runs `action` on a running node's core, then its Ready loop and the checks. */
+  withCore(id: NodeId, action: (raw: RawNode) => void): void {
+    this.throwIfFailed();
+    const node = this.node(id);
+    if (!node.up || node.paused) return;
+    this.guard(() => {
+      action(node.raw);
+      this.settle(node);
+    });
   }
 
   /** SIGSTOP: the node neither ticks nor steps; what arrives waits for resume. */

@@ -63,7 +63,8 @@ export class SimDisk {
 
   constructor(
     readonly persistence: Persistence,
-    private readonly model: DiskModel,
+    /** Latency and tearing; a harness may swap it to make one disk slow. */
+    public model: DiskModel,
   ) {}
 
   get pendingCount(): number {

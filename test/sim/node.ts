@@ -70,6 +70,8 @@ export class SimNode implements CheckedNode {
   storage!: MemoryStorage;
   sm!: StateMachine;
   checkedCommit = 0;
+  /** The last term this node was seen leading (for the cluster's new-leader hook). */
+  leaderTermSeen = 0;
   /** This incarnation's proposals not yet applied: index → value. */
   readonly proposals = new Map<number, Uint8Array>();
   private lastSnapshotIndex = 0;

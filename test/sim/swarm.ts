@@ -31,6 +31,11 @@ export interface SwarmParams {
   maxBatch: number;
   /** Chance, per proposal, of crashing the leader right after it (6.824's Figure 8 pattern). */
   leaderKillRate: number;
+  /** Chance that a newly elected leader is crashed within leaderChurnMaxMs of its election. */
+  leaderChurnRate: number;
+  leaderChurnMaxMs: number;
+  /** Which family of runs this seed drew. */
+  profile: 'swarm' | 'figure8';
 }
 
 export interface SeedResult {
@@ -56,6 +61,44 @@ const MAX_UNCOMMITTED_ENTRIES = 256;
 
 export function drawParams(seed: number): SwarmParams {
   const rng = new SimRandom(mixSeed(seed, 0x5eed));
+  const params = drawSwarmParams(rng);
+  return rng.chance(0.2) ? figure8(params, rng) : params;
+}
+
+/**
+ * 6.824's Figure 8 test: rounds of "propose on the leader, wait 0–13 ms, crash it", keeping a
+ * majority up. An old-term entry then often reaches a majority without the new leader's no-op,
+ * which is what the paper's Figure 8 needs; one entry per App makes acks split per entry.
+ */
+function figure8(p: SwarmParams, rng: SimRandom): SwarmParams {
+  const tiny = rng.chance(0.7);
+  return {
+    ...p,
+    profile: 'figure8',
+    nodes: [3, 5, 7][rng.weighted([4, 5, 1])]!,
+    persistence: 'disk',
+    snapshotEvery: 0,
+    confChanges: false,
+    faultPhaseMs: rng.intIn(5000, 15_000),
+    raft: { ...p.raft, ...(tiny ? { maxBytesPerMessage: 1, maxInflightMessages: rng.intIn(1, 3) } : {}) },
+    network: {
+      ...RELIABLE_NETWORK,
+      minDelayMs: 0.5,
+      maxDelayMs: rng.floatIn(2, 12),
+      dropRate: rng.pick([0, 0, 0.05, 0.1]),
+    },
+    crashPerSec: 0,
+    partitionPerSec: rng.pick([0, 0, 0.3]),
+    pausePerSec: 0,
+    transferPerSec: 0,
+    maxBatch: 1,
+    leaderKillRate: 0,
+    leaderChurnRate: rng.pick([0, 0.5, 0.8]),
+    leaderChurnMaxMs: rng.intIn(2, 20),
+  };
+}
+
+function drawSwarmParams(rng: SimRandom): SwarmParams {
   const nodes = [1, 3, 5, 7][rng.weighted([6, 45, 40, 9])]!;
   const persistence: Persistence = nodes >= 3 && rng.chance(0.25) ? 'memory' : 'disk';
   const snapshots = rng.chance(0.4);
@@ -99,6 +142,9 @@ export function drawParams(seed: number): SwarmParams {
     proposalIntervalMs: rng.floatIn(tinyMessages ? 15 : 3, 60),
     maxBatch: rng.pick(tinyMessages ? [1, 1, 3] : [1, 1, 3, 8]),
     leaderKillRate: rng.chance(0.3) ? rng.floatIn(0.02, 0.2) : 0,
+    leaderChurnRate: rng.chance(0.2) ? rng.floatIn(0.05, 0.5) : 0,
+    leaderChurnMaxMs: rng.intIn(5, 500),
+    profile: 'swarm',
   };
 }
 
@@ -163,6 +209,7 @@ class SwarmRun {
       snapshotKeepEntries: params.snapshotKeepEntries,
       uniqueValues: true,
       traceSink: traceSink ?? undefined,
+      onNewLeader: (id) => this.maybeChurn(id),
     });
     for (let id = 1; id <= params.nodes; id++) this.everMember.add(id);
   }
@@ -174,7 +221,8 @@ class SwarmRun {
     this.every(p.pausePerSec, () => this.pauseSome());
     this.every(p.transferPerSec, () => this.transferSome());
     if (p.confChanges) this.every(1.5, () => this.changeMembership());
-    this.cluster.schedule(this.client.floatIn(0, p.proposalIntervalMs), () => this.proposeLoop());
+    if (p.profile === 'figure8') this.cluster.schedule(0, () => this.figure8Round());
+    else this.cluster.schedule(this.client.floatIn(0, p.proposalIntervalMs), () => this.proposeLoop());
     this.cluster.runFor(p.faultPhaseMs);
     this.stopped = true;
     this.liveness();
@@ -281,7 +329,7 @@ class SwarmRun {
     const leader = c.leader();
     if (leader === undefined || c.node(leader).paused) return;
     const voters = c.members().voters.filter((id) => id !== leader);
-    if (voters.length > 0) c.raw(leader).transferLeader(this.faults.pick(voters));
+    if (voters.length > 0) c.transferLeader(leader, this.faults.pick(voters));
   }
 
   private changeMembership(): void {
@@ -339,6 +387,31 @@ class SwarmRun {
       }
     }
     c.schedule(this.client.floatIn(0.5, 1.5) * this.params.proposalIntervalMs, () => this.proposeLoop());
+  }
+
+  /** One round of 6.824's Figure 8: propose on the leader, wait a little, crash it. */
+  private figure8Round(): void {
+    if (this.stopped) return;
+    const c = this.cluster;
+    const leader = c.leader();
+    if (leader !== undefined) c.propose(leader, [this.newValue()]);
+    const waitMs = this.client.chance(0.1) ? this.client.floatIn(0, 250) : this.client.floatIn(0, 13);
+    c.schedule(waitMs, () => {
+      if (this.stopped) return;
+      if (leader !== undefined && c.isUp(leader)) {
+        c.crash(leader);
+        this.crashes++;
+      }
+      const down = c.ids.filter((id) => !c.isUp(id));
+      if (c.ids.length - down.length <= c.ids.length >> 1) c.restart(this.client.pick(down));
+      this.figure8Round();
+    });
+  }
+
+  /** A leader that dies young: what Figure 8's old-term commit needs. */
+  private maybeChurn(id: NodeId): void {
+    if (this.stopped || !this.faults.chance(this.params.leaderChurnRate)) return;
+    this.cluster.schedule(this.faults.floatIn(0, this.params.leaderChurnMaxMs), () => this.crashIfUp(id));
   }
 
   private crashIfUp(id: NodeId): void {
@@ -457,6 +530,7 @@ function asViolation(cluster: Cluster, error: unknown): InvariantViolation | Sim
 /** A one-line summary of what a seed drew. */
 export function describeParams(p: SwarmParams): string {
   const features = [
+    p.profile,
     p.persistence,
     p.snapshotEvery ? `snapshot/${p.snapshotEvery}` : '',
     p.confChanges ? 'conf-changes' : '',
@@ -467,6 +541,6 @@ export function describeParams(p: SwarmParams): string {
   return (
     `${p.nodes} nodes, ${features.join(' ')}; drop ${p.network.dropRate.toFixed(2)} dup ${p.network.duplicateRate.toFixed(2)} ` +
     `long ${p.network.longDelayRate.toFixed(2)}; crash/s ${p.crashPerSec.toFixed(2)} partition/s ${p.partitionPerSec.toFixed(2)} ` +
-    `pause/s ${p.pausePerSec.toFixed(2)} kill ${p.leaderKillRate.toFixed(2)}; fault phase ${p.faultPhaseMs} ms`
+    `pause/s ${p.pausePerSec.toFixed(2)} kill ${p.leaderKillRate.toFixed(2)} churn ${p.leaderChurnRate.toFixed(2)}; fault phase ${p.faultPhaseMs} ms`
   );
 }
