@@ -11,6 +11,7 @@ import { bytesEqual } from './state-machine.js';
 
 export interface SwarmParams {
   nodes: number;
+  tickMs: number;
   persistence: Persistence;
   snapshotEvery: number;
   snapshotKeepEntries: number;
@@ -62,7 +63,7 @@ const MAX_UNCOMMITTED_ENTRIES = 256;
 export function drawParams(seed: number): SwarmParams {
   const rng = new SimRandom(mixSeed(seed, 0x5eed));
   const params = drawSwarmParams(rng);
-  return rng.chance(0.2) ? figure8(params, rng) : params;
+  return rng.chance(0.25) ? figure8(params, rng) : params;
 }
 
 /**
@@ -75,7 +76,9 @@ function figure8(p: SwarmParams, rng: SimRandom): SwarmParams {
   return {
     ...p,
     profile: 'figure8',
-    nodes: [3, 5, 7][rng.weighted([4, 5, 1])]!,
+    // Short election timeouts: many short-lived leaders in one run.
+    tickMs: rng.intIn(10, 30),
+    nodes: [3, 5, 7][rng.weighted([6, 3, 1])]!,
     persistence: 'disk',
     snapshotEvery: 0,
     confChanges: false,
@@ -117,6 +120,7 @@ function drawSwarmParams(rng: SimRandom): SwarmParams {
   const tinyMessages = raft.maxBytesPerMessage !== undefined;
   return {
     nodes,
+    tickMs: 50,
     persistence,
     snapshotEvery: snapshots ? rng.intIn(3, 40) : 0,
     snapshotKeepEntries: rng.pick([0, 0, 2, 10]),
@@ -200,6 +204,7 @@ class SwarmRun {
     this.cluster = new Cluster({
       seed,
       nodes: params.nodes,
+      tickMs: params.tickMs,
       spareNodes: params.confChanges ? SPARE_NODES : 0,
       raft: params.raft,
       network: params.network,
