@@ -80,7 +80,8 @@ export class RaftlogNetworkError extends RaftlogError {
   }
 }
 
-const RETRIABLE_CODES: ReadonlySet<string> = new Set(['NO_LEADER', 'NOT_ENOUGH_REPLICAS', 'TIMEOUT']);
+/** 503s: refused before anything was proposed, so never applied. */
+const UNAVAILABLE_CODES: ReadonlySet<string> = new Set(['NO_LEADER', 'NOT_ENOUGH_REPLICAS', 'NOT_READY']);
 
 /**
  * Whether retrying the same request can succeed. A 504 TIMEOUT or a broken connection leave the
@@ -88,7 +89,7 @@ const RETRIABLE_CODES: ReadonlySet<string> = new Set(['NO_LEADER', 'NOT_ENOUGH_R
  */
 export function isRetriable(error: unknown): boolean {
   if (error instanceof RaftlogNetworkError) return true;
-  return error instanceof RaftlogError && RETRIABLE_CODES.has(error.code);
+  return error instanceof RaftlogError && (UNAVAILABLE_CODES.has(error.code) || error.code === 'TIMEOUT');
 }
 
 /** Whether a failed write surely appended nothing, so a plain (non-idempotent) retry is safe. */

@@ -7,6 +7,8 @@ import { RaftlogClient, type RaftlogClientOptions } from '../../src/client/index
 export const FAKE_URL = 'http://127.0.0.1:9090';
 
 export interface FakeRequest {
+  /** The node addressed (a FakeNode can stand for several, see serve()). */
+  origin: string;
   method: string;
   path: string;
   query: Record<string, string>;
@@ -36,11 +38,16 @@ export class FakeNode {
 
   constructor(readonly url: string = FAKE_URL) {
     this.agent.disableNetConnect();
+    this.serve(url);
+  }
+
+  /** Answers requests to another origin too, with the same routes (request.origin tells which). */
+  serve(origin: string): this {
     this.agent
-      .get(url)
+      .get(origin)
       .intercept({ path: () => true, method: () => true })
       .reply((options) => {
-        const request = toFakeRequest(options as unknown as RawOptions);
+        const request = toFakeRequest(origin, options as unknown as RawOptions);
         this.requests.push(request);
         const reply = this.dispatch(request);
         return {
@@ -55,6 +62,7 @@ export class FakeNode {
         };
       })
       .persist();
+    return this;
   }
 
   /** Later registrations win, so a test can override a default route. */
@@ -94,10 +102,11 @@ interface RawOptions {
   headers?: Record<string, string>;
 }
 
-function toFakeRequest(options: RawOptions): FakeRequest {
+function toFakeRequest(origin: string, options: RawOptions): FakeRequest {
   let body: unknown;
   if (typeof options.body === 'string' && options.body !== '') body = JSON.parse(options.body);
   return {
+    origin,
     method: options.method,
     path: options.path,
     query: { ...options.query },

@@ -13,7 +13,9 @@ it('src/client imports nothing but itself, src/wire, node: and undici', () => {
   const offending: string[] = [];
   for (const name of readdirSync(clientDir).filter((n) => n.endsWith('.ts'))) {
     const source = readFileSync(resolve(clientDir, name), 'utf8');
-    for (const match of source.matchAll(/^\s*(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|\bimport\s*\(\s*['"]([^'"]+)['"]/gm)) {
+    for (const match of source.matchAll(
+      /^\s*(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|\bimport\s*\(\s*['"]([^'"]+)['"]/gm,
+    )) {
       const specifier = match[1] ?? match[2] ?? '';
       if (!ALLOWED.some((pattern) => pattern.test(specifier))) offending.push(`${name}: ${specifier}`);
     }

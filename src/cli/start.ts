@@ -1,0 +1,100 @@
+// `raftlog start`: validates the node's flags, starts it through startServer (the composition
+// root in src/api/server.ts) and shuts it down cleanly on SIGTERM/SIGINT: close() within 10 s,
+// else a forced exit with code 1. A second interrupt forces the exit at once.
+
+import { resolve } from 'node:path';
+import type { LogLevel, RunningServer, ServerOptions } from '../api/server.js';
+import type { PersistenceMode } from '../wire/types.js';
+import { CliError, EXIT_OK, EXIT_RUNTIME, UsageError } from './errors.js';
+import type { CliIo } from './io.js';
+import { type ListenAddress, urlOf } from './options.js';
+
+export interface StartOptions {
+  id?: number;
+  data?: string;
+  listen?: ListenAddress;
+  peers?: Map<number, string>;
+  persistence?: PersistenceMode;
+  logLevel?: LogLevel;
+  /** Not a flag: lets tests shorten the forced-exit delay. */
+  shutdownTimeoutMs?: number;
+}
+
+/** How long a clean shutdown may take before the process exits anyway. */
+export const SHUTDOWN_TIMEOUT_MS = 10_000;
+
+/** The ServerOptions of the flags, with the single-node defaults; throws UsageError when invalid. */
+export function serverOptionsOf(options: StartOptions): ServerOptions {
+  const nodeId = options.id ?? 1;
+  const listen = options.listen ?? { host: '127.0.0.1', port: 9090 };
+  const peers = options.peers ?? new Map([[nodeId, urlOf(listen)]]);
+  if (!peers.has(nodeId)) {
+    const listed = [...peers.keys()].join(', ');
+    throw new UsageError(
+      `--id ${nodeId} is not in --peers (which lists nodes ${listed}); list every node, this one too`,
+    );
+  }
+  return {
+    nodeId,
+    dataDir: resolve(options.data ?? './raftlog-data'),
+    listen,
+    peers,
+    defaultPersistence: options.persistence ?? 'async',
+    logLevel: options.logLevel ?? 'info',
+  };
+}
+
+/** Runs a node until interrupted; resolves to the exit code. */
+export async function startCommand(options: StartOptions, io: CliIo): Promise<number> {
+  const serverOptions = serverOptionsOf(options);
+  const start = io.startServer ?? (await import('../api/server.js')).startServer;
+  // Listen for signals before starting, so an early Ctrl-C still shuts down cleanly.
+  const interrupts: string[] = [];
+  let wake: (() => void) | undefined;
+  const stopListening = io.onInterrupt((signal) => {
+    interrupts.push(signal);
+    if (interrupts.length >= 2) {
+      io.stderr.write(`raftlog: ${signal} again, exiting without a clean shutdown\n`);
+      io.exit(EXIT_RUNTIME);
+    }
+    wake?.();
+  });
+  try {
+    const server = await startOrExplain(start, serverOptions);
+    if (interrupts.length === 0) await new Promise<void>((resolve) => (wake = resolve));
+    return await shutDown(server, io, options.shutdownTimeoutMs ?? SHUTDOWN_TIMEOUT_MS);
+  } finally {
+    stopListening();
+  }
+}
+
+async function startOrExplain(
+  start: (options: ServerOptions) => Promise<RunningServer>,
+  options: ServerOptions,
+): Promise<RunningServer> {
+  try {
+    return await start(options);
+  } catch (error) {
+    const code = (error as { code?: unknown } | null)?.code;
+    const address = `${options.listen.host}:${options.listen.port}`;
+    if (code === 'EADDRINUSE')
+      throw new CliError(`${address} is already in use (is another node running there?)`);
+    if (code === 'EADDRNOTAVAIL') throw new CliError(`cannot listen on ${address}: no such local address`);
+    if (code === 'EACCES')
+      throw new CliError(`no permission to listen on ${address} or to use ${options.dataDir}`);
+    throw error;
+  }
+}
+
+async function shutDown(server: RunningServer, io: CliIo, timeoutMs: number): Promise<number> {
+  const force = setTimeout(() => {
+    io.stderr.write(`raftlog: node ${server.nodeId} did not shut down within ${timeoutMs / 1000} s\n`);
+    io.exit(EXIT_RUNTIME);
+  }, timeoutMs);
+  try {
+    await server.close();
+    return EXIT_OK;
+  } finally {
+    clearTimeout(force);
+  }
+}
