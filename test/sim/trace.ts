@@ -56,6 +56,8 @@ export function formatMessage(m: Message): string {
       return `${head} ${m.reject ? 'REJECT' : 'GRANT'}`;
     case MessageType.Heartbeat:
       return `${head} c${m.commit} round ${m.context}`;
+    case MessageType.Commit:
+      return `${head} c${m.commit} at ${m.index}/t${m.logTerm}`;
     case MessageType.HeartbeatResp:
       return `${head} round ${m.context}${rec(m)}`;
     case MessageType.Snapshot: {
