@@ -5,6 +5,7 @@ import { Piscina } from 'piscina';
 import type { SyncFileSystem } from './file-system.js';
 import {
   type IoTask,
+  type MultiStepsResult,
   type ReadResult,
   type ReadTask,
   runIoTask,
@@ -33,10 +34,25 @@ function workerUrl(): string {
   return new URL(name, here).href;
 }
 
+interface PendingSteps {
+  task: StepsTask;
+  resolve: (result: StepsResult) => void;
+  reject: (error: Error) => void;
+}
+
+/**
+ * The pool. Step lists submitted in one event-loop turn (a driver turn kicks every log it wrote)
+ * are sent as at most `threads` combined tasks: one postMessage costs tens of microseconds of
+ * event-loop time, so one per log per window would grow with the number of partitions.
+ */
 export class PoolExecutor implements IoExecutor {
   private readonly pool: Piscina;
+  private readonly threads: number;
+  private pending: PendingSteps[] = [];
+  private flushScheduled = false;
 
   constructor(options: { threads: number }) {
+    this.threads = options.threads;
     this.pool = new Piscina({
       filename: workerUrl(),
       minThreads: options.threads,
@@ -52,12 +68,47 @@ export class PoolExecutor implements IoExecutor {
   }
 
   steps(task: StepsTask): Promise<StepsResult> {
-    const transferList: ArrayBuffer[] = [];
-    for (const step of task.steps) {
-      if (step.kind === 'write')
-        for (const buffer of step.buffers) transferList.push(buffer.buffer as ArrayBuffer);
+    return new Promise((resolve, reject) => {
+      this.pending.push({ task, resolve, reject });
+      if (this.flushScheduled) return;
+      this.flushScheduled = true;
+      queueMicrotask(() => this.flush());
+    });
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const pending = this.pending;
+    this.pending = [];
+    const groups = Math.min(this.threads, pending.length);
+    for (let g = 0; g < groups; g++) {
+      const group: PendingSteps[] = [];
+      for (let i = g; i < pending.length; i += groups) group.push(pending[i]!);
+      this.runGroup(group);
     }
-    return this.pool.run(task, { transferList }) as Promise<StepsResult>;
+  }
+
+  private runGroup(group: PendingSteps[]): void {
+    const transferList: ArrayBuffer[] = [];
+    for (const { task } of group) {
+      for (const step of task.steps) {
+        if (step.kind === 'write')
+          for (const buffer of step.buffers) transferList.push(buffer.buffer as ArrayBuffer);
+      }
+    }
+    const task = { kind: 'multi', parts: group.map((pending) => pending.task) };
+    (this.pool.run(task, { transferList }) as Promise<MultiStepsResult>).then(
+      (results) => {
+        for (let i = 0; i < group.length; i++) {
+          const result = results[i]!;
+          if (result.ok) group[i]!.resolve(result.result);
+          else group[i]!.reject(new Error(result.error));
+        }
+      },
+      (error: Error) => {
+        for (const pending of group) pending.reject(error);
+      },
+    );
   }
 
   read(task: ReadTask): Promise<ReadResult> {

@@ -122,13 +122,33 @@ export interface ListTask {
   path: string;
 }
 
-export type IoTask = StepsTask | ReadTask | ScanTask | ListTask;
+/** The step lists of several logs in one task: one message to a worker, not one per log. */
+export interface MultiStepsTask {
+  kind: 'multi';
+  parts: StepsTask[];
+}
+
+/** Per part: its result, or the message of the error that stopped it (the other parts go on). */
+export type MultiStepsResult = ({ ok: true; result: StepsResult } | { ok: false; error: string })[];
+
+export type IoTask = StepsTask | ReadTask | ScanTask | ListTask | MultiStepsTask;
 
 export function runIoTask(
   fileSystem: SyncFileSystem,
   task: IoTask,
-): StepsResult | ReadResult | ScanResult | string[] {
+): StepsResult | ReadResult | ScanResult | string[] | MultiStepsResult {
   switch (task.kind) {
+    case 'multi':
+      return task.parts.map((part) => {
+        try {
+          return { ok: true as const, result: runSteps(fileSystem, part.steps) };
+        } catch (error) {
+          return {
+            ok: false as const,
+            error: error instanceof Error ? (error.stack ?? error.message) : String(error),
+          };
+        }
+      });
     case 'list':
       return fileSystem.listDirectory(task.path);
     case 'steps':
