@@ -44,7 +44,10 @@ describe('event loop during a sync-mode write storm', () => {
     let submitted = 0;
     await new Promise<void>((resolve) => {
       const turn = (): void => {
-        if (Date.now() >= stopAt) return resolve();
+        if (Date.now() >= stopAt) {
+          resolve();
+          return;
+        }
         const writes = [];
         for (let i = 0; i < LOGS; i++) {
           if (inFlight[i]! >= IN_FLIGHT_PER_LOG) continue;
