@@ -38,6 +38,8 @@ const SMALL_BATCH_GROUPS = 4;
 const WARMUP_ROUNDS = 500;
 const MAX_SAMPLES = 1_000_000;
 const STARTUP_TIMEOUT_MS = 10_000;
+/** A round without an answer by then lost a message (only a link failure drops one): abort. */
+const ROUND_TIMEOUT_MS = 2_000;
 const logger = pino({ level: 'warn' });
 
 // --- messages -------------------------------------------------------------------------------
@@ -100,10 +102,12 @@ async function runPeer(nodeId: NodeId, parentPort: number): Promise<void> {
     logger,
   });
   transport.attach(server.server);
-  transport.start();
   process.on('disconnect', () => process.exit(0));
-  // The leader asks for this process's CPU time around a throughput case.
-  process.on('message', () => process.send!({ cpuMicros: cpuMicros() }));
+  // The leader says when to dial (once it accepts upgrades), and asks for CPU time around a case.
+  process.on('message', (message: { start?: boolean }) => {
+    if (message.start === true) transport.start();
+    else process.send!({ cpuMicros: cpuMicros() });
+  });
   process.send!({ port: (server.server.address() as AddressInfo).port });
 }
 
@@ -221,7 +225,10 @@ class Leader implements AnswerHandler {
     firstMs: number;
     startMs: number;
     resolve: (ms: number) => void;
+    reject: (error: Error) => void;
   } | null = null;
+  /** Fails a round that waited past its timeout, instead of hanging the bench. */
+  private readonly watchdog = setInterval(() => this.expireWaiter(ROUND_TIMEOUT_MS), 100);
   /** The small batch per peer: messages addressed to that peer, and their groups. */
   private readonly small = new Map<NodeId, Message[]>();
   private readonly smallGroupIds = Array.from({ length: SMALL_BATCH_GROUPS }, (_, i) => i + 1);
@@ -248,8 +255,8 @@ class Leader implements AnswerHandler {
 
   /** One small batch to each of `peerIds`; resolves when all answered, to the first answer's time. */
   transportRoundTrip(peerIds: NodeId[]): Promise<number> {
-    return new Promise((resolve) => {
-      this.waiter = { pending: peerIds.length, firstMs: 0, startMs: performance.now(), resolve };
+    return new Promise((resolve, reject) => {
+      this.waiter = { pending: peerIds.length, firstMs: 0, startMs: performance.now(), resolve, reject };
       for (const id of peerIds) {
         const messages = this.small.get(id)!;
         for (let i = 0; i < messages.length; i++)
@@ -257,6 +264,35 @@ class Leader implements AnswerHandler {
       }
       this.transport.flush();
     });
+  }
+
+  /** Rounds until every peer answers: the peers' links to us may still be dialing. */
+  async prime(peerIds: NodeId[]): Promise<void> {
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const round = this.transportRoundTrip(peerIds).then(
+        () => true,
+        () => false,
+      );
+      const settled = await Promise.race([
+        round,
+        new Promise<boolean>((r) => setTimeout(() => r(false), 200)),
+      ]);
+      this.expireWaiter(0);
+      await round;
+      if (settled) return;
+    }
+    throw new Error('the peers never answered');
+  }
+
+  private expireWaiter(olderThanMs: number): void {
+    const waiter = this.waiter;
+    if (waiter === null || performance.now() - waiter.startMs < olderThanMs) return;
+    this.waiter = null;
+    waiter.reject(new Error(`no answer within ${olderThanMs} ms: a message was lost`));
+  }
+
+  close(): void {
+    clearInterval(this.watchdog);
   }
 
   onAnswer(_from: NodeId, _batch: MessageBatch): void {
@@ -392,17 +428,24 @@ async function runLeader(seconds: number, windowFrames: number): Promise<void> {
   const server = http.createServer((_request, response) => response.writeHead(404).end());
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
+  // The codec first: its loops hold the event loop, which would stall live links.
+  const codec = [measureCodec(1, 256, seconds), measureCodec(64, 16, seconds)];
   const peers = await Promise.all(PEER_IDS.map((id) => spawnPeer(id, port)));
   const leader = new Leader(peers);
   leader.transport.attach(server);
   leader.transport.start();
-  const clients = peers.map((p) => new Client(`http://127.0.0.1:${p.port}`, { pipelining: 1 }));
+  for (const p of peers) p.child.send({ start: true });
+  const clients = peers.map(
+    (p) =>
+      new Client(`http://127.0.0.1:${p.port}`, { pipelining: 1, headersTimeout: 5_000, bodyTimeout: 5_000 }),
+  );
   try {
     await waitUntil(
       'links to the peers',
       () => PEER_IDS.every((id) => leader.transport.isPeerAlive(id)),
       10_000,
     );
+    await leader.prime(PEER_IDS);
     const [one, two] = peers;
     const latency = [
       await measureLatency('round trip, transport', 1, seconds, () => leader.transportRoundTrip([one!.id])),
@@ -420,7 +463,6 @@ async function runLeader(seconds: number, windowFrames: number): Promise<void> {
       await measureThroughput(leader, one!, 1, 256, windowFrames, seconds),
       await measureThroughput(leader, one!, 64, 16, windowFrames, seconds),
     ];
-    const codec = [measureCodec(1, 256, seconds), measureCodec(64, 16, seconds)];
     report(latency, throughput, codec, {
       smallFrameBytes: leader.smallFrame(one!.id).length,
       seconds,
@@ -428,6 +470,7 @@ async function runLeader(seconds: number, windowFrames: number): Promise<void> {
     });
   } finally {
     await Promise.all(clients.map((c) => c.close()));
+    leader.close();
     await leader.transport.close();
     server.closeAllConnections();
     await new Promise((resolve) => server.close(resolve));
