@@ -85,8 +85,9 @@ export class Raft {
   private pendingConfIndex = 0;
   private uncommittedBytes = 0;
   recovering: boolean;
-  /** Recovering: commit index a leader reported after the restart; caught up once stored. */
+  /** Recovering: the index to store before voting again (see learnRecoveryTarget). */
   private recoveryTarget = -1;
+  private recoveryTargetTerm = 0;
   /** Recovering: voters seen campaigning while recovering too (all of them: the data is gone). */
   private readonly recoveringPeers = new Set<NodeId>();
 
@@ -109,6 +110,11 @@ export class Raft {
   msgs: Message[] = [];
   /** Leader: entries were proposed since the last Ready and not yet sent. */
   appendsPending = false;
+  /**
+   * Leader: index of this term's no-op. Everything committed before this term lies below it
+   * (leader completeness), so a recovering replica that holds it holds every such entry.
+   */
+  private termStartIndex = 0;
   /** Leader: the commit index followers were last notified of. */
   private lastCommitNoticed = 0;
   /** Messages that must wait until what is pending persistence now is durable. */
@@ -225,7 +231,9 @@ export class Raft {
     this.uncommittedBytes = 0;
     this.lastCommitNoticed = this.log.committed;
     // The no-op: entries of earlier terms commit only under an entry of this term.
-    this.appendEntries([{ term: 0, index: 0, type: EntryType.Normal, data: new Uint8Array(0) }]);
+    this.termStartIndex = this.appendEntries([
+      { term: 0, index: 0, type: EntryType.Normal, data: new Uint8Array(0) },
+    ]);
     this.bcastAppend();
   }
 
@@ -512,7 +520,7 @@ export class Raft {
     }
     const lastNew = this.log.maybeAppend(m.index, m.logTerm, m.commit, m.entries);
     if (lastNew >= 0) {
-      this.learnRecoveryTarget(m.commit);
+      this.learnRecoveryTarget(m, m.commit);
       this.respondAppend(m.from, lastNew);
       return;
     }
@@ -568,12 +576,20 @@ export class Raft {
     this.log.restore(snapshot);
     this.tracker.applyConfState(snapshot.metadata.confState, this.log.lastIndex() + 1);
     this.confStateChanged = true;
-    this.learnRecoveryTarget(Math.max(index, m.commit));
+    this.learnRecoveryTarget(m, Math.max(index, m.commit));
     this.respondAppend(m.from, index);
   }
 
-  private learnRecoveryTarget(commit: number): void {
-    if (this.recovering && this.recoveryTarget < 0) this.recoveryTarget = commit;
+  /**
+   * A recovering replica must hold everything that may have been committed with its lost acks.
+   * Such entries lie at or below the leader's commit, or, if the leader was elected after the
+   * restart and its commit still lags, below the leader's no-op (m.context): leader completeness
+   * puts every earlier committed entry there. Learned once per leader term.
+   */
+  private learnRecoveryTarget(m: Message, commit: number): void {
+    if (!this.recovering || m.term <= this.recoveryTargetTerm) return;
+    this.recoveryTargetTerm = m.term;
+    this.recoveryTarget = Math.max(this.recoveryTarget, commit, m.context);
   }
 
   private maybeFinishRecovery(): void {
@@ -738,6 +754,7 @@ export class Raft {
     m.logTerm = prevTerm;
     m.entries = entries;
     m.commit = this.log.committed;
+    m.context = this.termStartIndex;
     this.msgs.push(m);
     pr.sentCommit = Math.max(pr.sentCommit, Math.min(this.log.committed, prevIndex + entries.length));
     let bytes = 0;
@@ -760,6 +777,7 @@ export class Raft {
     m.snapshot = snapshot;
     // Our commit, which may be past the snapshot: a recovering follower must catch up to it.
     m.commit = this.log.committed;
+    m.context = this.termStartIndex;
     this.msgs.push(m);
     pr.becomeSnapshot(snapshot.metadata.index, this.tickCount);
     return true;

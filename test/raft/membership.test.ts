@@ -4,9 +4,11 @@
 import { describe, expect, it } from 'vitest';
 import {
   ConfChangeType,
+  EntryType,
   isRaftError,
   type MemoryStorage,
   MessageType,
+  makeMessage,
   StateRole,
 } from '../../src/raft/index.js';
 import { TestNetwork } from './network.js';
@@ -129,6 +131,41 @@ describe('restart with an empty log (memory mode)', () => {
     net.releaseWrites(3);
     net.tick(2);
     expect(net.raw(1).commitIndex).toBeGreaterThanOrEqual(index);
+  });
+
+  it('stays recovering until it holds the new leader no-op, even when that leader commit lags', () => {
+    const net = new TestNetwork({ voters: [1, 2, 3] });
+    const node = net.restart(3, { loseLog: true }).raw;
+    net.isolate(3);
+    const app = (first: number, last: number, commit: number) => {
+      const m = makeMessage(MessageType.App, 1, 3, 5);
+      m.index = first - 1;
+      m.logTerm = first - 1 === 0 ? 0 : 4;
+      m.entries = [];
+      for (let i = first; i <= last; i++) {
+        m.entries.push({ term: i === 10 ? 5 : 4, index: i, type: EntryType.Normal, data: new Uint8Array(1) });
+      }
+      m.commit = commit;
+      m.context = 10; // the leader's no-op of term 5
+      return m;
+    };
+    const persist = () => {
+      while (node.hasReady()) {
+        const ready = node.ready();
+        net.node(3).storage.append(ready.entries);
+        node.advance(ready);
+        if (ready.persistId) node.reportPersisted(ready.persistId);
+      }
+    };
+    node.step(app(1, 5, 2));
+    persist();
+    // Stored past the leader's commit (2), but not its no-op (10): entries committed by an
+    // earlier leader with this replica's lost acks may still be missing.
+    expect(node.lastIndex).toBe(5);
+    expect(node.recovering).toBe(true);
+    node.step(app(6, 10, 2));
+    persist();
+    expect(node.recovering).toBe(false);
   });
 
   it('when every voter lost its log, they may elect one of themselves again', () => {
