@@ -161,14 +161,20 @@ interface ThroughputResult {
   payloadMBPerSecond: number;
   leaderCpuPercent: number;
   peerCpuPercent: number;
+  /** CPU per message acknowledged: encode + write + read acks (leader); read + decode + ack (peer). */
+  leaderCpuMicrosPerMessage: number;
+  peerCpuMicrosPerMessage: number;
   dropped: number;
 }
 
+/** Per CPU second, not wall second: on a shared machine the CPU we got is what we can measure. */
 interface CodecResult {
   case: string;
   frameBytes: number;
-  encodeMBPerSecond: number;
-  decodeMBPerSecond: number;
+  encodeMBPerCpuSecond: number;
+  decodeMBPerCpuSecond: number;
+  encodeNsPerMessage: number;
+  decodeNsPerMessage: number;
 }
 
 const round3 = (value: number): number => Math.round(value * 1000) / 1000;
@@ -387,6 +393,8 @@ async function measureThroughput(
     payloadMBPerSecond: round3((acked * entriesPerMessage * ENTRY_BYTES) / elapsedSeconds / 1e6),
     leaderCpuPercent: Math.round((leaderCpuMicros / 1e6 / elapsedSeconds) * 100),
     peerCpuPercent: Math.round((peerCpu / 1e6 / elapsedSeconds) * 100),
+    leaderCpuMicrosPerMessage: round3(leaderCpuMicros / acked),
+    peerCpuMicrosPerMessage: round3(peerCpu / acked),
     dropped,
   };
 }
@@ -397,22 +405,24 @@ function measureCodec(entriesPerMessage: number, messagesPerFrame: number, secon
   );
   const groupIds = messages.map((_, i) => i);
   const frameBytes = encodeBatch(groupIds, messages).length;
+  /** CPU microseconds per frame of `work`, run for half of `seconds`. */
   const timeLoop = (work: () => void): number => {
-    let bytes = 0;
-    const startMs = performance.now();
-    const deadlineMs = startMs + (seconds * 1000) / 2;
-    for (let i = 0; i < 10_000_000 && performance.now() < deadlineMs; i++) {
-      work();
-      bytes += frameBytes;
-    }
-    return round3(bytes / ((performance.now() - startMs) / 1000) / 1e6);
+    let frames = 0;
+    const cpuStart = cpuMicros();
+    const deadlineMs = performance.now() + (seconds * 1000) / 2;
+    for (; frames < 10_000_000 && performance.now() < deadlineMs; frames++) work();
+    return (cpuMicros() - cpuStart) / frames;
   };
   const frame = encodeBatch(groupIds, messages);
+  const encodeMicros = timeLoop(() => encodeBatch(groupIds, messages));
+  const decodeMicros = timeLoop(() => batchOf(frame.subarray(FRAME_LENGTH_BYTES)));
   return {
-    case: `codec, ${messagesPerFrame} App x ${entriesPerMessage} entries`,
+    case: `${messagesPerFrame} App x ${entriesPerMessage} entries`,
     frameBytes,
-    encodeMBPerSecond: timeLoop(() => encodeBatch(groupIds, messages)),
-    decodeMBPerSecond: timeLoop(() => batchOf(frame.subarray(FRAME_LENGTH_BYTES))),
+    encodeMBPerCpuSecond: Math.round(frameBytes / encodeMicros),
+    decodeMBPerCpuSecond: Math.round(frameBytes / decodeMicros),
+    encodeNsPerMessage: Math.round((encodeMicros * 1000) / messagesPerFrame),
+    decodeNsPerMessage: Math.round((decodeMicros * 1000) / messagesPerFrame),
   };
 }
 
@@ -516,22 +526,33 @@ function report(
   }
   console.log('');
   console.log(
-    'App batches, 100-byte entries | messages/s | entries/s | wire MB/s | CPU % leader/peer | dropped',
+    'App batches, 100-byte entries | messages/s | entries/s | wire MB/s | CPU % ldr/peer | CPU µs/msg ldr/peer',
   );
   console.log(
-    '----------------------------- | ---------- | --------- | --------- | ----------------- | -------',
+    '----------------------------- | ---------- | --------- | --------- | -------------- | ------------------',
   );
   for (const r of throughput) {
     const shape = `${r.messagesPerFrame} msgs x ${r.entriesPerMessage} entries / frame`;
+    const cpuPercent = `${r.leaderCpuPercent} / ${r.peerCpuPercent}`;
+    const cpuPerMessage = `${r.leaderCpuMicrosPerMessage.toFixed(2)} / ${r.peerCpuMicrosPerMessage.toFixed(2)}`;
     console.log(
-      `${shape.padEnd(29)} | ${String(r.messagesPerSecond).padStart(10)} | ${String(r.entriesPerSecond).padStart(9)} | ` +
-        `${r.wireMBPerSecond.toFixed(1).padStart(9)} | ${`${r.leaderCpuPercent} / ${r.peerCpuPercent}`.padStart(17)} | ${r.dropped}`,
+      `${shape.padEnd(29)} | ${String(r.messagesPerSecond).padStart(10)} | ` +
+        `${String(r.entriesPerSecond).padStart(9)} | ${r.wireMBPerSecond.toFixed(1).padStart(9)} | ` +
+        `${cpuPercent.padStart(14)} | ${cpuPerMessage.padStart(18)}`,
     );
   }
   console.log('');
+  console.log(
+    'codec (CPU time)              | frame B | encode MB/s | decode MB/s | encode ns/msg | decode ns/msg',
+  );
+  console.log(
+    '----------------------------- | ------- | ----------- | ----------- | ------------- | -------------',
+  );
   for (const r of codec) {
     console.log(
-      `${r.case}: ${r.frameBytes} B frames, encode ${r.encodeMBPerSecond} MB/s, decode ${r.decodeMBPerSecond} MB/s`,
+      `${r.case.padEnd(29)} | ${String(r.frameBytes).padStart(7)} | ${String(r.encodeMBPerCpuSecond).padStart(11)} | ` +
+        `${String(r.decodeMBPerCpuSecond).padStart(11)} | ${String(r.encodeNsPerMessage).padStart(13)} | ` +
+        `${String(r.decodeNsPerMessage).padStart(13)}`,
     );
   }
 }
