@@ -64,6 +64,7 @@ export class PoolExecutor implements IoExecutor {
       // Descriptors are opened in one worker and closed in another (or at engine close): a worker
       // must never close "its" descriptors on exit, the numbers may belong to someone else by then.
       trackUnmanagedFds: false,
+      recordTiming: false,
     });
   }
 
