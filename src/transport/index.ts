@@ -18,7 +18,7 @@
 //   transport.send(toNodeId, groupId, message);   // queue; false when dropped (counted)
 //   transport.flush();                            // one frame, one socket.write per peer
 //   transport.isPeerAlive(nodeId); transport.stats();
-//   await transport.close();
+//   await transport.close();       // before app.close(): the server waits for upgraded sockets
 //
 // Wire: `GET /v1/raft/stream` with `Upgrade: raftlog-frames/1` and x-raftlog-{cluster,node,to}
 // headers (handshake.ts), then length-prefixed binary frames (codec.ts). Each node dials each

@@ -68,6 +68,15 @@ function parsePeers(nodeId: NodeId, peers: ReadonlyMap<NodeId, string>): Map<Nod
   return urls;
 }
 
+/** Binds component and node unless the caller's logger has them (pino would print keys twice). */
+function transportLogger(logger: Logger, nodeId: NodeId): Logger {
+  const present = logger.bindings();
+  const bindings: Record<string, unknown> = {};
+  if (!('component' in present)) bindings.component = 'transport';
+  if (!('node' in present)) bindings.node = nodeId;
+  return logger.child(bindings);
+}
+
 export class Transport {
   readonly nodeId: NodeId;
   private readonly context: PeerContext;
@@ -95,7 +104,7 @@ export class Transport {
       nodeId,
       clusterId,
       limits: resolveLimits(options.limits),
-      logger: options.logger.child({ component: 'transport', node: nodeId }),
+      logger: transportLogger(options.logger, nodeId),
       onMessages: options.onMessages,
       onPeerDown: options.onPeerDown ?? (() => {}),
     };
@@ -164,7 +173,11 @@ export class Transport {
     };
   }
 
-  /** Stops dialing, detaches from servers, closes every peer socket; resolves once they closed. */
+  /**
+   * Stops dialing, detaches from servers, closes every peer socket; resolves once they closed.
+   * Call it BEFORE closing the attached server: upgraded sockets still count as that server's
+   * connections, so server.close() (and fastify's app.close()) would wait for them forever.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;

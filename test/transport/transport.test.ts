@@ -362,6 +362,22 @@ describe('handshake', () => {
   });
 });
 
+describe('lifecycle', () => {
+  it('once the transport is closed, its server closes promptly: no upgraded socket holds it', async () => {
+    const [a, b] = (await startCluster([1, 2])).map(track);
+    await waitFor('links up', () => a!.transport.isPeerAlive(2) && b!.transport.isPeerAlive(1));
+    await a!.transport.close();
+    let closed = false;
+    // No closeAllConnections here: only the transport's own cleanup may release the server.
+    a!.server.close(() => {
+      closed = true;
+    });
+    await waitFor('server closed', () => closed, 2_000);
+    expect(a!.transport.isPeerAlive(2)).toBe(false);
+    expect(a!.transport.send(2, 1, heartbeat(1, 2, 1))).toBe(false);
+  });
+});
+
 describe('config', () => {
   it('refuses bad ids, URLs and limits with InvalidConfig', () => {
     const base = {
