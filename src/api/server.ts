@@ -83,9 +83,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     broker: running,
     close: () => {
       closing ??= (async () => {
+        // Leadership hand-off needs the transport; upgraded peer sockets then keep the HTTP
+        // server from closing, so the transport goes before the server.
         await running.stop();
-        await app.close();
         await transport.close();
+        await app.close();
         await forwarder.close();
         logger.info('node stopped');
       })();
