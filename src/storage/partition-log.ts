@@ -236,7 +236,7 @@ export class PartitionLog {
   }
 
   setApplied(index: number): void {
-    assert(index >= this.appliedIndex || index <= this.snap.metadata.index, `setApplied(${index}) goes back`);
+    assert(Number.isSafeInteger(index) && index >= 0, `setApplied(${index}): not an index`);
     this.appliedIndex = index;
     this.appliedDirty = true;
   }
@@ -258,7 +258,8 @@ export class PartitionLog {
 
   /**
    * Prefix truncation: entries up to `index` go (a snapshot must cover them). The log start moves
-   * at once; whole segment files below it are deleted after the new start is durable.
+   * at once; whole segment files below it are deleted after the new start is durable. Resolves once
+   * the new start is durable (the deletion follows in the log's I/O chain).
    */
   async compact(index: number): Promise<void> {
     this.assertWritable();
@@ -273,8 +274,9 @@ export class PartitionLog {
     this.context.store.putLogStart(this.context.logId, this.currentStart());
     const durable = this.context.store.durable();
     this.writer?.enqueueCompact(index, durable);
+    this.writer?.kick();
+    // Resolves with the new start durable; the files go in the log's chain, behind its writes.
     await durable;
-    await this.writer?.idle();
   }
 
   // ---- writes ------------------------------------------------------------------------------
