@@ -64,19 +64,15 @@ export async function devCommand(options: DevOptions, io: CliIo): Promise<number
 
   const state: DevState = { stopping: false, wakeMain: () => {}, nodeExited: () => {} };
   const nodes: DevNode[] = ids.map((id) => {
-    const startArgs = [
-      'start',
-      '--id',
-      String(id),
-      '--listen',
-      `127.0.0.1:${basePort + id - 1}`,
-      '--peers',
-      peers,
-    ];
-    startArgs.push('--data', join(dataDir, `node-${id}`));
+    const listen = `127.0.0.1:${basePort + id - 1}`;
+    const data = join(dataDir, `node-${id}`);
+    const startArgs = ['start', '--id', String(id), '--listen', listen, '--peers', peers, '--data', data];
     const { command, args } = launcher(startArgs);
     return launch({ id, url: urlOf(id), command, args, io, colors, state });
   });
+  state.nodeExited = () => {
+    if (nodes.every((n) => !n.running)) state.wakeMain();
+  };
 
   const interrupts: string[] = [];
   const stopListening = io.onInterrupt((signal) => {

@@ -5,6 +5,9 @@
 import type { Dispatcher } from 'undici';
 import type { RunningServer, ServerOptions } from '../api/server.js';
 
+/** What the CLI needs of a started node (RunningServer has more, for tests and embedding). */
+export type NodeHandle = Pick<RunningServer, 'nodeId' | 'url' | 'close'>;
+
 export interface TextOutput {
   write(text: string): unknown;
   isTTY?: boolean;
@@ -24,7 +27,7 @@ export interface CliIo {
   /** Tests pass a MockAgent; client commands then never open a socket. */
   dispatcher?: Dispatcher;
   /** Tests pass a fake node; by default `raftlog start` loads src/api/server.js. */
-  startServer?: (options: ServerOptions) => Promise<RunningServer>;
+  startServer?: (options: ServerOptions) => Promise<NodeHandle>;
 }
 
 /** The real process. */

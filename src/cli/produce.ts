@@ -27,7 +27,9 @@ type Settled = { ok: true; metadata: RecordMetadata } | { ok: false; error: unkn
 export async function produceCommand(options: ProduceOptions, io: CliIo): Promise<number> {
   return withClient(options, io, async (client) => {
     // lingerMs 0 for one record: nothing else is coming, so don't wait for company.
-    const producer = client.producer({ lingerMs: options.value === undefined ? 5 : 0 });
+    // A few quick retries ride out a leader election (503) without making a typo'd --server slow.
+    const retry = { attemptsMax: 3, backoffMs: 100 };
+    const producer = client.producer({ lingerMs: options.value === undefined ? 5 : 0, retry });
     const report = new Report(io, options);
     const record = (value: string): ProduceRecord => ({
       value,

@@ -3,10 +3,10 @@
 // else a forced exit with code 1. A second interrupt forces the exit at once.
 
 import { resolve } from 'node:path';
-import type { LogLevel, RunningServer, ServerOptions } from '../api/server.js';
+import type { LogLevel, ServerOptions } from '../api/server.js';
 import type { PersistenceMode } from '../wire/types.js';
 import { CliError, EXIT_OK, EXIT_RUNTIME, UsageError } from './errors.js';
-import type { CliIo } from './io.js';
+import type { CliIo, NodeHandle } from './io.js';
 import { type ListenAddress, urlOf } from './options.js';
 
 export interface StartOptions {
@@ -69,9 +69,9 @@ export async function startCommand(options: StartOptions, io: CliIo): Promise<nu
 }
 
 async function startOrExplain(
-  start: (options: ServerOptions) => Promise<RunningServer>,
+  start: (options: ServerOptions) => Promise<NodeHandle>,
   options: ServerOptions,
-): Promise<RunningServer> {
+): Promise<NodeHandle> {
   try {
     return await start(options);
   } catch (error) {
@@ -86,7 +86,7 @@ async function startOrExplain(
   }
 }
 
-async function shutDown(server: RunningServer, io: CliIo, timeoutMs: number): Promise<number> {
+async function shutDown(server: NodeHandle, io: CliIo, timeoutMs: number): Promise<number> {
   const force = setTimeout(() => {
     io.stderr.write(`raftlog: node ${server.nodeId} did not shut down within ${timeoutMs / 1000} s\n`);
     io.exit(EXIT_RUNTIME);

@@ -18,6 +18,10 @@ import { type RetryOptions, type RetryPolicy, retryDelayMs, retryPolicy } from '
 
 export type StartOffset = 'earliest' | 'latest' | number;
 
+const DEFAULT_WAIT_MS = 1000;
+/** Pause after an empty fetch that returned before its waitMs. */
+const EMPTY_POLL_PAUSE_MS = 100;
+
 export interface ConsumerOptions {
   topic: string;
   /** Default: every partition of the topic (from describe). */
@@ -220,10 +224,15 @@ export class Consumer {
     try {
       while (!signal.aborted) {
         await queue.room();
+        const startedMs = Date.now();
         const response = await this.fetchWithRetry(partition, follow ? undefined : 0, signal);
         endOffset ??= response.highWatermark;
         queue.push(this.consumed(partition, response));
         if (!follow && (response.nextOffset >= endOffset || response.records.length === 0)) return;
+        // An empty answer that came back before waitMs (a server that does not long-poll) must not
+        // turn following into a busy loop against it.
+        const early = Date.now() - startedMs < (this.options.waitMs ?? DEFAULT_WAIT_MS);
+        if (response.records.length === 0 && early) await sleep(EMPTY_POLL_PAUSE_MS, undefined, { signal });
       }
     } catch (error) {
       if (!signal.aborted) queue.fail(error);
@@ -265,7 +274,7 @@ export class Consumer {
       offset: this.positionByPartition.get(partition) ?? options.from ?? 'earliest',
       limit: options.limit,
       maxBytes: options.maxBytes,
-      waitMs: waitMs ?? options.waitMs ?? 1000,
+      waitMs: waitMs ?? options.waitMs ?? DEFAULT_WAIT_MS,
       encoding: options.encoding,
       consistency: options.consistency,
       minOffset: this.minOffsets.get(partition),

@@ -2,8 +2,8 @@
 // demand, recorded exit calls, and a MockAgent (via FakeNode) instead of the network.
 
 import type { Dispatcher } from 'undici';
-import type { RunningServer, ServerOptions } from '../../src/api/server.js';
-import type { CliIo, InterruptSignal } from '../../src/cli/io.js';
+import type { ServerOptions } from '../../src/api/server.js';
+import type { CliIo, InterruptSignal, NodeHandle } from '../../src/cli/io.js';
 
 export class TestIo implements CliIo {
   out = '';
@@ -14,7 +14,7 @@ export class TestIo implements CliIo {
   stdin: AsyncIterable<Uint8Array | string> & { isTTY?: boolean };
   env: Record<string, string | undefined>;
   dispatcher?: Dispatcher;
-  startServer?: (options: ServerOptions) => Promise<RunningServer>;
+  startServer?: (options: ServerOptions) => Promise<NodeHandle>;
   private listeners = new Set<(signal: InterruptSignal) => void>();
 
   constructor(
