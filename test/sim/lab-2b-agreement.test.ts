@@ -20,7 +20,7 @@ function appliedValues(c: Cluster, upTo: number): string[] {
 
 describe('6.824 2B: agreement', () => {
   it('BasicAgree', () => {
-    forSeeds([1], (seed) => {
+    forSeeds([1, 2, 3], (seed) => {
       const servers = 3;
       const { c } = labCluster({ seed, nodes: servers });
       // Nothing is committed before the first proposal.
@@ -67,7 +67,7 @@ describe('6.824 2B: agreement', () => {
   });
 
   it('FollowerFailure', () => {
-    forSeeds([1], (seed) => {
+    forSeeds([1, 2, 3], (seed) => {
       const servers = 3;
       const { c } = labCluster({ seed, nodes: servers });
       c.one(101, servers, false);
@@ -92,7 +92,7 @@ describe('6.824 2B: agreement', () => {
   });
 
   it('LeaderFailure', () => {
-    forSeeds([1], (seed) => {
+    forSeeds([1, 2, 3], (seed) => {
       const servers = 3;
       const { c } = labCluster({ seed, nodes: servers });
       c.one(101, servers, false);
@@ -113,7 +113,7 @@ describe('6.824 2B: agreement', () => {
   });
 
   it('FailAgree', () => {
-    forSeeds([1], (seed) => {
+    forSeeds([1, 2, 3], (seed) => {
       const servers = 3;
       const { c } = labCluster({ seed, nodes: servers });
       const first = c.one(101, servers, false);
@@ -231,9 +231,16 @@ describe('6.824 2B: agreement', () => {
   it('Backup', () => {
     forSeeds([1, 2, 3], (seed) => {
       const servers = 5;
-      const { c, rng } = labCluster({ seed, nodes: servers });
+      // Rejections delivered to a leader: each is one step of backing up.
+      let rejections = 0;
+      const { c, rng } = labCluster({
+        seed,
+        nodes: servers,
+        traceSink: (line) => {
+          if (line.includes('recv AppResp') && line.includes('REJECT')) rejections++;
+        },
+      });
       const values = new Values(rng);
-      const startedAt = c.nowMs;
       c.one(values.take(), servers, true);
 
       // Put the leader and one follower in a partition; they take 50 entries that cannot commit.
@@ -263,16 +270,12 @@ describe('6.824 2B: agreement', () => {
 
       // Everyone: the last two back up over up to 100 conflicting entries.
       for (const id of c.ids) c.connect(id);
-      const rejectsBefore = c.network.stats.byType.get(MessageType.AppResp) ?? 0;
-      const healedAt = c.nowMs;
       c.one(values.take(), servers, true);
       c.finish();
-      figures('Backup', seed, {
-        virtualMs: c.nowMs - startedAt,
-        lastAgreementMs: c.nowMs - healedAt,
-        appRespAfterHeal: (c.network.stats.byType.get(MessageType.AppResp) ?? 0) - rejectsBefore,
-        messages: c.messageCount(),
-      });
+      // Backing up one entry per rejection would take 50 or more for a single follower here;
+      // conflict terms in the rejection skip a whole term per step (the lab's fast backup).
+      expect(rejections, 'rejections to back up over conflicting logs').toBeLessThan(50);
+      figures('Backup', seed, { virtualMs: c.nowMs, rejections, messages: c.messageCount() });
     });
   });
 
