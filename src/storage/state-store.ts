@@ -39,6 +39,10 @@ export class StateStore {
   private readonly logState: Database<unknown, LogStateKey>;
   readonly kv: Database<Uint8Array, string>;
   private readonly meta: Database<unknown, string>;
+  /** The next log id to hand out, once read; see logIdFor. */
+  private nextLogId: number | undefined;
+  /** Ids handed out whose puts may not be visible to reads yet. */
+  private readonly allocatedLogIds = new Map<string, number>();
 
   constructor(dataDir: string) {
     this.root = open({ path: path.join(dataDir, 'state.mdb'), overlappingSync: true });
@@ -53,14 +57,21 @@ export class StateStore {
     return this.root.flushed;
   }
 
-  /** The log id of a group, allocating one (durably, before returning) on first use. */
+  /**
+   * The log id of a group, allocating one (durably, before returning) on first use. An lmdb put
+   * is visible to reads only once committed, so ids are counted in memory: logs opened at the
+   * same time must not read the same nextLogId and share an id (and a directory).
+   */
   async logIdFor(groupId: string): Promise<number> {
-    const existing = this.logIds.get(groupId);
+    const existing = this.allocatedLogIds.get(groupId) ?? this.logIds.get(groupId);
     if (existing !== undefined) return existing;
-    const next = ((this.meta.get('nextLogId') as number | undefined) ?? 1) as number;
-    this.meta.put('nextLogId', next + 1);
+    this.nextLogId ??= ((this.meta.get('nextLogId') as number | undefined) ?? 1) as number;
+    const next = this.nextLogId++;
+    this.allocatedLogIds.set(groupId, next);
+    this.meta.put('nextLogId', this.nextLogId);
     this.logIds.put(groupId, next);
     await this.durable();
+    this.allocatedLogIds.delete(groupId);
     return next;
   }
 

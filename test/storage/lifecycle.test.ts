@@ -20,6 +20,45 @@ function segmentCount(dir: string): number {
 }
 
 describe('storage lifecycle', () => {
+  it('logs opened at the same time get distinct ids, directories and state', async () => {
+    const dir = tempDir('raftlog-concurrent-open-');
+    dirs.push(dir);
+    let engine = await StorageEngine.open({ dataDir: dir });
+    const logs = await Promise.all(['1', '2', '3'].map((g) => engine.openLog(g, { mode: 'sync' })));
+    const written = logs.map(
+      (log, i) =>
+        new Promise<void>((resolve) => {
+          const entries = makeEntries(1, 3, 1 + i);
+          engine.write([
+            {
+              log,
+              entries,
+              hardState: { term: 1 + i, vote: 0, commit: 0 },
+              snapshot: null,
+              mustSync: true,
+              persistId: 1,
+            },
+          ]);
+          const timer = setInterval(() => {
+            if (log.lastIndex() === 3) {
+              clearInterval(timer);
+              resolve();
+            }
+          }, 5);
+        }),
+    );
+    await Promise.all(written);
+    await Promise.all(logs.map((log) => log.idle()));
+    await engine.close();
+    engine = await StorageEngine.open({ dataDir: dir });
+    for (const [i, groupId] of ['1', '2', '3'].entries()) {
+      const log = await engine.openLog(groupId, { mode: 'sync' });
+      expect(log.initialState().hardState.term, `log ${groupId}`).toBe(1 + i);
+      expect(log.term(3), `log ${groupId}`).toBe(1 + i);
+    }
+    await engine.close();
+  });
+
   it('compacts whole segments below the snapshot; the start and snapshot agree across a reopen', async () => {
     const dir = tempDir('compact');
     dirs.push(dir);
