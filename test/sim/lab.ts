@@ -18,15 +18,39 @@ const TRACE_LINES_SHOWN = 60;
 /**
  * Runs `body` once per seed. A failure names the seed and, when the harness stamped one, the
  * virtual time and the last events, so `it` output alone is enough to replay it.
+ * LAB_SEEDS=7 or LAB_SEEDS=1-200 replaces the fixed seeds (to replay one, or to scan many).
  */
 export function forSeeds(seeds: readonly number[], body: (seed: number) => void): void {
-  for (const seed of seeds) {
+  const failures: { seed: number; error: unknown }[] = [];
+  for (const seed of seedsFromEnv() ?? seeds) {
     try {
       body(seed);
     } catch (error) {
-      throw withSeed(seed, error);
+      failures.push({ seed, error });
     }
   }
+  if (failures.length === 0) return;
+  const first = withSeed(failures[0]!.seed, failures[0]!.error);
+  if (failures.length > 1) {
+    const others = failures.slice(1).map((f) => `seed ${f.seed}: ${firstLine(f.error)}`);
+    first.message += `\nalso failed:\n${others.join('\n')}`;
+    first.stack = `${first.message}\n${first.stack ?? ''}`;
+  }
+  throw first;
+}
+
+function firstLine(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).split('\n')[0]!;
+}
+
+function seedsFromEnv(): number[] | null {
+  const text = process.env.LAB_SEEDS;
+  if (!text) return null;
+  const match = /^(\d+)(?:-(\d+))?$/.exec(text.trim());
+  if (!match) throw new Error(`LAB_SEEDS must be N or N-M, got ${text}`);
+  const first = Number(match[1]);
+  const last = match[2] === undefined ? first : Number(match[2]);
+  return Array.from({ length: last - first + 1 }, (_, i) => first + i);
 }
 
 function withSeed(seed: number, error: unknown): Error {
