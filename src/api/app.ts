@@ -11,7 +11,10 @@ import { RETRY_AFTER_SECONDS } from '../wire/errors.js';
 import { MAX_REQUEST_BYTES, NODE_HEADER } from '../wire/types.js';
 import type { Forwarder } from './forward.js';
 import { clusterRoutes } from './routes/cluster.js';
+import { groupRoutes } from './routes/groups.js';
 import { internalRoutes } from './routes/internal.js';
+import { leadershipRoutes } from './routes/leadership.js';
+import { metricsRoutes } from './routes/metrics.js';
 import { recordRoutes } from './routes/records.js';
 import { topicRoutes } from './routes/topics.js';
 
@@ -54,6 +57,9 @@ export function buildApp(context: ApiContext, logger: Logger) {
   app.register(recordRoutes(context));
   app.register(clusterRoutes(context));
   app.register(internalRoutes(context));
+  app.register(groupRoutes(context));
+  app.register(leadershipRoutes(context));
+  app.register(metricsRoutes(context));
   return app;
 }
 

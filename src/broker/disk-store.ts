@@ -45,6 +45,9 @@ class DiskGroupStore implements GroupStore {
   markCaughtUp(): void {
     this.log.markCaughtUp();
   }
+  diskBytes(): number {
+    return this.log.diskBytes();
+  }
   readByOffset(fromOffset: number, maxBytes: number): Promise<Entry[]> {
     return this.log.readRecords(fromOffset, { maxBytes });
   }
@@ -134,6 +137,10 @@ export class DiskNodeStore implements NodeStore {
       };
     });
     this.engine.write(logWrites);
+  }
+
+  observeFsync(observer: (durationMs: number) => void): void {
+    this.engine.observeFsync(observer);
   }
 
   async close(): Promise<void> {

@@ -47,6 +47,8 @@ export interface GroupStore extends LogStorage {
   onEntriesAvailable(callback: () => void): void;
   /** The core left `recovering`: the replica holds its group's log again. */
   markCaughtUp(): void;
+  /** Bytes of the log on disk, for metrics (absent: not on disk). */
+  diskBytes?(): number;
 }
 
 export interface NodeStore {
@@ -58,4 +60,6 @@ export interface NodeStore {
   submit(writes: Array<{ store: GroupStore; write: GroupWrite }>): void;
   /** Flushes everything buffered and stops; no call after this. */
   close(): Promise<void>;
+  /** Metrics: report the time each log write spent in fdatasync (absent: no disk). */
+  observeFsync?(observer: (durationMs: number) => void): void;
 }

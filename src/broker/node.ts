@@ -30,7 +30,7 @@ import {
 } from './metadata-state.js';
 import { decodePartitionSnapshot, entryOffsets, PartitionMachine } from './partition-machine.js';
 import { RoundRobin } from './partitioner.js';
-import { RaftGroup } from './raft-group.js';
+import { type GroupObserver, RaftGroup } from './raft-group.js';
 
 export interface BrokerTiming {
   /** One Raft tick for every group. */
@@ -66,6 +66,12 @@ export interface BrokerNodeOptions {
   timing?: Partial<BrokerTiming>;
   /** How leadership announcements reach peers; HTTP gossip unless a test injects its own. */
   announcer?: Announcer;
+}
+
+/** What a node reports for metrics (src/api/metrics.ts); keeps prom-client out of the broker. */
+export interface NodeObserver extends GroupObserver {
+  /** A log write task spent `durationMs` in fdatasync. */
+  fsync(durationMs: number): void;
 }
 
 export interface Announcer {
@@ -111,6 +117,7 @@ export class BrokerNode {
   private announceScheduled = false;
   private snapshotInFlight = false;
   private stopping = false;
+  private observer: NodeObserver | null = null;
 
   constructor(private readonly options: BrokerNodeOptions) {
     this.nodeId = options.nodeId;
@@ -127,6 +134,14 @@ export class BrokerNode {
       logger: options.logger,
     });
     this.gossip = options.announcer ?? new LeadershipGossip(options.nodeId, options.peers, options.logger);
+  }
+
+  /** Sends metrics events of every group, present and future, and of storage to `observer`. */
+  observe(observer: NodeObserver): void {
+    this.observer = observer;
+    if (this.metadataGroup) this.metadataGroup.observer = observer;
+    for (const local of this.partitions.values()) local.group.observer = observer;
+    this.options.store.observeFsync?.((durationMs) => observer.fsync(durationMs));
   }
 
   private raftConfig(): Partial<RaftConfig> {
@@ -213,6 +228,7 @@ export class BrokerNode {
     const group = new RaftGroup(METADATA_GROUP_ID, raw, store, this.metadataMachine, this.logger, (g) =>
       this.onLeadershipChange(g),
     );
+    group.observer = this.observer;
     this.metadataGroup = group;
     store.onEntriesAvailable(() => {
       raw.notifyEntriesAvailable();
@@ -226,6 +242,11 @@ export class BrokerNode {
   metadataLeader(): number | null {
     const leader = this.metadataGroup?.leaderId ?? 0;
     return leader === 0 ? null : leader;
+  }
+
+  /** The metadata group's term as this node knows it (0 before it opened). */
+  metadataTerm(): number {
+    return this.metadataGroup?.term ?? 0;
   }
 
   isMetadataLeader(): boolean {
@@ -353,6 +374,7 @@ export class BrokerNode {
       this.logger,
       (g) => this.onLeadershipChange(g),
     );
+    group.observer = this.observer;
     const local: LocalPartition = {
       topic: topic.name,
       partition: placement.partition,
@@ -460,6 +482,15 @@ export class BrokerNode {
       }
       throw error;
     }
+  }
+
+  /**
+   * Asks this node's core, which leads the partition, to hand leadership to replica `to`. The
+   * core sends it what it lacks, then tells it to campaign; the caller watches for the outcome.
+   */
+  transferLeadership(local: LocalPartition, to: number): void {
+    local.group.raw.transferLeader(to);
+    this.driver.markDirty(local.group);
   }
 
   /** Describes which node answers for a partition. */

@@ -1,5 +1,8 @@
 // Produce on the partition leader: one request's records for one partition become one batch
-// entry, stamped with the next offsets, proposed, and answered once applied.
+// entry, stamped with the next offsets and the leader's clock, proposed, and answered once
+// applied. An idempotent request is first checked against the producer table plus the batches
+// in the log not applied yet: a retry of a committed batch gets its original offsets, a retry of
+// one still in flight waits for it, and nothing is appended twice.
 
 import { BrokerError } from './errors.js';
 import type { BrokerNode, LocalPartition } from './node.js';
@@ -11,7 +14,12 @@ export type ProduceInput = Omit<RecordInput, 'timestampMs'> & { timestampMs: num
 export interface ProduceLocalResult {
   baseOffset: number;
   recordCount: number;
+  /** True when the producer sequence was already committed: nothing was appended. */
+  duplicate: boolean;
 }
+
+/** How many times a retry waits for its in-flight original before giving up (bounds the loop). */
+const PENDING_WAITS_MAX = 16;
 
 export async function produceLocal(
   node: BrokerNode,
@@ -20,22 +28,77 @@ export async function produceLocal(
   producer: ProducerInfo | null,
   timeoutMs: number,
 ): Promise<ProduceLocalResult> {
-  const group = local.group;
-  if (!group.isLeader) {
-    throw new BrokerError('NO_LEADER', `node ${node.nodeId} does not lead ${local.topic}/${local.partition}`);
+  const deadlineMs = Date.now() + timeoutMs;
+  const recordCount = records.length;
+  for (let waits = 0; ; waits++) {
+    const group = local.group;
+    if (!group.isLeader) {
+      throw new BrokerError(
+        'NO_LEADER',
+        `node ${node.nodeId} does not lead ${local.topic}/${local.partition}`,
+      );
+    }
+    const nowMs = Date.now();
+    if (producer) {
+      const check = local.machine.checkProduce(producer, recordCount, nowMs);
+      if (check.kind === 'refused') throw new BrokerError(check.code, check.message);
+      if (check.kind === 'duplicate') return { baseOffset: check.baseOffset, recordCount, duplicate: true };
+      if (check.kind === 'pending') {
+        if (waits >= PENDING_WAITS_MAX) throw timeoutError(timeoutMs);
+        // The same batch is in the log, not committed yet: its outcome is this request's.
+        await waitUntilSettled(local, check.index, deadlineMs, timeoutMs);
+        continue;
+      }
+    }
+    // From the check to noteAppended nothing awaits, so no other batch can slip in between.
+    const stamped: RecordInput[] = records.map((r) => ({
+      key: r.key,
+      value: r.value,
+      headers: r.headers,
+      timestampMs: r.timestampMs ?? nowMs,
+    }));
+    const baseOffset = local.machine.logEndOffset();
+    const data = encodeBatch(baseOffset, stamped, producer, nowMs);
+    const index = node.propose(group, data);
+    const term = group.raw.term;
+    local.machine.noteAppended(index, { baseOffset, recordCount, producer, appendTimeMs: nowMs });
+    await group.waitForProposal(index, term, Math.max(1, deadlineMs - Date.now()));
+    return { baseOffset, recordCount, duplicate: false };
   }
-  const nowMs = Date.now();
-  const stamped: RecordInput[] = records.map((r) => ({
-    key: r.key,
-    value: r.value,
-    headers: r.headers,
-    timestampMs: r.timestampMs ?? nowMs,
-  }));
-  const baseOffset = local.machine.logEndOffset();
-  const data = encodeBatch(baseOffset, stamped, producer);
-  const index = node.propose(group, data);
-  const term = group.raw.term;
-  local.machine.noteAppended(index, { baseOffset, recordCount: stamped.length });
-  await group.waitForProposal(index, term, timeoutMs);
-  return { baseOffset, recordCount: stamped.length };
+}
+
+function timeoutError(timeoutMs: number): BrokerError {
+  return new BrokerError(
+    'TIMEOUT',
+    `not committed within ${timeoutMs} ms: the outcome is unknown; a retry with the same producer sequence is safe`,
+  );
+}
+
+/**
+ * Resolves once the entry at `index` is applied or gone from the local log (overwritten by a new
+ * leader); rejects with TIMEOUT at the deadline, or NO_LEADER if the partition closes.
+ */
+function waitUntilSettled(
+  local: LocalPartition,
+  index: number,
+  deadlineMs: number,
+  timeoutMs: number,
+): Promise<void> {
+  const machine = local.machine;
+  const settled = () => machine.appliedIndex >= index || !machine.isPending(index);
+  if (settled()) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const finish = (error: BrokerError | null) => {
+      clearTimeout(timer);
+      unsubscribe();
+      if (error) reject(error);
+      else resolve();
+    };
+    const timer = setTimeout(() => finish(timeoutError(timeoutMs)), Math.max(1, deadlineMs - Date.now()));
+    const unsubscribe = machine.onHighWatermark(() => {
+      if (machine.closed)
+        finish(new BrokerError('NO_LEADER', `${local.topic}/${local.partition} closed; retry`));
+      else if (settled() || !local.group.isLeader) finish(null);
+    });
+  });
 }

@@ -28,6 +28,8 @@ export interface GroupMachine {
 
 interface ProposalWaiter {
   term: number;
+  /** performance.now() when the caller started waiting: commit latency for metrics. */
+  startedMs: number;
   resolve: (result: unknown) => void;
   reject: (error: Error) => void;
   timer: NodeJS.Timeout;
@@ -42,6 +44,20 @@ interface ReadWaiter {
 /** Leadership changes the node wants to hear about (routing table, metrics). */
 export type LeadershipListener = (group: RaftGroup) => void;
 
+/**
+ * What a group reports for metrics. Called per proposal (one per request batch) or per role
+ * change, never per record; implementations must be cheap and must not throw.
+ */
+export interface GroupObserver {
+  /** A proposal of this node committed and was applied, `durationMs` after it was proposed. */
+  proposalApplied(group: RaftGroup, durationMs: number): void;
+  /**
+   * The core's role or known leader changed. `campaigning`: it became a candidate, starting an
+   * election in a new term (a pre-vote round alone does not count: it changes no term).
+   */
+  roleChanged(group: RaftGroup, change: { campaigning: boolean; leaderChanged: boolean }): void;
+}
+
 export class RaftGroup {
   /**
    * True once the Ready that made this node leader was processed: every entry already in the
@@ -55,6 +71,8 @@ export class RaftGroup {
   private readonly reads = new Map<number, ReadWaiter>();
   private nextReadId = 1;
   closed = false;
+  /** Metrics; the node sets it (null: nobody is listening). */
+  observer: GroupObserver | null = null;
   private wasRecovering: boolean;
 
   constructor(
@@ -89,7 +107,7 @@ export class RaftGroup {
           ),
         );
       }, timeoutMs);
-      this.proposals.set(index, { term, resolve, reject, timer });
+      this.proposals.set(index, { term, startedMs: performance.now(), resolve, reject, timer });
     });
   }
 
@@ -129,6 +147,10 @@ export class RaftGroup {
     const leader = this.raw.leaderId;
     const isLeader = this.raw.role === StateRole.Leader;
     const changed = leader !== this.leaderId || term !== this.term || isLeader !== this.leaderReady;
+    if (ready.softState && this.observer) {
+      const campaigning = ready.softState.role === StateRole.Candidate;
+      this.observer.roleChanged(this, { campaigning, leaderChanged: leader !== this.leaderId });
+    }
     this.term = term;
     this.leaderId = leader;
     this.leaderReady = isLeader;
@@ -146,8 +168,10 @@ export class RaftGroup {
       if (!waiter) continue;
       this.proposals.delete(entry.index);
       clearTimeout(waiter.timer);
-      if (waiter.term === entry.term) waiter.resolve(result);
-      else
+      if (waiter.term === entry.term) {
+        this.observer?.proposalApplied(this, performance.now() - waiter.startedMs);
+        waiter.resolve(result);
+      } else
         waiter.reject(new BrokerError('NO_LEADER', 'leadership changed before the write committed; retry'));
     }
     if (entries.length > 0) this.machine.afterApply();

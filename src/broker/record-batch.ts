@@ -2,8 +2,10 @@
 // partition becomes one batch, so its records get contiguous offsets atomically.
 //
 // Layout (little-endian):
-//   u8   kind (1 = records)          u8  version (1)        u16 flags (bit 0: producer present)
+//   u8   kind (1 = records)          u8  version (1)
+//   u16  flags (bit 0: producer present, bit 1: append time present)
 //   f64  baseOffset                  u32 recordCount
+//   [append time] f64 appendTimeMs (the leader's clock when it appended the batch)
 //   [producer] u16 idBytes, id (utf8), u32 epoch, u32 baseSequence
 //   records, each:
 //     f64 timestampMs
@@ -18,6 +20,7 @@ import { assert } from '../raft/errors.js';
 export const BATCH_KIND_RECORDS = 1;
 const BATCH_VERSION = 1;
 const FLAG_PRODUCER = 1;
+const FLAG_APPEND_TIME = 2;
 const HEADER_BYTES = 1 + 1 + 2 + 8 + 4;
 const NO_KEY = -1;
 
@@ -40,6 +43,8 @@ export interface BatchHeader {
   baseOffset: number;
   recordCount: number;
   producer: ProducerInfo | null;
+  /** The leader's clock when it appended the batch (null in batches written without it). */
+  appendTimeMs: number | null;
   /** Where the records start in the batch. */
   recordsStart: number;
 }
@@ -68,19 +73,25 @@ export function encodeBatch(
   baseOffset: number,
   records: readonly RecordInput[],
   producer: ProducerInfo | null,
+  appendTimeMs: number | null = null,
 ): Uint8Array {
   assert(records.length > 0, 'encodeBatch: no records');
   const producerId = producer ? utf8.encode(producer.id) : null;
-  let size = HEADER_BYTES + (producerId ? 2 + producerId.length + 8 : 0);
+  const timed = appendTimeMs !== null;
+  let size = HEADER_BYTES + (timed ? 8 : 0) + (producerId ? 2 + producerId.length + 8 : 0);
   for (const record of records) size += recordBytes(record);
   const bytes = new Uint8Array(size);
   const view = new DataView(bytes.buffer);
   view.setUint8(0, BATCH_KIND_RECORDS);
   view.setUint8(1, BATCH_VERSION);
-  view.setUint16(2, producer ? FLAG_PRODUCER : 0, true);
+  view.setUint16(2, (producer ? FLAG_PRODUCER : 0) | (timed ? FLAG_APPEND_TIME : 0), true);
   view.setFloat64(4, baseOffset, true);
   view.setUint32(12, records.length, true);
   let at = HEADER_BYTES;
+  if (timed) {
+    view.setFloat64(at, appendTimeMs, true);
+    at += 8;
+  }
   if (producer && producerId) {
     view.setUint16(at, producerId.length, true);
     bytes.set(producerId, at + 2);
@@ -144,6 +155,12 @@ export function readBatchHeader(data: Uint8Array): BatchHeader {
   const baseOffset = view.getFloat64(4, true);
   const recordCount = view.getUint32(12, true);
   let at = HEADER_BYTES;
+  let appendTimeMs: number | null = null;
+  if (flags & FLAG_APPEND_TIME) {
+    if (at + 8 > data.length) throw new BatchFormatError('append time past the end');
+    appendTimeMs = view.getFloat64(at, true);
+    at += 8;
+  }
   let producer: ProducerInfo | null = null;
   if (flags & FLAG_PRODUCER) {
     const idBytes = view.getUint16(at, true);
@@ -153,7 +170,7 @@ export function readBatchHeader(data: Uint8Array): BatchHeader {
     producer = { id, epoch: view.getUint32(at, true), sequence: view.getUint32(at + 4, true) };
     at += 8;
   }
-  return { baseOffset, recordCount, producer, recordsStart: at };
+  return { baseOffset, recordCount, producer, appendTimeMs, recordsStart: at };
 }
 
 /** Rewrites the base offset in place (the leader stamps it just before proposing). */

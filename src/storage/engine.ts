@@ -71,6 +71,7 @@ export class StorageEngine {
   private readonly opening = new Set<string>();
   private readonly timer: NodeJS.Timeout;
   private closed = false;
+  private fsyncObserver: ((durationMs: number) => void) | null = null;
 
   private constructor(
     options: ResolvedOptions,
@@ -156,7 +157,13 @@ export class StorageEngine {
       indexIntervalBytes: this.options.indexIntervalBytes,
       segmentBytesMax: this.options.segmentBytesMax,
       taskBytesMax: this.options.taskBytesMax,
+      onFsync: (durationMs) => this.fsyncObserver?.(durationMs),
     };
+  }
+
+  /** Metrics: called after each log write task that fdatasynced, with the time spent in it. */
+  observeFsync(observer: (durationMs: number) => void): void {
+    this.fsyncObserver = observer;
   }
 
   private logDirectory(logId: number): string {

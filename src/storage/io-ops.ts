@@ -69,6 +69,8 @@ export interface StepsResult {
   /** Descriptors opened by 'open' steps, by slot. */
   fds: number[];
   cut: CutResult | null;
+  /** Time spent in this task's file fdatasyncs ('sync' steps), in ms (for the fsync metric). */
+  syncMs: number;
 }
 
 export interface ReadTask {
@@ -161,7 +163,7 @@ export function runIoTask(
 }
 
 export function runSteps(fileSystem: SyncFileSystem, steps: readonly IoStep[]): StepsResult {
-  const result: StepsResult = { fds: [], cut: null };
+  const result: StepsResult = { fds: [], cut: null, syncMs: 0 };
   const fd = (ref: FdRef): number => (ref >= 0 ? ref : result.fds[-ref - 1]!);
   for (const step of steps) {
     switch (step.kind) {
@@ -177,9 +179,12 @@ export function runSteps(fileSystem: SyncFileSystem, steps: readonly IoStep[]): 
       case 'truncate':
         fileSystem.truncate(fd(step.fd), step.lengthBytes);
         break;
-      case 'sync':
+      case 'sync': {
+        const started = performance.now();
         fileSystem.syncData(fd(step.fd));
+        result.syncMs += performance.now() - started;
         break;
+      }
       case 'close':
         fileSystem.close(fd(step.fd));
         break;

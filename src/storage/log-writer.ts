@@ -20,6 +20,8 @@ export interface WriterContext {
   indexIntervalBytes: number;
   /** Bytes of frames one task writes at most (the rest waits for the next task). */
   taskBytesMax: number;
+  /** An append task that ended in an fdatasync of the log's file took `durationMs` in it. */
+  onFsync?: (durationMs: number) => void;
 }
 
 type Op =
@@ -259,8 +261,10 @@ export class LogWriter {
       segment.addFrame(frame, at, this.context.indexIntervalBytes);
       this.diskLastIndex = frame.firstIndex + frame.entryCount - 1;
     }
-    if (sync) this.dirty = false;
-    else if (wrote) this.dirty = true;
+    if (sync) {
+      this.dirty = false;
+      this.context.onFsync?.(result.syncMs);
+    } else if (wrote) this.dirty = true;
   }
 
   private newSegment(baseIndex: number): Segment {
@@ -431,6 +435,13 @@ export class LogWriter {
   }
 
   /** Closes open descriptors (after idle()). */
+  /** Bytes of segment files that completed writes filled. */
+  diskBytes(): number {
+    let bytes = 0;
+    for (const segment of this.segments) bytes += segment.endPosition;
+    return bytes;
+  }
+
   async closeFiles(): Promise<void> {
     const steps: IoStep[] = [];
     for (const segment of this.segments) {

@@ -726,6 +726,11 @@ export class PartitionLog {
     return this.failure;
   }
 
+  /** Bytes of this log's segment files (0 in memory mode); for metrics. */
+  diskBytes(): number {
+    return this.writer?.diskBytes() ?? 0;
+  }
+
   /** Test and bench aid: resolves when every queued I/O is done. */
   async idle(): Promise<void> {
     await this.writer?.idle();

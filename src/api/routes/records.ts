@@ -86,6 +86,12 @@ function splitByPartition(broker: BrokerNode, topic: TopicMeta, body: ProduceReq
   return [...shares.values()];
 }
 
+interface ShareResult {
+  baseOffset: number;
+  /** The producer sequence was committed before: these are the original offsets. */
+  duplicate: boolean;
+}
+
 /** Produces one partition's share: here if this node leads it, else on its leader. */
 async function produceShare(
   broker: BrokerNode,
@@ -94,14 +100,14 @@ async function produceShare(
   share: PartitionShare,
   body: ProduceRequest,
   hops: number,
-): Promise<number> {
+): Promise<ShareResult> {
   const placement = topic.partitions[share.partition]!;
   const producer: ProducerInfo | null = body.producer ?? null;
   const timeoutMs = body.timeoutMs ?? DEFAULT_PRODUCE_TIMEOUT_MS;
   const local = broker.localPartition(placement.groupId);
   if (local?.group.isLeader) {
     const result = await produceLocal(broker, local, share.records, producer, timeoutMs);
-    return result.baseOffset;
+    return { baseOffset: result.baseOffset, duplicate: result.duplicate };
   }
   const leader = broker.partitionStatus(placement.groupId)?.leader ?? 0;
   if (leader === 0 || leader === broker.nodeId || hops >= FORWARD_HOPS_MAX) {
@@ -119,7 +125,7 @@ async function produceShare(
   });
   if (response.statusCode !== 200) throw relayedError(response.statusCode, response.body);
   const parsed = JSON.parse(response.body) as ProduceResponse;
-  return parsed.offsets[0]!.offset;
+  return { baseOffset: parsed.offsets[0]!.offset, duplicate: parsed.duplicate };
 }
 
 /** Turns another node's error answer back into a coded error, to answer with as our own. */
@@ -151,16 +157,17 @@ async function handleProduce(
     );
   }
   const hops = hopsOf(request);
-  const bases = await Promise.all(
+  const results = await Promise.all(
     shares.map((share) => produceShare(broker, forwarder, topic, share, request.body, hops)),
   );
   const offsets = new Array<{ partition: number; offset: number }>(request.body.records.length);
   shares.forEach((share, i) => {
     share.positions.forEach((position, k) => {
-      offsets[position] = { partition: share.partition, offset: bases[i]! + k };
+      offsets[position] = { partition: share.partition, offset: results[i]!.baseOffset + k };
     });
   });
-  return { offsets, duplicate: false };
+  // Only an idempotent request (one partition, one share) can be a duplicate.
+  return { offsets, duplicate: results.some((r) => r.duplicate) };
 }
 
 async function handleFetch(

@@ -1,0 +1,223 @@
+// The node's Prometheus metrics, on a registry of its own (several nodes may share a process in
+// tests). Events are observed per request, per proposal or per fsync, never per record; the
+// per-partition gauges are read from the broker when /metrics is scraped.
+// Labels stay bounded: operation, status, persistence mode, and topic/partition/replica only
+// for topics that exist (a request naming an unknown topic counts under topic="").
+
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { BrokerNode, LocalPartition, NodeObserver } from '../broker/node.js';
+import type { RaftGroup } from '../broker/raft-group.js';
+
+/** Request latency buckets, in seconds: sub-millisecond local commits to long-polls. */
+const REQUEST_BUCKETS_SECONDS = [
+  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
+];
+/** fdatasync buckets, in seconds: from a fast NVMe write cache to a struggling disk. */
+const FSYNC_BUCKETS_SECONDS = [
+  0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1,
+];
+
+export type RequestOperation = 'produce' | 'fetch';
+
+/** The routes whose requests are counted and timed, by method and route pattern. */
+const OPERATIONS: Readonly<Record<string, RequestOperation>> = {
+  'POST /v1/topics/:topic/records': 'produce',
+  'GET /v1/topics/:topic/partitions/:partition/records': 'fetch',
+};
+
+export function operationOf(method: string, routeUrl: string | undefined): RequestOperation | undefined {
+  return routeUrl === undefined ? undefined : OPERATIONS[`${method} ${routeUrl}`];
+}
+
+const PARTITION_LABELS = ['topic', 'partition'] as const;
+
+export class NodeMetrics implements NodeObserver {
+  readonly registry = new Registry();
+  private readonly requests: Counter<'operation' | 'topic' | 'status'>;
+  private readonly requestSeconds: Histogram<'operation'>;
+  private readonly commitSeconds: Histogram<'group' | 'persistence'>;
+  private readonly fsyncSeconds: Histogram;
+  private readonly elections: Counter;
+  private readonly leaderChanges: Counter<'group'>;
+
+  constructor(private readonly broker: BrokerNode) {
+    const registers = [this.registry];
+    this.registry.setDefaultLabels({ node: String(broker.nodeId) });
+    collectDefaultMetrics({ register: this.registry, prefix: 'raftlog_' });
+    this.requests = new Counter({
+      name: 'raftlog_requests_total',
+      help: 'Produce and fetch requests answered by this node, by topic and HTTP status',
+      labelNames: ['operation', 'topic', 'status'],
+      registers,
+    });
+    this.requestSeconds = new Histogram({
+      name: 'raftlog_request_duration_seconds',
+      help: 'Produce and fetch request latency on this node (fetch includes long-poll waits)',
+      labelNames: ['operation'],
+      buckets: REQUEST_BUCKETS_SECONDS,
+      registers,
+    });
+    this.commitSeconds = new Histogram({
+      name: 'raftlog_commit_duration_seconds',
+      help: 'Leader: from proposing an entry (one per request batch) to applying it',
+      labelNames: ['group', 'persistence'],
+      buckets: REQUEST_BUCKETS_SECONDS,
+      registers,
+    });
+    this.fsyncSeconds = new Histogram({
+      name: 'raftlog_fsync_duration_seconds',
+      help: 'Time a log write task spent in fdatasync of a segment file',
+      buckets: FSYNC_BUCKETS_SECONDS,
+      registers,
+    });
+    this.elections = new Counter({
+      name: 'raftlog_raft_elections_total',
+      help: 'Elections this node started as a candidate (new terms; pre-vote rounds excluded), all groups',
+      registers,
+    });
+    this.leaderChanges = new Counter({
+      name: 'raftlog_raft_leader_changes_total',
+      help: 'Times a group on this node learned of a different leader (or lost it)',
+      labelNames: ['group'],
+      registers,
+    });
+    this.registerGauges();
+    broker.observe(this);
+  }
+
+  /** Counts and times one produce or fetch request (called once per response). */
+  observeRequest(
+    operation: RequestOperation,
+    topic: string | undefined,
+    status: number,
+    seconds: number,
+  ): void {
+    const known = topic !== undefined && this.broker.metadata.topics.has(topic) ? topic : '';
+    this.requests.inc({ operation, topic: known, status: String(status) });
+    this.requestSeconds.observe({ operation }, seconds);
+  }
+
+  proposalApplied(group: RaftGroup, durationMs: number): void {
+    const kind = group.groupId === 0 ? 'metadata' : 'partition';
+    this.commitSeconds.observe({ group: kind, persistence: group.store.mode }, durationMs / 1000);
+  }
+
+  roleChanged(group: RaftGroup, change: { campaigning: boolean; leaderChanged: boolean }): void {
+    if (change.campaigning) this.elections.inc();
+    if (change.leaderChanged)
+      this.leaderChanges.inc({ group: group.groupId === 0 ? 'metadata' : 'partition' });
+  }
+
+  fsync(durationMs: number): void {
+    this.fsyncSeconds.observe(durationMs / 1000);
+  }
+
+  metrics(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  private registerGauges(): void {
+    const broker = this.broker;
+    const registers = [this.registry];
+    const perPartition = (
+      name: string,
+      help: string,
+      value: (local: LocalPartition) => number | null,
+    ): Gauge<'topic' | 'partition'> =>
+      new Gauge({
+        name,
+        help,
+        labelNames: PARTITION_LABELS,
+        registers,
+        collect() {
+          this.reset();
+          for (const local of broker.partitions.values()) {
+            const v = value(local);
+            if (v !== null) this.set({ topic: local.topic, partition: String(local.partition) }, v);
+          }
+        },
+      });
+    perPartition(
+      'raftlog_partition_term',
+      'Raft term of each partition replica on this node',
+      (l) => l.group.term,
+    );
+    perPartition(
+      'raftlog_partition_leader',
+      'Leader node id of each partition as this replica knows it (0: none)',
+      (l) => l.group.leaderId,
+    );
+    perPartition(
+      'raftlog_partition_high_watermark',
+      "One past the last committed offset in this replica's view",
+      (l) => l.machine.highWatermark,
+    );
+    perPartition(
+      'raftlog_partition_log_start_offset',
+      'First offset still retained by this replica',
+      (l) => l.machine.logStartOffset,
+    );
+    perPartition(
+      'raftlog_partition_disk_bytes',
+      "Bytes of this replica's segment files (0 for memory topics)",
+      (l) => l.group.store.diskBytes?.() ?? 0,
+    );
+    new Gauge({
+      name: 'raftlog_replica_lag_entries',
+      help: "Leader's view: Raft entries each follower lacks (leader's last index - follower's match)",
+      labelNames: ['topic', 'partition', 'replica'],
+      registers,
+      collect() {
+        this.reset();
+        for (const local of broker.partitions.values()) {
+          if (!local.group.isLeader) continue;
+          const status = local.group.raw.status();
+          if (!status.progress) continue;
+          for (const [id, progress] of status.progress) {
+            if (id === broker.nodeId) continue;
+            const labels = { topic: local.topic, partition: String(local.partition), replica: String(id) };
+            this.set(labels, Math.max(0, status.lastIndex - progress.match));
+          }
+        }
+      },
+    });
+    new Gauge({
+      name: 'raftlog_partitions_led',
+      help: 'Partitions this node leads',
+      registers,
+      collect() {
+        let led = 0;
+        for (const local of broker.partitions.values()) if (local.group.isLeader) led++;
+        this.set(led);
+      },
+    });
+    new Gauge({
+      name: 'raftlog_partitions_hosted',
+      help: 'Partition replicas open on this node',
+      registers,
+      collect() {
+        this.set(broker.partitions.size);
+      },
+    });
+    new Gauge({
+      name: 'raftlog_metadata_term',
+      help: 'Raft term of the metadata group on this node',
+      registers,
+      collect() {
+        this.set(broker.metadataTerm());
+      },
+    });
+    new Gauge({
+      name: 'raftlog_metadata_leader',
+      help: 'Metadata leader node id as this node knows it (0: none)',
+      registers,
+      collect() {
+        this.set(broker.metadataLeader() ?? 0);
+      },
+    });
+  }
+}
