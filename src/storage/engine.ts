@@ -193,6 +193,42 @@ export class StorageEngine {
   }
 
   /**
+   * For a log that refused to open (CorruptLog): moves its segment files aside, to
+   * `<dataDir>/corrupt/<logId>-<ms>` for inspection, and restarts it empty at its snapshot (lmdb
+   * keeps the snapshot, hard state and membership) with the lost-tail flag set. The next openLog
+   * then returns an empty log with `mayHaveLostTail`: its replica must rejoin as recovering and
+   * catch up from its peers. Returns where the files went (null: the log had no files).
+   */
+  async discardLog(groupId: string): Promise<string | null> {
+    this.assertOpen();
+    assert(!this.logs.has(groupId) && !this.opening.has(groupId), `discardLog(${groupId}): the log is open`);
+    const logId = this.store.findLogId(groupId);
+    if (logId === undefined) return null;
+    const snapshot = this.store.snapshot(logId);
+    const index = snapshot?.metadata.index ?? 0;
+    const generation = (this.store.logStart(logId)?.generation ?? 0) + 1;
+    // State first: should we crash before the move, the new generation makes recovery delete
+    // the old files instead of scanning them again.
+    this.store.putLogStart(logId, {
+      firstIndex: index + 1,
+      prevTerm: snapshot?.metadata.term ?? 0,
+      generation,
+    });
+    this.store.putApplied(logId, index);
+    this.store.putLostTail(logId, true);
+    await this.store.durable();
+    const aside = path.join(this.dataDir, 'corrupt', `${logId}-${Date.now()}`);
+    await fs.mkdir(path.dirname(aside), { recursive: true });
+    try {
+      await fs.rename(this.logDirectory(logId), aside);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw error;
+    }
+    return aside;
+  }
+
+  /**
    * One driver turn: every log's writes. Each is visible to reads at once; each log's writes
    * become durable (onPersisted) in submission order, per the log's mode.
    */

@@ -6,6 +6,7 @@ export type { SyncFileSystem } from './file-system.js';
 export { nodeFileSystem } from './file-system.js';
 export type { DescribeEntry, RecordRange } from './frame.js';
 export type { KeyValueArea } from './kv.js';
+export type { SegmentSummary } from './log-writer.js';
 export {
   type LogWrite,
   PartitionLog,

@@ -24,6 +24,15 @@ export interface WriterContext {
   onFsync?: (durationMs: number) => void;
 }
 
+/** One segment file as retention sees it. */
+export interface SegmentSummary {
+  baseIndex: number;
+  /** Last index that completed writes put in the file (baseIndex - 1 when empty). */
+  lastIndex: number;
+  /** Bytes that completed writes filled. */
+  sizeBytes: number;
+}
+
 type Op =
   | { seq: number; kind: 'append'; frame: EncodedFrame }
   | { seq: number; kind: 'cut'; index: number }
@@ -414,6 +423,18 @@ export class LogWriter {
     await this.context.executor.steps({ kind: 'steps', steps });
     for (const segment of removed) segment.fd = -1;
     this.segments = this.segments.slice(count);
+  }
+
+  /**
+   * The segment files as completed writes left them, oldest first; the last one is the one
+   * written next (the active segment). For retention, which cuts whole closed segments.
+   */
+  segmentSummaries(): SegmentSummary[] {
+    return this.segments.map((segment) => ({
+      baseIndex: segment.baseIndex,
+      lastIndex: segment.lastIndex,
+      sizeBytes: segment.endPosition,
+    }));
   }
 
   // ---- readers -----------------------------------------------------------------------------

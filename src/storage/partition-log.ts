@@ -9,7 +9,7 @@ import { type ConfState, type Entry, entryBytes, type HardState, type Snapshot }
 import { StorageError } from './errors.js';
 import { type DescribeEntry, decodeFrameEntries, frameRecordRanges, readFrameHeader } from './frame.js';
 import type { IoExecutor } from './io-executor.js';
-import { LogWriter, type WriterContext } from './log-writer.js';
+import { LogWriter, type SegmentSummary, type WriterContext } from './log-writer.js';
 import type { Segment } from './segment.js';
 import type { LogStart, StateStore, StoredSnapshot } from './state-store.js';
 import { TermIndex } from './term-index.js';
@@ -729,6 +729,15 @@ export class PartitionLog {
   /** Bytes of this log's segment files (0 in memory mode); for metrics. */
   diskBytes(): number {
     return this.writer?.diskBytes() ?? 0;
+  }
+
+  /**
+   * Segment files holding entries at or above the log start, oldest first; the last is the active
+   * one. Empty in memory mode (no files). Retention picks whole closed segments from these.
+   */
+  segmentSummaries(): SegmentSummary[] {
+    if (this.writer === null) return [];
+    return this.writer.segmentSummaries().filter((segment) => segment.lastIndex >= this.firstIndexValue);
   }
 
   /** Test and bench aid: resolves when every queued I/O is done. */
