@@ -43,7 +43,11 @@ export interface RunningServer {
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const logger = options.logger ?? pino({ level: options.logLevel, base: { node: options.nodeId } });
   await mkdir(options.dataDir, { recursive: true });
-  const store = await DiskNodeStore.open({ dataDir: path.resolve(options.dataDir) });
+  const tuning = testTuning();
+  const store = await DiskNodeStore.open({
+    dataDir: path.resolve(options.dataDir),
+    ...(tuning.segmentBytesMax === undefined ? {} : { segmentBytesMax: tuning.segmentBytesMax }),
+  });
   let broker: BrokerNode | null = null;
   const transport = new Transport({
     nodeId: options.nodeId,
@@ -64,6 +68,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     transport,
     logger,
     defaultPersistence: options.defaultPersistence,
+    ...(tuning.retentionCheckMs === undefined
+      ? {}
+      : { timing: { retentionCheckMs: tuning.retentionCheckMs } }),
   });
   const forwarder = new HttpForwarder(options.peers, options.nodeId);
   const app = buildApp({ broker, forwarder }, logger);
@@ -93,5 +100,24 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       })();
       return closing;
     },
+  };
+}
+
+/**
+ * Test-only knobs (integration tests run real processes with tiny segments and frequent
+ * retention checks): RAFTLOG_TEST_SEGMENT_BYTES and RAFTLOG_TEST_RETENTION_CHECK_MS. Not
+ * part of the CLI contract; unset, the defaults apply.
+ */
+function testTuning(): { segmentBytesMax?: number; retentionCheckMs?: number } {
+  const positive = (name: string): number | undefined => {
+    const raw = process.env[name];
+    if (raw === undefined || raw === '') return undefined;
+    const value = Number(raw);
+    if (!Number.isSafeInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer`);
+    return value;
+  };
+  return {
+    segmentBytesMax: positive('RAFTLOG_TEST_SEGMENT_BYTES'),
+    retentionCheckMs: positive('RAFTLOG_TEST_RETENTION_CHECK_MS'),
   };
 }

@@ -48,6 +48,9 @@ class DiskGroupStore implements GroupStore {
   diskBytes(): number {
     return this.log.diskBytes();
   }
+  segmentSummaries(): Array<{ baseIndex: number; lastIndex: number; sizeBytes: number }> {
+    return this.log.segmentSummaries();
+  }
   readByOffset(fromOffset: number, maxBytes: number): Promise<Entry[]> {
     return this.log.readRecords(fromOffset, { maxBytes });
   }
@@ -116,6 +119,10 @@ export class DiskNodeStore implements NodeStore {
 
   async dropGroup(groupId: number): Promise<void> {
     await this.engine.dropLog(String(groupId));
+  }
+
+  discardGroup(groupId: number): Promise<string | null> {
+    return this.engine.discardLog(String(groupId));
   }
 
   submit(writes: Array<{ store: GroupStore; write: GroupWrite }>): void {

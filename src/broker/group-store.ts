@@ -47,6 +47,11 @@ export interface GroupStore extends LogStorage {
   onEntriesAvailable(callback: () => void): void;
   /** The core left `recovering`: the replica holds its group's log again. */
   markCaughtUp(): void;
+  /**
+   * Segment files at or above the log start, oldest first, the last being the active one
+   * (absent or empty: no files, as in memory mode). Retention cuts whole closed segments.
+   */
+  segmentSummaries?(): Array<{ baseIndex: number; lastIndex: number; sizeBytes: number }>;
   /** Bytes of the log on disk, for metrics (absent: not on disk). */
   diskBytes?(): number;
 }
@@ -56,6 +61,11 @@ export interface NodeStore {
   openGroup(groupId: number, mode: PersistenceMode): Promise<GroupStore>;
   /** Removes a group's log and everything stored for it. */
   dropGroup(groupId: number): Promise<void>;
+  /**
+   * The group's log refused to open as corrupt: set its files aside and restart it empty at its
+   * snapshot, flagged as having lost entries. Returns where the files went (null: none).
+   */
+  discardGroup?(groupId: number): Promise<string | null>;
   /** Starts the writes of one driver turn, for many groups at once. */
   submit(writes: Array<{ store: GroupStore; write: GroupWrite }>): void;
   /** Flushes everything buffered and stops; no call after this. */

@@ -13,6 +13,7 @@ import {
   type Snapshot,
   StateRole,
 } from '../raft/index.js';
+import { isStorageError } from '../storage/index.js';
 import { Driver, type MessageSink } from './driver.js';
 import { BrokerError } from './errors.js';
 import { MetadataGroupMachine, PartitionGroupMachine } from './group-machines.js';
@@ -31,6 +32,7 @@ import {
 import { decodePartitionSnapshot, entryOffsets, PartitionMachine } from './partition-machine.js';
 import { RoundRobin } from './partitioner.js';
 import { type GroupObserver, RaftGroup } from './raft-group.js';
+import { RetentionRunner } from './retention.js';
 
 export interface BrokerTiming {
   /** One Raft tick for every group. */
@@ -41,6 +43,8 @@ export interface BrokerTiming {
   gossipIntervalMs: number;
   /** The metadata log is snapshotted and cut after this many applied entries. */
   metadataSnapshotEveryEntries: number;
+  /** Each replica checks its partitions' retention (age, size) this often. */
+  retentionCheckMs: number;
 }
 
 export const DEFAULT_TIMING: Readonly<BrokerTiming> = Object.freeze({
@@ -49,6 +53,7 @@ export const DEFAULT_TIMING: Readonly<BrokerTiming> = Object.freeze({
   heartbeatTicks: 1,
   gossipIntervalMs: 1000,
   metadataSnapshotEveryEntries: 1000,
+  retentionCheckMs: 5000,
 });
 
 export interface NodeTransport extends MessageSink {
@@ -114,6 +119,8 @@ export class BrokerNode {
   private readonly changedLeadership = new Set<number>();
   private readonly roundRobin = new Map<string, RoundRobin>();
   private gossipTimer: NodeJS.Timeout | null = null;
+  private retentionTimer: NodeJS.Timeout | null = null;
+  private readonly retention: RetentionRunner;
   private announceScheduled = false;
   private snapshotInFlight = false;
   private stopping = false;
@@ -134,6 +141,7 @@ export class BrokerNode {
       logger: options.logger,
     });
     this.gossip = options.announcer ?? new LeadershipGossip(options.nodeId, options.peers, options.logger);
+    this.retention = new RetentionRunner(options.logger);
   }
 
   /** Sends metrics events of every group, present and future, and of storage to `observer`. */
@@ -155,6 +163,11 @@ export class BrokerNode {
     this.driver.start();
     this.gossipTimer = setInterval(() => this.announceAll(), this.timing.gossipIntervalMs);
     this.gossipTimer.unref();
+    this.retentionTimer = setInterval(() => {
+      if (!this.stopping)
+        this.retention.run([...this.partitions.values()], (topic) => this.metadata.topics.get(topic)?.config);
+    }, this.timing.retentionCheckMs);
+    this.retentionTimer.unref();
   }
 
   /** Stops: hands leadership away where a peer is caught up, then stops the loop and storage. */
@@ -163,6 +176,7 @@ export class BrokerNode {
     this.stopping = true;
     await this.handOffLeadership(handOffMs);
     if (this.gossipTimer) clearInterval(this.gossipTimer);
+    if (this.retentionTimer) clearInterval(this.retentionTimer);
     this.driver.stop();
     const closing = new BrokerError('NO_LEADER', 'the node is shutting down; retry on another node');
     for (const local of this.partitions.values()) {
@@ -171,6 +185,7 @@ export class BrokerNode {
     }
     this.metadataGroup?.close(closing);
     await Promise.allSettled(this.opening.values());
+    await this.retention.idle();
     await this.options.store.close();
     await this.gossip.close();
   }
@@ -205,7 +220,7 @@ export class BrokerNode {
   // ---- metadata group ----------------------------------------------------------------------
 
   private async openMetadataGroup(): Promise<void> {
-    const store = await this.options.store.openGroup(METADATA_GROUP_ID, 'sync');
+    const store = await this.openGroupStore(METADATA_GROUP_ID, 'sync');
     const initial = store.initialState();
     const snapshot = store.snapshot();
     if (snapshot.metadata.index > 0) this.metadata.restore(snapshot.data);
@@ -221,6 +236,8 @@ export class BrokerNode {
       initialState,
       applied: snapshot.metadata.index,
       config: this.raftConfig(),
+      // Rebuilt after corruption (openGroupStore): no vote, no ack counted, until caught up.
+      recovering: store.mayHaveLostEntries,
     });
     this.metadataMachine = new MetadataGroupMachine(this.metadata, snapshot.metadata.index, () =>
       this.afterMetadataChange(),
@@ -311,8 +328,29 @@ export class BrokerNode {
 
   // ---- partition groups --------------------------------------------------------------------
 
+  /**
+   * Opens a group's log. A log that refuses to open as corrupt (a bad frame before its tail) does
+   * not take the node down: its files are set aside and the replica restarts empty at its
+   * snapshot, flagged as having lost entries, so its core starts recovering (no vote, no ack
+   * counted) and it catches up from the leader. The corrupt data is never read again.
+   */
+  private async openGroupStore(groupId: number, mode: PersistenceMode): Promise<GroupStore> {
+    const nodeStore = this.options.store;
+    try {
+      return await nodeStore.openGroup(groupId, mode);
+    } catch (error) {
+      if (!isStorageError(error, 'CorruptLog') || !nodeStore.discardGroup) throw error;
+      const movedTo = await nodeStore.discardGroup(groupId);
+      this.logger.error(
+        { group: groupId, file: error.file, offsetBytes: error.offsetBytes, movedTo, err: error.message },
+        'corrupt log: set aside; rebuilding this replica from its peers',
+      );
+      return nodeStore.openGroup(groupId, mode);
+    }
+  }
+
   private async openPartition(topic: TopicMeta, placement: PartitionPlacement): Promise<void> {
-    const store = await this.options.store.openGroup(placement.groupId, topic.config.persistence);
+    const store = await this.openGroupStore(placement.groupId, topic.config.persistence);
     if (this.stopping || !this.metadata.groupIndex.has(placement.groupId)) {
       await this.options.store.dropGroup(placement.groupId);
       return;
