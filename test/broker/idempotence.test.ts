@@ -1,0 +1,230 @@
+// Idempotent produce on in-process clusters: the contract's codes over HTTP, a retry while the
+// original is in flight, and the producer table surviving failover, restart and a snapshot; a
+// produce that cannot commit answers TIMEOUT and its retry commits exactly once.
+
+import { afterEach, describe, expect, it } from 'vitest';
+import { fetchLocal } from '../../src/broker/fetch.js';
+import type { BrokerNode, LocalPartition } from '../../src/broker/node.js';
+import { encodePartitionSnapshot } from '../../src/broker/partition-machine.js';
+import { type ProduceLocalResult, produceLocal } from '../../src/broker/produce.js';
+import type { ProducerInfo } from '../../src/broker/record-batch.js';
+import { InProcessApi } from '../api/in-process-api.js';
+import { eventually, type InProcessCluster } from './in-process-cluster.js';
+
+const bytes = (s: string) => new TextEncoder().encode(s);
+const text = (b: Uint8Array) => new TextDecoder().decode(b);
+let api: InProcessApi | null = null;
+
+afterEach(async () => {
+  await api?.stop();
+  api = null;
+});
+
+async function startWithTopic(): Promise<{ api: InProcessApi; groupId: number }> {
+  api = new InProcessApi(3);
+  await api.start();
+  const created = await api.app(1).inject({ method: 'POST', url: '/v1/topics', payload: { name: 't' } });
+  expect(created.statusCode, created.body).toBe(201);
+  const groupId = api.cluster.metadataLeader()!.metadata.topic('t').partitions[0]!.groupId;
+  return { api, groupId };
+}
+
+function leaderOf(
+  c: InProcessCluster,
+  groupId: number,
+): { node: BrokerNode; local: LocalPartition } | undefined {
+  for (const node of c.nodes.values()) {
+    const local = node.localPartition(groupId);
+    if (local?.group.isLeader) return { node, local };
+  }
+  return undefined;
+}
+
+/** Produces on whichever node leads, retrying while there is none (what a client does). */
+async function produceAnywhere(
+  c: InProcessCluster,
+  groupId: number,
+  values: string[],
+  producer: ProducerInfo,
+  timeoutMs = 2000,
+): Promise<ProduceLocalResult> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    await eventually(() => leaderOf(c, groupId) !== undefined, 5000);
+    const { node, local } = leaderOf(c, groupId)!;
+    const records = values.map((v) => ({ key: null, value: bytes(v), headers: null, timestampMs: null }));
+    try {
+      return await produceLocal(node, local, records, producer, timeoutMs);
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      if ((code !== 'NO_LEADER' && code !== 'TIMEOUT') || Date.now() > deadline) throw error;
+    }
+  }
+}
+
+/** Every committed value of the partition on a node's replica, in offset order. */
+async function values(node: BrokerNode, groupId: number, minOffset: number): Promise<string[]> {
+  const local = node.localPartition(groupId)!;
+  await eventually(() => local.machine.highWatermark >= minOffset, 5000);
+  const result = await fetchLocal(
+    local,
+    { offset: 0, limit: 1000, maxBytes: 1 << 20, waitMs: 0, consistency: 'local' },
+    () => node.driver.markDirty(local.group),
+    new AbortController().signal,
+  );
+  expect(result.records.map((r) => r.offset)).toEqual(result.records.map((_, i) => i));
+  return result.records.map((r) => text(r.value));
+}
+
+async function post(a: InProcessApi, nodeId: number, body: unknown) {
+  const res = await a
+    .app(nodeId)
+    .inject({ method: 'POST', url: '/v1/topics/t/records', payload: body as object });
+  return { status: res.statusCode, body: JSON.parse(res.body) };
+}
+
+describe('idempotent produce (in process)', () => {
+  it('answers a retry with the original offsets and duplicate: true, from any node', async () => {
+    const { api } = await startWithTopic();
+    const producer = { id: 'p1', epoch: 0, sequence: 0 };
+    const first = await post(api, 1, { records: [{ value: 'a' }, { value: 'b' }], producer });
+    expect(first).toEqual({
+      status: 200,
+      body: {
+        offsets: [
+          { partition: 0, offset: 0 },
+          { partition: 0, offset: 1 },
+        ],
+        duplicate: false,
+      },
+    });
+    const plain = await post(api, 2, { records: [{ value: 'x' }] });
+    expect(plain.body.offsets).toEqual([{ partition: 0, offset: 2 }]);
+    for (const nodeId of [1, 2, 3]) {
+      const retry = await post(api, nodeId, { records: [{ value: 'a' }, { value: 'b' }], producer });
+      expect(retry).toEqual({ status: 200, body: { offsets: first.body.offsets, duplicate: true } });
+    }
+    const next = await post(api, 3, { records: [{ value: 'c' }], producer: { ...producer, sequence: 2 } });
+    expect(next.body).toEqual({ offsets: [{ partition: 0, offset: 3 }], duplicate: false });
+  });
+
+  it('refuses a gap with OUT_OF_ORDER_SEQUENCE and an old epoch with PRODUCER_FENCED', async () => {
+    const { api } = await startWithTopic();
+    expect(
+      (await post(api, 1, { records: [{ value: 'a' }], producer: { id: 'p', epoch: 1, sequence: 0 } }))
+        .status,
+    ).toBe(200);
+    const gap = await post(api, 2, {
+      records: [{ value: 'b' }],
+      producer: { id: 'p', epoch: 1, sequence: 2 },
+    });
+    expect(gap.status).toBe(409);
+    expect(gap.body.error.code).toBe('OUT_OF_ORDER_SEQUENCE');
+    const unknown = await post(api, 2, {
+      records: [{ value: 'b' }],
+      producer: { id: 'new', epoch: 0, sequence: 5 },
+    });
+    expect(unknown.body.error.code).toBe('OUT_OF_ORDER_SEQUENCE');
+    const fenced = await post(api, 3, {
+      records: [{ value: 'b' }],
+      producer: { id: 'p', epoch: 0, sequence: 1 },
+    });
+    expect(fenced.status).toBe(409);
+    expect(fenced.body.error.code).toBe('PRODUCER_FENCED');
+    const multi = await post(api, 1, {
+      records: [{ value: 'b', partition: 0 }],
+      producer: { id: 'p', epoch: 1, sequence: 1 },
+    });
+    expect(multi.body.offsets).toEqual([{ partition: 0, offset: 1 }]);
+  });
+
+  it('appends once when a retry arrives while the original is still in flight', async () => {
+    const { api, groupId } = await startWithTopic();
+    const body = { records: [{ value: 'once' }], producer: { id: 'p', epoch: 0, sequence: 0 } };
+    const answers = await Promise.all([
+      post(api, 1, body),
+      post(api, 2, body),
+      post(api, 3, body),
+      post(api, 1, body),
+    ]);
+    for (const answer of answers) expect(answer.body.offsets).toEqual([{ partition: 0, offset: 0 }]);
+    expect(answers.filter((a) => a.body.duplicate === false)).toHaveLength(1);
+    for (const node of api.cluster.nodes.values()) expect(await values(node, groupId, 1)).toEqual(['once']);
+  });
+
+  it('keeps the producer table across a leader failover and a restart of every node', async () => {
+    const { api, groupId } = await startWithTopic();
+    const c = api.cluster;
+    const first = await produceAnywhere(c, groupId, ['a', 'b'], { id: 'p', epoch: 0, sequence: 0 });
+    const old = leaderOf(c, groupId)!.node.nodeId;
+    // Every replica applied it before the leader goes (a follower that lags would learn it anyway).
+    for (const node of c.nodes.values())
+      await eventually(() => node.localPartition(groupId)!.machine.highWatermark === 2, 5000);
+    await c.kill(old);
+    const retry = await produceAnywhere(c, groupId, ['a', 'b'], { id: 'p', epoch: 0, sequence: 0 });
+    expect(leaderOf(c, groupId)!.node.nodeId).not.toBe(old);
+    expect(retry).toEqual({ ...first, duplicate: true });
+    await c.start(old);
+    await c.stopAll();
+    await c.startAll();
+    const again = await produceAnywhere(c, groupId, ['a', 'b'], { id: 'p', epoch: 0, sequence: 0 });
+    expect(again).toEqual({ ...first, duplicate: true });
+    const next = await produceAnywhere(c, groupId, ['c'], { id: 'p', epoch: 0, sequence: 2 });
+    expect(next).toEqual({ baseOffset: 2, recordCount: 1, duplicate: false });
+  });
+
+  it('keeps the producer table in a snapshot that cuts the log', async () => {
+    const { api, groupId } = await startWithTopic();
+    const c = api.cluster;
+    const first = await produceAnywhere(c, groupId, ['a'], { id: 'p', epoch: 0, sequence: 0 });
+    await produceAnywhere(c, groupId, ['b'], { id: 'q', epoch: 0, sequence: 0 });
+    for (const node of c.nodes.values()) {
+      const local = node.localPartition(groupId)!;
+      await eventually(() => local.machine.highWatermark === 2, 5000);
+      const index = local.machine.appliedIndex;
+      const data = encodePartitionSnapshot(local.machine.snapshot());
+      await local.group.store.truncatePrefix(index, {
+        metadata: {
+          index,
+          term: local.group.store.term(index),
+          confState: local.group.raw.status().confState,
+        },
+        data,
+      });
+      expect(local.group.store.firstIndex()).toBe(index + 1);
+    }
+    await c.stopAll();
+    await c.startAll();
+    expect(await produceAnywhere(c, groupId, ['a'], { id: 'p', epoch: 0, sequence: 0 })).toEqual({
+      ...first,
+      duplicate: true,
+    });
+    // q is still known at sequence 0, so its next sequence appends (a lost table would refuse it).
+    const next = await produceAnywhere(c, groupId, ['c'], { id: 'q', epoch: 0, sequence: 1 });
+    expect(next).toEqual({ baseOffset: 2, recordCount: 1, duplicate: false });
+  });
+
+  it('answers TIMEOUT when followers are down; the retry with the same sequence commits once', async () => {
+    const { api, groupId } = await startWithTopic();
+    const c = api.cluster;
+    await produceAnywhere(c, groupId, ['before'], { id: 'p', epoch: 0, sequence: 0 });
+    const leader = leaderOf(c, groupId)!.node.nodeId;
+    const followers = [...c.nodes.keys()].filter((id) => id !== leader);
+    for (const id of followers) await c.kill(id);
+    const body = {
+      records: [{ value: 'maybe' }],
+      producer: { id: 'p', epoch: 0, sequence: 1 },
+      timeoutMs: 50,
+    };
+    const timedOut = await post(api, leader, body);
+    expect(timedOut.status).toBe(504);
+    expect(timedOut.body.error.code).toBe('TIMEOUT');
+    for (const id of followers) await c.start(id);
+    const retry = await produceAnywhere(c, groupId, ['maybe'], { id: 'p', epoch: 0, sequence: 1 });
+    expect(retry.baseOffset).toBe(1);
+    const next = await produceAnywhere(c, groupId, ['after'], { id: 'p', epoch: 0, sequence: 2 });
+    expect(next.baseOffset).toBe(2);
+    for (const node of c.nodes.values())
+      expect(await values(node, groupId, 3)).toEqual(['before', 'maybe', 'after']);
+  });
+});
