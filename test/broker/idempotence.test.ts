@@ -68,7 +68,7 @@ async function values(node: BrokerNode, groupId: number, minOffset: number): Pro
   await eventually(() => local.machine.highWatermark >= minOffset, 5000);
   const result = await fetchLocal(
     local,
-    { offset: 0, limit: 1000, maxBytes: 1 << 20, waitMs: 0, consistency: 'local' },
+    { offset: 0, limit: 1000, maxBytes: 1 << 20, waitMs: 0, consistency: 'local', minOffset: undefined },
     () => node.driver.markDirty(local.group),
     new AbortController().signal,
   );
