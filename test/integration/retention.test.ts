@@ -137,4 +137,43 @@ describe('retention on a 3-node cluster', () => {
     expect(more.status, JSON.stringify(more.body)).toBe(200);
     expect(more.body.offsets[0].offset).toBe(values.length);
   }, 90_000);
+
+  it('a replica that was down while the others cut catches up by snapshot, at their log start', async () => {
+    const created = await cluster.request(1, 'POST', '/v1/topics', {
+      name: 'behind',
+      replicationFactor: 3,
+      config: { retentionBytes: 2 * SEGMENT_BYTES, retentionMs: -1 },
+    });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const leader = (await cluster.request(1, 'GET', '/v1/topics/behind')).body.partitions[0].leader as number;
+    const down = [1, 2, 3].find((id) => id !== leader)!;
+    const up = [1, 2, 3].filter((id) => id !== down);
+    await cluster.kill(down, 'SIGKILL');
+    const values: string[] = [];
+    for (let b = 0; b < 60; b++) {
+      const records = Array.from({ length: 4 }, (_, i) => ({ value: `behind-${b}-${i}-${'z'.repeat(80)}` }));
+      let res: HttpResult;
+      const deadline = Date.now() + 10_000;
+      do {
+        res = await cluster.request(up[b % 2]!, 'POST', '/v1/topics/behind/records', {
+          records,
+          timeoutMs: 2000,
+        });
+      } while (res.status !== 200 && [0, 503, 504].includes(res.status) && Date.now() < deadline);
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      values.push(...records.map((r) => r.value));
+    }
+    await eventually(
+      async () => {
+        const results = await Promise.all(up.map((id) => earliest(id, 'behind')));
+        return results.every((r) => r.status === 200 && r.body.logStartOffset > 0);
+      },
+      30_000,
+      'the running replicas did not cut',
+    );
+    cluster.start(down);
+    await cluster.waitReady(30_000);
+    await waitForRetention('behind', values.length);
+    await expectCutOnEveryReplica('behind', values);
+  }, 90_000);
 });
