@@ -16,6 +16,7 @@ import { internalRoutes } from './routes/internal.js';
 import { leadershipRoutes } from './routes/leadership.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { recordRoutes } from './routes/records.js';
+import { streamRoutes } from './routes/streams.js';
 import { topicRoutes } from './routes/topics.js';
 
 export interface ApiContext {
@@ -57,6 +58,7 @@ export function buildApp(context: ApiContext, logger: Logger) {
   app.register(recordRoutes(context));
   app.register(clusterRoutes(context));
   app.register(internalRoutes(context));
+  app.register(streamRoutes(context));
   app.register(groupRoutes(context));
   app.register(leadershipRoutes(context));
   app.register(metricsRoutes(context));

@@ -61,7 +61,7 @@ export async function fetchLocal(
   return readCommitted(local, offset, params.limit, params.maxBytes);
 }
 
-function resolveOffset(machine: PartitionMachine, requested: FetchLocalParams['offset']): number {
+export function resolveOffset(machine: PartitionMachine, requested: FetchLocalParams['offset']): number {
   if (requested === undefined || requested === 'earliest') return machine.logStartOffset;
   if (requested === 'latest') return machine.highWatermark;
   if (requested < machine.logStartOffset || requested > machine.highWatermark) {
@@ -75,7 +75,7 @@ function resolveOffset(machine: PartitionMachine, requested: FetchLocalParams['o
   return requested;
 }
 
-async function readCommitted(
+export async function readCommitted(
   local: LocalPartition,
   offset: number,
   limit: number,
