@@ -141,4 +141,51 @@ describe('idempotent producer across kill -9 of the leader (real processes)', ()
     }
     console.log(`final log on every node: ${total} records at offsets 0..${total - 1}, each value once`);
   }, 120_000);
+
+  it('answers 504 TIMEOUT while the followers are down; the retry commits the batch once', async () => {
+    const cluster = await ProcessCluster.create(3, 'async');
+    clusters.push(cluster);
+    cluster.startAll();
+    await cluster.waitReady();
+    const created = await cluster.request(1, 'POST', '/v1/topics', { name: 'idem', partitions: 1 });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const failures: HttpResult[] = [];
+    const first = await sendUntilOk(cluster, 0, 1, failures);
+    expect(first).toEqual({ offsets: [0, 1], duplicate: false });
+
+    const leader = await leaderOf(cluster, 1);
+    const followers = [1, 2, 3].filter((id) => id !== leader);
+    for (const id of followers) await cluster.kill(id, 'SIGKILL');
+    const body = { ...requestBody(1), timeoutMs: 300 };
+    const timedOut = await cluster.request(leader, 'POST', '/v1/topics/idem/records', body);
+    expect(timedOut.status, JSON.stringify(timedOut.body)).toBe(504);
+    expect(timedOut.body.error.code).toBe('TIMEOUT');
+
+    for (const id of followers) cluster.start(id);
+    await cluster.waitReady(30_000);
+    const retry = await sendUntilOk(cluster, 1, leader, failures);
+    // Committed once at offsets 2..3: as a duplicate if the timed-out batch survived in the new
+    // leader's log, as a fresh append if a new leader without it overwrote it.
+    expect(retry.offsets).toEqual([2, 3]);
+    console.log(`504, then the retry answered ${JSON.stringify(retry)}`);
+    const next = await sendUntilOk(cluster, 2, leader, failures);
+    expect(next).toEqual({ offsets: [4, 5], duplicate: false });
+    for (const nodeId of [1, 2, 3]) {
+      let values: string[] = [];
+      await eventually(
+        async () => {
+          const res = await cluster.request(
+            nodeId,
+            'GET',
+            '/v1/topics/idem/partitions/0/records?offset=0&waitMs=1000&minOffset=5',
+          );
+          values = res.status === 200 ? res.body.records.map((r: { value: string }) => r.value) : [];
+          return values.length >= 6;
+        },
+        20_000,
+        `node ${nodeId} never held 6 records`,
+      );
+      expect(values).toEqual(['v0', 'v1', 'v2', 'v3', 'v4', 'v5']);
+    }
+  }, 120_000);
 });
