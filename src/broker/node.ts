@@ -29,8 +29,14 @@ import {
   type PersistenceMode,
   type TopicMeta,
 } from './metadata-state.js';
-import { decodePartitionSnapshot, entryOffsets, PartitionMachine } from './partition-machine.js';
+import {
+  decodePartitionSnapshot,
+  entryOffsets,
+  PartitionMachine,
+  rebuildProducerTable,
+} from './partition-machine.js';
 import { RoundRobin } from './partitioner.js';
+import { DEFAULT_PRODUCER_LIMITS, type ProducerLimits } from './producer-state.js';
 import { type GroupObserver, RaftGroup } from './raft-group.js';
 import { RetentionRunner } from './retention.js';
 
@@ -71,6 +77,8 @@ export interface BrokerNodeOptions {
   timing?: Partial<BrokerTiming>;
   /** How leadership announcements reach peers; HTTP gossip unless a test injects its own. */
   announcer?: Announcer;
+  /** Idempotent-producer expiry and table size; must be the same on every node. */
+  producerLimits?: Partial<ProducerLimits>;
 }
 
 /** What a node reports for metrics (src/api/metrics.ts); keeps prom-client out of the broker. */
@@ -377,13 +385,22 @@ export class BrokerNode {
     const recovering = store.mayHaveLostEntries;
     // Offsets are a function of the log, so a restart resumes at the stored commit index.
     const applied = Math.min(Math.max(initial.hardState.commit, snapshot.metadata.index), store.lastIndex());
-    const logStartOffset = decodePartitionSnapshot(snapshot.data).nextOffset;
+    const snapshotData = decodePartitionSnapshot(snapshot.data);
+    const logStartOffset = snapshotData.nextOffset;
     const atApplied = await store.offsetsAtOrBefore(applied);
     const highWatermark =
       atApplied && atApplied.index > snapshot.metadata.index
         ? atApplied.baseOffset + atApplied.recordCount
         : logStartOffset;
-    const machine = new PartitionMachine({ highWatermark, logStartOffset, appliedIndex: applied });
+    const producerLimits = { ...DEFAULT_PRODUCER_LIMITS, ...this.options.producerLimits };
+    const machine = new PartitionMachine({
+      highWatermark,
+      logStartOffset,
+      appliedIndex: applied,
+      producerLimits,
+    });
+    // The producer table is a function of the log too: the snapshot's, then the log replayed.
+    await rebuildProducerTable(machine, store, { index: snapshot.metadata.index, data: snapshotData });
     // The uncommitted tail decides the next offset a leader assigns.
     if (store.lastIndex() > applied) {
       const tail = await store.readEntries(applied + 1, store.lastIndex() + 1, Number.MAX_SAFE_INTEGER);
