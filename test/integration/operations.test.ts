@@ -3,6 +3,7 @@
 // leader hands leadership away before the process exits 0 within 10 s; consumer-group offsets
 // survive kill -9 of every node.
 
+import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, type HttpResult, ProcessCluster } from './process-cluster.js';
 
@@ -85,6 +86,17 @@ async function expectReplicaHolds(nodeId: number, topic: string, acked: Acked[],
   );
 }
 
+/** GET /metrics as text (cluster.request parses JSON). */
+async function metricsText(nodeId: number): Promise<string> {
+  const response = await request(`${cluster.node(nodeId).url}/metrics`, {
+    headersTimeout: 5000,
+    bodyTimeout: 5000,
+  });
+  const text = await response.body.text();
+  expect(response.statusCode).toBe(200);
+  return text;
+}
+
 /** The node's JSON log lines, parsed (pino, one object per line). */
 function logLines(nodeId: number): Array<Record<string, unknown>> {
   const lines: Array<Record<string, unknown>> = [];
@@ -126,6 +138,45 @@ describe('operations on a 3-node cluster of processes', () => {
         { topic: 'events', partition: 1, offset: 4 },
       ]);
     }
+  }, 30_000);
+
+  it('a node on disk reports fsync latency, bytes on disk and commit latency in /metrics', async () => {
+    const created = await cluster.request(3, 'POST', '/v1/topics', { name: 'measured' });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const res = await produceRetrying(2, 'measured', [{ value: 'm', partition: 0 }], Date.now() + 10_000);
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    const leader = (await leaderOf(2, 'measured'))!;
+    let text = '';
+    // Async mode: the fsync follows within flushIntervalMs, so poll for it.
+    await eventually(
+      async () => {
+        text = await metricsText(leader);
+        const fsyncs = text.match(/^raftlog_fsync_duration_seconds_count\{node="\d"\} (\d+)$/m);
+        return fsyncs !== null && Number(fsyncs[1]) > 0;
+      },
+      10_000,
+      `no fsync observed on node ${leader}: ${text.slice(0, 2000)}`,
+    );
+    const disk = text.match(
+      /^raftlog_partition_disk_bytes\{topic="measured",partition="0",node="\d"\} (\d+)$/m,
+    );
+    expect(Number(disk?.[1])).toBeGreaterThan(0);
+    // Label order is prom-client's business: match by name and label pairs.
+    const positive = (name: string, labels: string[]) =>
+      text
+        .split('\n')
+        .some(
+          (l) =>
+            l.startsWith(`${name}{`) &&
+            labels.every((pair) => l.includes(pair)) &&
+            Number(l.split(' ').pop()) > 0,
+        );
+    expect(
+      positive('raftlog_commit_duration_seconds_count', ['group="partition"', 'persistence="async"']),
+    ).toBe(true);
+    expect(
+      positive('raftlog_requests_total', ['operation="produce"', 'topic="measured"', 'status="200"']),
+    ).toBe(true);
   }, 30_000);
 
   it('memory topic: kill -9 and an empty restart of one replica, then another, loses no acknowledged record', async () => {
