@@ -117,6 +117,8 @@ export class Raft {
   private termStartIndex = 0;
   /** Leader: the commit index followers were last notified of. */
   private lastCommitNoticed = 0;
+  /** A follower acknowledged entries that were already committed: it needs a Commit notice. */
+  private lateAckNoticeDue = false;
   /** Messages that must wait until what is pending persistence now is durable. */
   private heldUnassigned: Message[] = [];
   private held: HeldMessage[] = [];
@@ -230,6 +232,7 @@ export class Raft {
     this.pendingConfIndex = this.log.lastIndex();
     this.uncommittedBytes = 0;
     this.lastCommitNoticed = this.log.committed;
+    this.lateAckNoticeDue = false;
     // The no-op: entries of earlier terms commit only under an entry of this term.
     this.termStartIndex = this.appendEntries([
       { term: 0, index: 0, type: EntryType.Normal, data: new Uint8Array(0) },
@@ -613,6 +616,12 @@ export class Raft {
     else if (previousState === ProgressState.Replicate) pr.inflights.freeLE(m.index);
     if (this.maybeCommit()) this.releaseReadsBeforeCommit();
     this.sendAppendLoop(m.from);
+    // The others may have committed these entries before this ack came: without a notice this
+    // follower would learn it only from the next heartbeat, and apply (and serve) that late. While
+    // Apps are still out to it, the ack of the last one will ask for the notice: one per burst.
+    if (pr.match === pr.next - 1 && Math.min(this.log.committed, pr.match) > pr.sentCommit) {
+      this.lateAckNoticeDue = true;
+    }
     if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) this.sendTimeoutNow(m.from);
   }
 
@@ -690,14 +699,17 @@ export class Raft {
       this.appendsPending = false;
       this.bcastAppend();
     }
-    if (this.log.committed > this.lastCommitNoticed) {
+    if (this.log.committed > this.lastCommitNoticed || this.lateAckNoticeDue) {
       this.lastCommitNoticed = this.log.committed;
+      this.lateAckNoticeDue = false;
       this.sendCommitNotices();
     }
   }
 
   commitNoticePending(): boolean {
-    return this.role === StateRole.Leader && this.log.committed > this.lastCommitNoticed;
+    return (
+      this.role === StateRole.Leader && (this.log.committed > this.lastCommitNoticed || this.lateAckNoticeDue)
+    );
   }
 
   /** Tells followers the new commit index, unless an App this turn already did. */

@@ -224,6 +224,22 @@ describe('replication', () => {
     expect(net.countDelivered(MessageType.Heartbeat, since)).toBe(0);
   });
 
+  it('a follower whose ack comes after the commit still gets a notice, not a heartbeat later', () => {
+    const net = new TestNetwork({ voters: [1, 2, 3] });
+    net.elect(1);
+    net.node(3).holdWrites = true;
+    const index = net.propose(1, 'x');
+    // Nodes 1 and 2 commit without 3, which has not stored the entry yet.
+    expect(net.raw(1).commitIndex).toBe(index);
+    expect(net.raw(3).commitIndex).toBeLessThan(index);
+    const since = net.delivered.length;
+    net.releaseWrites(3);
+    // No tick: its ack brought a notice back.
+    expect(net.raw(3).commitIndex).toBe(index);
+    expect(net.countDelivered(MessageType.Commit, since)).toBe(1);
+    expect(net.countDelivered(MessageType.Heartbeat, since)).toBe(0);
+  });
+
   it('costs one Commit notice per follower per commit advance', () => {
     const net = new TestNetwork({ voters: [1, 2, 3] });
     net.elect(1);
