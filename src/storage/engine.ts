@@ -1,9 +1,10 @@
 // The storage of one node: the lmdb environment, the I/O worker pool and every partition log.
 // The driver calls write() once per turn with every log's writes; each log starts one I/O task
 // for them, and the tasks of different logs run in parallel in the pool (see log-writer.ts).
-// It also owns the background work: async-mode fsyncs within flushIntervalMs, lazy state writes,
-// and the clean-shutdown marker that, with the boot id, tells whether a power loss may have
-// eaten async-mode writes.
+// It also owns the node's shared write-ahead file for sync-mode logs (wal.ts) and its checkpoints,
+// and the background work: async-mode fsyncs within flushIntervalMs, lazy state writes, and the
+// clean-shutdown marker that, with the boot id, tells whether a power loss may have eaten
+// async-mode writes.
 
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -15,6 +16,7 @@ import { KeyValueArea } from './kv.js';
 import { type LogContext, type LogWrite, PartitionLog, type PartitionLogOptions } from './partition-log.js';
 import { recoverLog } from './recovery.js';
 import { StateStore } from './state-store.js';
+import { type RecoveredWal, recoverWal, type WalRecord, type WalStats, WalWriter } from './wal.js';
 
 export interface StorageEngineOptions {
   dataDir: string;
@@ -32,6 +34,15 @@ export interface StorageEngineOptions {
   loadBytesMin?: number;
   /** Per log: bytes of frames one I/O task writes at most. */
   taskBytesMax?: number;
+  /**
+   * Sync mode: make a window's frames durable with one fdatasync of a shared write-ahead file
+   * (true), or with one fdatasync per segment file written in it (false).
+   */
+  sharedWal?: boolean;
+  /** A checkpoint starts once the current WAL file holds this many bytes... */
+  walBytesMax?: number;
+  /** ...or this long after the last one, if anything went to the WAL since. */
+  walCheckpointIntervalMs?: number;
   /**
    * Tests: run every segment I/O in-process on this file system instead of the worker pool (a
    * fault-injecting layer goes here).
@@ -51,6 +62,9 @@ const DEFAULTS = {
   cacheBytesMax: 4 * 1024 * 1024,
   loadBytesMin: 256 * 1024,
   taskBytesMax: 16 * 1024 * 1024,
+  sharedWal: true,
+  walBytesMax: 64 * 1024 * 1024,
+  walCheckpointIntervalMs: 1000,
   bootIdPath: '/proc/sys/kernel/random/boot_id',
 };
 
@@ -71,6 +85,14 @@ export class StorageEngine {
   private readonly opening = new Set<string>();
   private readonly timer: NodeJS.Timeout;
   private closed = false;
+  /** Sync mode's shared write-ahead file (null when the option is off). */
+  private readonly wal: WalWriter | null;
+  /** WAL records of earlier runs for logs not opened yet (replayed by openLog). */
+  private readonly pendingReplay: Map<number, WalRecord[]>;
+  /** WAL files of earlier runs: deleted once no log has records in them left to replay. */
+  private recoveredWalFiles: { path: string; sequence: number }[];
+  private checkpointRun: Promise<void> | null = null;
+  private lastCheckpointAt = Date.now();
   private fsyncObserver: ((durationMs: number) => void) | null = null;
 
   private constructor(
@@ -79,8 +101,18 @@ export class StorageEngine {
     executor: IoExecutor,
     bootId: string,
     suspected: boolean,
+    recoveredWal: RecoveredWal,
   ) {
     this.options = options;
+    this.wal = options.sharedWal
+      ? new WalWriter({
+          executor,
+          directory: walDirectory(options.dataDir),
+          firstSequence: recoveredWal.nextSequence,
+        })
+      : null;
+    this.pendingReplay = recoveredWal.records;
+    this.recoveredWalFiles = recoveredWal.files;
     this.dataDir = options.dataDir;
     this.store = store;
     this.executor = executor;
@@ -101,13 +133,15 @@ export class StorageEngine {
     const executor: IoExecutor = resolved.fileSystem
       ? new InlineExecutor(resolved.fileSystem)
       : new PoolExecutor({ threads: resolved.ioThreads });
+    // Read even with sharedWal off: files of a run that had it on still hold durable writes.
+    const recoveredWal = await recoverWal(executor, walDirectory(resolved.dataDir));
     const bootId = await readBootId(resolved.bootIdPath);
     const previous = store.nodeRecord();
     const suspected =
       previous !== undefined && !previous.cleanShutdown && (bootId === '' || previous.bootId !== bootId);
     store.putNodeRecord({ bootId, cleanShutdown: false });
     await store.durable();
-    return new StorageEngine(resolved, store, executor, bootId, suspected);
+    return new StorageEngine(resolved, store, executor, bootId, suspected, recoveredWal);
   }
 
   /**
@@ -123,6 +157,11 @@ export class StorageEngine {
     try {
       const logId = await this.store.logIdFor(groupId);
       const directory = this.logDirectory(logId);
+      // WAL records of an older generation were replaced by a snapshot: never replayed.
+      const generation = this.store.logStart(logId)?.generation ?? 0;
+      const walRecords = (this.pendingReplay.get(logId) ?? []).filter(
+        (record) => record.generation === generation,
+      );
       const recovered = await recoverLog({
         store: this.store,
         executor: this.executor,
@@ -131,8 +170,15 @@ export class StorageEngine {
         mode: options.mode,
         indexIntervalBytes: this.options.indexIntervalBytes,
         powerLossSuspected: this.powerLossSuspected,
+        walCoveredFrom:
+          walRecords.length > 0
+            ? { sequence: walRecords[0]!.segmentSequence, position: walRecords[0]!.position }
+            : null,
       });
       const log = new PartitionLog(this.logContext(groupId, logId, directory, options), options, recovered);
+      if (options.mode !== 'memory') await log.replayWal(walRecords.map((record) => record.frame));
+      // Replayed and synced into the segment files: the old WAL files no longer matter to this log.
+      this.pendingReplay.delete(logId);
       this.logs.set(groupId, log);
       return log;
     } finally {
@@ -157,6 +203,7 @@ export class StorageEngine {
       indexIntervalBytes: this.options.indexIntervalBytes,
       segmentBytesMax: this.options.segmentBytesMax,
       taskBytesMax: this.options.taskBytesMax,
+      wal: this.wal,
       onFsync: (durationMs) => this.fsyncObserver?.(durationMs),
     };
   }
@@ -180,6 +227,7 @@ export class StorageEngine {
     }
     const logId = this.store.findLogId(groupId);
     if (logId === undefined) return;
+    this.pendingReplay.delete(logId);
     this.store.removeLog(groupId, logId);
     await this.store.durable();
     const directory = this.logDirectory(logId);
@@ -243,10 +291,51 @@ export class StorageEngine {
     return [...this.logs.values()];
   }
 
+  /** Counters of the shared WAL (null when it is off): `syncs` is one per window. */
+  walStats(): WalStats | null {
+    return this.wal === null ? null : { ...this.wal.stats };
+  }
+
   private background(): void {
     for (const log of this.logs.values()) {
       if (log.mode === 'async') log.syncIfDirty();
       log.flushState();
+    }
+    if (this.wal !== null && this.checkpointRun === null) {
+      const sinceMs = Date.now() - this.lastCheckpointAt;
+      const bytes = this.wal.currentBytes;
+      const recoveredDeletable = this.recoveredWalFiles.length > 0 && this.pendingReplay.size === 0;
+      const due =
+        bytes >= this.options.walBytesMax ||
+        (sinceMs >= this.options.walCheckpointIntervalMs && (bytes > 0 || recoveredDeletable));
+      if (due) {
+        this.checkpointRun = this.checkpoint(this.wal).finally(() => {
+          this.checkpointRun = null;
+          this.lastCheckpointAt = Date.now();
+        });
+      }
+    }
+  }
+
+  /**
+   * Rolls the WAL to a new file, has every sync-mode log fdatasync its segment file behind what it
+   * handed the WAL, then deletes the WAL files before the new one: every record in them is now in
+   * a synced segment. Off the ack path: appends go on into the new file meanwhile.
+   */
+  private async checkpoint(wal: WalWriter): Promise<void> {
+    const sealed = wal.roll() ?? [];
+    const synced = await Promise.all([...this.logs.values()].map((log) => log.checkpoint()));
+    // A failed log never syncs: its records stay in the WAL, replayed when it opens next time.
+    if (!synced.every(Boolean)) return;
+    const files = [...sealed];
+    if (this.pendingReplay.size === 0) {
+      files.push(...this.recoveredWalFiles);
+      this.recoveredWalFiles = [];
+    }
+    try {
+      await wal.deleteFiles(files);
+    } catch {
+      // The files stay; a later checkpoint or the next open deals with them (replay is idempotent).
     }
   }
 
@@ -255,8 +344,22 @@ export class StorageEngine {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.timer);
-    await Promise.all([...this.logs.values()].map((log) => log.close()));
+    await this.checkpointRun;
+    const logs = [...this.logs.values()];
+    await Promise.all(logs.map((log) => log.close()));
     this.logs.clear();
+    if (this.wal !== null) {
+      await this.wal.idle();
+      // Every open log synced its segment files: the WAL of this run is covered, unless a log
+      // failed (its records must stay) or records of an earlier run wait for logs not opened.
+      const failed = logs.some((log) => log.failed !== null);
+      if (this.pendingReplay.size === 0 && !failed) {
+        await this.wal.closeAndDelete();
+        await this.wal.deleteFiles(this.recoveredWalFiles);
+      } else {
+        await this.wal.closeFiles();
+      }
+    }
     this.store.putNodeRecord({ bootId: this.bootId, cleanShutdown: true });
     await this.store.close();
     await this.executor.close();
@@ -270,8 +373,14 @@ export class StorageEngine {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.timer);
+    await this.checkpointRun;
     await Promise.all([...this.logs.values()].map((log) => log.idle()));
     this.logs.clear();
+    if (this.wal !== null) {
+      await this.wal.idle();
+      // Best effort: after an injected crash the file layer refuses every call.
+      await this.wal.closeFiles().catch(() => {});
+    }
     await this.store.close();
     await this.executor.close();
   }
@@ -287,4 +396,8 @@ async function readBootId(bootIdPath: string): Promise<string> {
   } catch {
     return ''; // not Linux: every unclean shutdown counts as a possible power loss
   }
+}
+
+function walDirectory(dataDir: string): string {
+  return path.join(dataDir, 'wal');
 }

@@ -14,12 +14,14 @@ import {
   type StepsResult,
   type StepsTask,
 } from './io-ops.js';
+import type { WalScanResult, WalScanTask } from './wal.js';
 
 export interface IoExecutor {
   steps(task: StepsTask): Promise<StepsResult>;
   read(task: ReadTask): Promise<ReadResult>;
   scan(task: ScanTask): Promise<ScanResult>;
   list(directoryPath: string): Promise<string[]>;
+  walScan(task: WalScanTask): Promise<WalScanResult>;
   close(): Promise<void>;
 }
 
@@ -124,6 +126,10 @@ export class PoolExecutor implements IoExecutor {
     return this.pool.run({ kind: 'list', path: directoryPath }) as Promise<string[]>;
   }
 
+  walScan(task: WalScanTask): Promise<WalScanResult> {
+    return this.pool.run(task) as Promise<WalScanResult>;
+  }
+
   async close(): Promise<void> {
     await this.pool.destroy();
   }
@@ -162,6 +168,10 @@ export class InlineExecutor implements IoExecutor {
 
   list(directoryPath: string): Promise<string[]> {
     return this.run({ kind: 'list', path: directoryPath });
+  }
+
+  walScan(task: WalScanTask): Promise<WalScanResult> {
+    return this.run(task);
   }
 
   async close(): Promise<void> {}

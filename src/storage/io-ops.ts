@@ -14,6 +14,7 @@ import {
   summarizeFrame,
 } from './frame.js';
 import { segmentFileName } from './segment.js';
+import { scanWalFile, type WalScanResult, type WalScanTask } from './wal.js';
 
 /** A descriptor, or -(slot + 1) for a file this task opens in an earlier 'open' step. */
 export type FdRef = number;
@@ -133,12 +134,12 @@ export interface MultiStepsTask {
 /** Per part: its result, or the message of the error that stopped it (the other parts go on). */
 export type MultiStepsResult = ({ ok: true; result: StepsResult } | { ok: false; error: string })[];
 
-export type IoTask = StepsTask | ReadTask | ScanTask | ListTask | MultiStepsTask;
+export type IoTask = StepsTask | ReadTask | ScanTask | ListTask | MultiStepsTask | WalScanTask;
 
 export function runIoTask(
   fileSystem: SyncFileSystem,
   task: IoTask,
-): StepsResult | ReadResult | ScanResult | string[] | MultiStepsResult {
+): StepsResult | ReadResult | ScanResult | string[] | MultiStepsResult | WalScanResult {
   switch (task.kind) {
     case 'multi':
       return task.parts.map((part) => {
@@ -159,6 +160,8 @@ export function runIoTask(
       return readFrames(fileSystem, task);
     case 'scan':
       return scanSegment(fileSystem, task);
+    case 'walScan':
+      return scanWalFile(fileSystem, task);
   }
 }
 

@@ -1,8 +1,10 @@
 // The disk side of one log: a queue of I/O operations (append a frame, cut the suffix, reset for a
 // snapshot, delete compacted segments, sync) run as a serial chain of tasks in the I/O pool. While
-// one task runs, the next window's operations gather; the next task takes them all (group commit)
-// and ends with ONE fdatasync of the segment file in sync mode. Owns the segment list and keeps
-// readers out of a file while a cut rewrites it.
+// one task runs, the next window's operations gather; the next task takes them all (group commit).
+// In sync mode its frames also go to the node's shared WAL (wal.ts), whose one fdatasync per window
+// makes them durable; the segment file is fdatasynced later, by a checkpoint. Without a WAL, a sync
+// task ends with ONE fdatasync of the segment file. Owns the segment list and keeps readers out of
+// a file while a cut rewrites it.
 
 import { assert } from '../raft/errors.js';
 import type { Entry } from '../raft/types.js';
@@ -11,6 +13,7 @@ import { type EncodedFrame, encodeFrame, type RecordRange } from './frame.js';
 import type { IoExecutor } from './io-executor.js';
 import type { FdRef, IoStep, StepsResult } from './io-ops.js';
 import { Segment } from './segment.js';
+import type { WalFrame, WalWriter } from './wal.js';
 
 export interface WriterContext {
   executor: IoExecutor;
@@ -22,6 +25,10 @@ export interface WriterContext {
   taskBytesMax: number;
   /** An append task that ended in an fdatasync of the log's file took `durationMs` in it. */
   onFsync?: (durationMs: number) => void;
+  /** Tags this log's records in the WAL. */
+  logId: number;
+  /** Sync mode: the node's shared write-ahead file (null: fdatasync each segment file instead). */
+  wal: WalWriter | null;
 }
 
 /** One segment file as retention sees it. */
@@ -74,6 +81,9 @@ export class LogWriter {
   private destructive: Promise<void> | null = null;
   /** Creation sequence of the next segment file. */
   private nextSequence = 1;
+  /** Frames went to the WAL since the last checkpoint sync: the segment file is behind it. */
+  private walDirty = false;
+  private completionWaiters: { seq: number; resolve: (done: boolean) => void }[] = [];
 
   constructor(
     context: WriterContext,
@@ -164,6 +174,7 @@ export class LogWriter {
         }
         this.completedSeq = batch[batch.length - 1]!.seq;
         this.callbacks.onBatchDone();
+        this.wakeCompletionWaiters();
       }
     } catch (error) {
       this.failure =
@@ -171,12 +182,42 @@ export class LogWriter {
           ? error
           : new StorageError('IoFailed', `${this.context.directory}: ${String(error)}`, { cause: error });
       this.callbacks.onFailure(this.failure);
+      this.wakeCompletionWaiters();
     } finally {
       this.pumping = false;
       const waiters = this.idleWaiters;
       this.idleWaiters = [];
       for (const resolve of waiters) resolve();
     }
+  }
+
+  /**
+   * Checkpoint (sync mode with the WAL): queues an fdatasync of the segment file if frames went to
+   * the WAL since the last one. Resolves true once every frame this log handed the WAL before the
+   * call is synced in its segment file, false if the log failed first.
+   */
+  checkpoint(): Promise<boolean> {
+    if (this.failure !== null) return Promise.resolve(false);
+    if (!this.walDirty) return Promise.resolve(true);
+    this.walDirty = false;
+    this.enqueueSync();
+    const seq = this.lastQueuedSeq;
+    this.kick();
+    return new Promise((resolve) => {
+      this.completionWaiters.push({ seq, resolve });
+    });
+  }
+
+  private wakeCompletionWaiters(): void {
+    if (this.completionWaiters.length === 0) return;
+    const failed = this.failure !== null;
+    const waiting: typeof this.completionWaiters = [];
+    for (const waiter of this.completionWaiters) {
+      if (failed) waiter.resolve(false);
+      else if (waiter.seq <= this.completedSeq) waiter.resolve(true);
+      else waiting.push(waiter);
+    }
+    this.completionWaiters = waiting;
   }
 
   /** A destructive op alone, or the run of appends and syncs before the next one. */
@@ -257,11 +298,14 @@ export class LogWriter {
       position += op.frame.frameBytes;
     }
     const wrote = placements.length > 0;
-    const sync = active !== null && ((this.mode === 'sync' && wrote) || syncRequested);
+    const wal = this.mode === 'sync' ? this.context.wal : null;
+    const sync = active !== null && ((this.mode === 'sync' && wrote && wal === null) || syncRequested);
     if (sync) steps.push({ kind: 'sync', fd: activeFd });
     if (created.length > 0) steps.push({ kind: 'syncDirectory', path: this.context.directory });
     if (steps.length === 0) return;
-    const result = await this.context.executor.steps({ kind: 'steps', steps });
+    // The WAL copies the frames now: the segment task transfers their buffers to a worker.
+    const walDurable = wal !== null && wrote ? this.appendToWal(wal, placements) : null;
+    const [result] = await Promise.all([this.context.executor.steps({ kind: 'steps', steps }), walDurable]);
     // Opened before closed: a segment opened in this task may have rolled (and closed) in it too.
     for (const { segment, slot } of opened) segment.fd = result.fds[slot]!;
     for (const segment of closed) segment.fd = -1;
@@ -274,6 +318,19 @@ export class LogWriter {
       this.dirty = false;
       this.context.onFsync?.(result.syncMs);
     } else if (wrote) this.dirty = true;
+  }
+
+  private appendToWal(
+    wal: WalWriter,
+    placements: readonly { segment: Segment; frame: EncodedFrame; position: number }[],
+  ): Promise<void> {
+    this.walDirty = true;
+    const frames: WalFrame[] = placements.map(({ segment, frame, position }) => ({
+      segmentSequence: segment.sequence,
+      position,
+      bytes: frame.bytes,
+    }));
+    return wal.append({ logId: this.context.logId, generation: this.generation }, frames);
   }
 
   private newSegment(baseIndex: number): Segment {
@@ -335,6 +392,9 @@ export class LogWriter {
     const opened: { segment: Segment; slot: number }[] = [];
     if (cutsTarget) {
       const fd = target.fd >= 0 ? target.fd : this.openStep(steps, opened, target);
+      // With the WAL the target's frames may not be synced yet; the copy below becomes durable at
+      // once, and a durable copy after an unsynced target would leave a gap on power loss.
+      if (this.mode === 'sync' && this.context.wal !== null) steps.push({ kind: 'sync', fd });
       const hintPosition = target.positionForIndex(index);
       // The copy's base index is the first index of the frame holding `index`: the worker names it.
       const copy = {

@@ -7,7 +7,15 @@ import { assert, RaftError } from '../raft/errors.js';
 import { limitBytes } from '../raft/storage.js';
 import { type ConfState, type Entry, entryBytes, type HardState, type Snapshot } from '../raft/types.js';
 import { StorageError } from './errors.js';
-import { type DescribeEntry, decodeFrameEntries, frameRecordRanges, readFrameHeader } from './frame.js';
+import {
+  type DescribeEntry,
+  decodeFrameEntries,
+  FRAME_HEADER_BYTES,
+  frameRecordRanges,
+  type RecordRange,
+  readFrameHeader,
+  TERM_RUN_BYTES,
+} from './frame.js';
 import type { IoExecutor } from './io-executor.js';
 import { LogWriter, type SegmentSummary, type WriterContext } from './log-writer.js';
 import type { Segment } from './segment.js';
@@ -317,7 +325,10 @@ export class PartitionLog {
     return true;
   }
 
-  private appendEntries(entries: readonly Entry[]): void {
+  private appendEntries(
+    entries: readonly Entry[],
+    describe: DescribeEntry | undefined = this.options.describeEntry,
+  ): void {
     let start = 0;
     if (entries[0]!.index < this.firstIndexValue) start = this.firstIndexValue - entries[0]!.index;
     if (start >= entries.length) return;
@@ -327,7 +338,6 @@ export class PartitionLog {
       this.cutInMemory(first);
       this.writer?.enqueueCut(first);
     }
-    const describe = this.options.describeEntry;
     let frameStart = start;
     let frameDataBytes = 0;
     let ranges: ({ baseOffset: number; recordCount: number } | null)[] = [];
@@ -406,6 +416,80 @@ export class PartitionLog {
 
   private currentStart(): LogStart {
     return { firstIndex: this.firstIndexValue, prevTerm: this.prevTerm, generation: this.generation };
+  }
+
+  // ---- WAL replay (open) --------------------------------------------------------------------
+
+  /**
+   * Opening: brings the log to what the frames the shared WAL holds for it (its current
+   * generation, in write order) say it was, over what the segment files kept, then syncs the
+   * segment file. The frames are first played on a model (each one a Raft append: cut at its first
+   * index, then append), which gives the log's final entries from the oldest frame's index on.
+   * The log then keeps its longest prefix that agrees in terms (same index and term: same entry),
+   * is cut there, and gets the model's entries after it: one cut and one append at most, and none
+   * when the segments kept everything (a process crash). What lies past the model's end was never
+   * reported durable, and may be a stale suffix whose cut never reached the disk: it is cut too.
+   * Returns the number of entries rewritten.
+   */
+  async replayWal(frames: readonly Uint8Array[]): Promise<number> {
+    if (this.writer === null || frames.length === 0) return 0;
+    const model = playFrames(frames);
+    const end = model.base + model.terms.length - 1;
+    let from = Math.max(model.base, this.firstIndexValue);
+    // The log below the model's base is older than every frame, unless a cut whose frame never
+    // reached the WAL made it shorter (or a higher term before it shows such a cut): then the
+    // frames describe entries that cut replaced, and were never committed. Leave the log as it is.
+    const applies =
+      end >= from &&
+      this.lastIndexValue >= from - 1 &&
+      this.term(from - 1) <= model.terms[from - model.base]!;
+    let rewritten = 0;
+    if (applies) {
+      while (from <= Math.min(end, this.lastIndexValue) && this.term(from) === model.terms[from - model.base])
+        from++;
+      if (from <= this.lastIndexValue) {
+        this.cutInMemory(from);
+        this.writer.enqueueCut(from);
+      }
+      rewritten = Math.max(0, end - from + 1);
+      for (let index = from; index <= end; ) {
+        const frameNumber = model.frameOf[index - model.base]!;
+        let runEnd = index;
+        while (runEnd < end && model.frameOf[runEnd + 1 - model.base] === frameNumber) runEnd++;
+        this.appendFromFrame(frames[frameNumber]!, index, runEnd);
+        index = runEnd + 1;
+      }
+    }
+    // Synced even when nothing changed: after a process crash the segments may hold every entry
+    // only in the page cache, and the old WAL files go once every log has replayed.
+    this.writer.enqueueSync();
+    this.writer.kick();
+    await this.writer.idle();
+    if (this.failure !== null) throw this.failure;
+    return rewritten;
+  }
+
+  /** Appends entries [lo, hi] of a verified frame, with the record ranges the frame carries. */
+  private appendFromFrame(frame: Uint8Array, lo: number, hi: number): void {
+    // A copy: the entries stay in the cache, and must not pin the whole WAL file in memory.
+    const own = frame.slice();
+    const header = readFrameHeader(own, 0, own.length)!;
+    const entries: Entry[] = [];
+    decodeFrameEntries(own, 0, header, lo, hi + 1, entries);
+    const ranges = frameRecordRanges(own, 0, header);
+    const describe = (entry: Entry): RecordRange | null => {
+      const i = entry.index - header.firstIndex;
+      const baseOffset = ranges[2 * i]!;
+      return baseOffset < 0 ? null : { baseOffset, recordCount: ranges[2 * i + 1]! };
+    };
+    this.appendEntries(entries, describe);
+  }
+
+  /** Sync mode with the WAL: syncs the segment file behind the WAL (see LogWriter.checkpoint). */
+  checkpoint(): Promise<boolean> {
+    if (this.writer === null || this.failure !== null || this.closed)
+      return Promise.resolve(this.failure === null);
+    return this.writer.checkpoint();
   }
 
   // ---- completions -------------------------------------------------------------------------
@@ -744,6 +828,38 @@ export class PartitionLog {
   async idle(): Promise<void> {
     await this.writer?.idle();
   }
+}
+
+/**
+ * Plays WAL frames (Raft appends, in write order) on a model of the log from the lowest first
+ * index among them: per index, the term and the frame that holds the entry in the end.
+ */
+function playFrames(frames: readonly Uint8Array[]): { base: number; terms: number[]; frameOf: number[] } {
+  let base = -1;
+  const terms: number[] = [];
+  const frameOf: number[] = [];
+  for (let k = 0; k < frames.length; k++) {
+    const frame = frames[k]!;
+    const header = readFrameHeader(frame, 0, frame.length);
+    assert(header !== null, `WAL frame ${k} has no header`);
+    // An append past the model's end does not follow from the frames before it (writes of this
+    // log that bypassed the WAL, in another mode): the model starts again from it.
+    if (base < 0 || header.firstIndex < base || header.firstIndex > base + terms.length)
+      base = header.firstIndex;
+    terms.length = header.firstIndex - base;
+    frameOf.length = header.firstIndex - base;
+    const view = new DataView(frame.buffer, frame.byteOffset, frame.length);
+    for (let r = 0; r < header.termRunCount; r++) {
+      const runAt = FRAME_HEADER_BYTES + r * TERM_RUN_BYTES;
+      const term = view.getFloat64(runAt, true);
+      const count = view.getUint32(runAt + 8, true);
+      for (let i = 0; i < count; i++) {
+        terms.push(term);
+        frameOf.push(k);
+      }
+    }
+  }
+  return { base, terms, frameOf };
 }
 
 function findSegmentForIndex(segments: readonly Segment[], index: number): Segment | null {

@@ -20,6 +20,12 @@ export interface RecoveryInput {
   indexIntervalBytes: number;
   /** The node may have lost power since async-mode writes it acknowledged. */
   powerLossSuspected: boolean;
+  /**
+   * Where the oldest frame the shared WAL still holds for this log was written (segment sequence,
+   * byte position), or null. Segment bytes from there on may never have been synced, and the WAL
+   * replay rewrites them: a bad frame there is a torn write, not corruption.
+   */
+  walCoveredFrom?: { sequence: number; position: number } | null;
 }
 
 const EMPTY_CONF: ConfState = { voters: [], learners: [] };
@@ -110,7 +116,7 @@ async function recoverSegments(input: RecoveryInput, start: LogStart): Promise<S
     ),
   );
   const scanned: ScannedSegment[] = found.map((segment, i) => ({ segment, scan: scans[i]! }));
-  checkTail(scanned, cleanup);
+  checkTail(scanned, cleanup, input.walCoveredFrom ?? null);
   const live = await replayOverrides(input, scanned, cleanup);
   const kept = dropCompacted(live, start.firstIndex, cleanup);
   checkChain(kept, start.firstIndex);
@@ -187,12 +193,22 @@ async function cutScanned(input: RecoveryInput, entry: ScannedSegment, index: nu
 }
 
 /** Refuses corruption before the tail; queues the cut of a torn tail in the last segment. */
-function checkTail(scanned: ScannedSegment[], cleanup: IoStep[]): void {
+function checkTail(
+  scanned: ScannedSegment[],
+  cleanup: IoStep[],
+  walCoveredFrom: { sequence: number; position: number } | null,
+): void {
   for (let i = 0; i < scanned.length; i++) {
     const { segment, scan } = scanned[i]!;
     if (scan.corruptAt < 0) continue;
     const isLast = i === scanned.length - 1;
-    if (!isLast || scan.validAfterCorrupt >= 0) {
+    // Unsynced pages may reach the disk in any order: a bad frame with whole ones after it is
+    // only a torn write where the WAL covers it (earlier segments were synced when they rolled).
+    const walCovers =
+      walCoveredFrom !== null &&
+      (segment.sequence > walCoveredFrom.sequence ||
+        (segment.sequence === walCoveredFrom.sequence && scan.corruptAt >= walCoveredFrom.position));
+    if (!isLast || (scan.validAfterCorrupt >= 0 && !walCovers)) {
       const why = isLast ? `a whole frame follows at byte ${scan.validAfterCorrupt}` : 'segments follow it';
       throw new StorageError(
         'CorruptLog',

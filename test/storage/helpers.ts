@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Entry, HardState } from '../../src/raft/types.js';
 import type { RecordRange } from '../../src/storage/frame.js';
-import type { PartitionLog, PartitionLogOptions, StorageEngine } from '../../src/storage/index.js';
+import type { LogWrite, PartitionLog, PartitionLogOptions, StorageEngine } from '../../src/storage/index.js';
 
 export function tempDir(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `raftlog-${prefix}-`));
@@ -80,10 +80,19 @@ export class TestLog {
 
   /** Submits a write; the promise resolves when it is durable per the log's mode. */
   write(entries: Entry[], hardState: HardState | null = null): Promise<void> {
+    const { write, durable } = this.prepare(entries, hardState);
+    this.engine.write([write]);
+    return durable;
+  }
+
+  /** A write to pass to engine.write() with other logs' writes (one window for all of them). */
+  prepare(entries: Entry[], hardState: HardState | null = null): { write: LogWrite; durable: Promise<void> } {
     const persistId = this.nextPersistId++;
-    const done = new Promise<void>((resolve) => this.waiters.set(persistId, resolve));
-    this.engine.write([{ log: this.log, entries, hardState, snapshot: null, mustSync: true, persistId }]);
-    return done;
+    const durable = new Promise<void>((resolve) => this.waiters.set(persistId, resolve));
+    return {
+      write: { log: this.log, entries, hardState, snapshot: null, mustSync: true, persistId },
+      durable,
+    };
   }
 }
 
