@@ -614,6 +614,15 @@ export class BrokerNode {
     if (this.metadataGroup?.isLeader) this.metadataGroup.raw.reportUnreachable(nodeId);
   }
 
+  /** Replicas of `replicas` this node can reach now: itself, and peers with a live link. */
+  reachableReplicas(replicas: readonly number[]): number {
+    let reachable = 0;
+    for (const id of replicas) {
+      if (id === this.nodeId || this.options.transport.isPeerAlive(id)) reachable++;
+    }
+    return reachable;
+  }
+
   isPeerAlive(nodeId: number): boolean {
     return nodeId === this.nodeId || this.options.transport.isPeerAlive(nodeId);
   }

@@ -38,6 +38,17 @@ export async function produceLocal(
         `node ${node.nodeId} does not lead ${local.topic}/${local.partition}`,
       );
     }
+    // Without a live link to a majority nothing can commit: say so now rather than at timeoutMs.
+    const replicas = local.placement.replicas;
+    const reachable = node.reachableReplicas(replicas);
+    const quorum = Math.floor(replicas.length / 2) + 1;
+    if (reachable < quorum) {
+      throw new BrokerError(
+        'NOT_ENOUGH_REPLICAS',
+        `${local.topic}/${local.partition}: ${reachable} of ${replicas.length} replicas reachable, ` +
+          `${quorum} needed to commit; retry shortly`,
+      );
+    }
     const nowMs = Date.now();
     if (producer) {
       const check = local.machine.checkProduce(producer, recordCount, nowMs);

@@ -204,13 +204,18 @@ describe('idempotent produce (in process)', () => {
     expect(next).toEqual({ baseOffset: 2, recordCount: 1, duplicate: false });
   });
 
-  it('answers TIMEOUT when followers are down; the retry with the same sequence commits once', async () => {
+  it('answers TIMEOUT when followers do not answer; the retry with the same sequence commits once', async () => {
     const { api, groupId } = await startWithTopic();
     const c = api.cluster;
     await produceAnywhere(c, groupId, ['before'], { id: 'p', epoch: 0, sequence: 0 });
     const leader = leaderOf(c, groupId)!.node.nodeId;
     const followers = [...c.nodes.keys()].filter((id) => id !== leader);
-    for (const id of followers) await c.kill(id);
+    // Links cut, peers still up: the leader appends and waits (with the peers down it would
+    // refuse at once with NOT_ENOUGH_REPLICAS).
+    for (const id of followers) {
+      c.cut.add(`${leader}-${id}`);
+      c.cut.add(`${id}-${leader}`);
+    }
     const body = {
       records: [{ value: 'maybe' }],
       producer: { id: 'p', epoch: 0, sequence: 1 },
@@ -219,12 +224,31 @@ describe('idempotent produce (in process)', () => {
     const timedOut = await post(api, leader, body);
     expect(timedOut.status).toBe(504);
     expect(timedOut.body.error.code).toBe('TIMEOUT');
-    for (const id of followers) await c.start(id);
+    c.cut.clear();
     const retry = await produceAnywhere(c, groupId, ['maybe'], { id: 'p', epoch: 0, sequence: 1 });
     expect(retry.baseOffset).toBe(1);
     const next = await produceAnywhere(c, groupId, ['after'], { id: 'p', epoch: 0, sequence: 2 });
     expect(next.baseOffset).toBe(2);
     for (const node of c.nodes.values())
       expect(await values(node, groupId, 3)).toEqual(['before', 'maybe', 'after']);
+  });
+
+  it('answers NOT_ENOUGH_REPLICAS at once when a majority of replicas is down', async () => {
+    const { api, groupId } = await startWithTopic();
+    const c = api.cluster;
+    await produceAnywhere(c, groupId, ['before'], { id: 'n', epoch: 0, sequence: 0 });
+    const leader = leaderOf(c, groupId)!.node.nodeId;
+    const followers = [...c.nodes.keys()].filter((id) => id !== leader);
+    for (const id of followers) await c.kill(id);
+    const res = await api
+      .app(leader)
+      .inject({ method: 'POST', url: '/v1/topics/t/records', payload: { records: [{ value: 'x' }] } });
+    // Right after the kill the leader still leads (check-quorum steps it down an election timeout
+    // later) but sees both links down: it refuses at once, appending nothing.
+    expect(res.statusCode).toBe(503);
+    expect(JSON.parse(res.body).error.code).toBe('NOT_ENOUGH_REPLICAS');
+    expect(JSON.parse(res.body).error.message).toMatch(/1 of 3 replicas reachable, 2 needed/);
+    expect(res.headers['retry-after']).toBeDefined();
+    expect(leaderOf(c, groupId)?.local.machine.logEndOffset()).toBe(1);
   });
 });

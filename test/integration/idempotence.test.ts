@@ -142,7 +142,7 @@ describe('idempotent producer across kill -9 of the leader (real processes)', ()
     console.log(`final log on every node: ${total} records at offsets 0..${total - 1}, each value once`);
   }, 120_000);
 
-  it('answers 504 TIMEOUT while the followers are down; the retry commits the batch once', async () => {
+  it('answers 504 TIMEOUT while the followers are stopped; the retry commits the batch once', async () => {
     const cluster = await ProcessCluster.create(3, 'async');
     clusters.push(cluster);
     cluster.startAll();
@@ -155,13 +155,16 @@ describe('idempotent producer across kill -9 of the leader (real processes)', ()
 
     const leader = await leaderOf(cluster, 1);
     const followers = [1, 2, 3].filter((id) => id !== leader);
-    for (const id of followers) await cluster.kill(id, 'SIGKILL');
+    // SIGSTOP: the followers answer nothing, yet their links stay up for the transport's peer
+    // timeout (2 s), so the leader appends and waits. (Killed, they would be seen down at once and
+    // the answer would be 503 NOT_ENOUGH_REPLICAS, with nothing appended.)
+    for (const id of followers) cluster.node(id).process?.kill('SIGSTOP');
     const body = { ...requestBody(1), timeoutMs: 300 };
     const timedOut = await cluster.request(leader, 'POST', '/v1/topics/idem/records', body);
     expect(timedOut.status, JSON.stringify(timedOut.body)).toBe(504);
     expect(timedOut.body.error.code).toBe('TIMEOUT');
 
-    for (const id of followers) cluster.start(id);
+    for (const id of followers) cluster.node(id).process?.kill('SIGCONT');
     await cluster.waitReady(30_000);
     const retry = await sendUntilOk(cluster, 1, leader, failures);
     // Committed once at offsets 2..3: as a duplicate if the timed-out batch survived in the new
