@@ -157,6 +157,12 @@ export class RaftGroup {
     if (changed && ready.softState) {
       this.logger.info({ group: this.groupId, term, leader }, isLeader ? 'became leader' : 'leader changed');
     }
+    if (changed && leader !== 0 && this.reads.size > 0) {
+      // The core drops a read asked while no leader is known, and one sent to a leader that is
+      // gone gets no answer: ask the new leader. Any answer is a valid read index for the caller,
+      // since this request is sent after the caller's; a later duplicate answer finds no waiter.
+      for (const requestId of this.reads.keys()) this.raw.readIndex(requestId);
+    }
     if (changed) this.onLeadership(this);
   }
 

@@ -877,7 +877,7 @@ export class Raft {
   /** Starts a linearizable read; its ReadState comes out in a later Ready. */
   readIndex(requestId: number, from: NodeId = this.id): void {
     if (this.role !== StateRole.Leader) {
-      if (this.lead === NONE) return; // no leader: dropped, the caller retries after a timeout
+      if (this.lead === NONE) return; // no leader: dropped; the driver asks again once one is known
       const m = makeMessage(MessageType.ReadIndex, this.id, this.lead, this.term);
       m.context = requestId;
       this.msgs.push(m);

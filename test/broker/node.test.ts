@@ -145,4 +145,21 @@ describe('broker node (in process)', () => {
     expect(result.highWatermark).toBe(2);
     expect(result.records).toHaveLength(2);
   });
+
+  it('a linearizable read asked while the leader is gone is answered by the next leader', async () => {
+    const c = new InProcessCluster(3);
+    cluster = c;
+    await c.startAll();
+    expect(await eventually(() => c.metadataLeader() !== undefined, 5000)).toBe(true);
+    const oldLeader = c.metadataLeader()!.nodeId;
+    await c.kill(oldLeader);
+    const follower = [...c.nodes.values()][0]!;
+    const started = Date.now();
+    // Asked at once: no leader is known yet, or the known one is dead. The read waits for the
+    // next leader instead of for its own timeout.
+    await follower.syncMetadata(5000);
+    const tookMs = Date.now() - started;
+    expect(c.metadataLeader()?.nodeId).not.toBe(oldLeader);
+    expect(tookMs).toBeLessThan(3000);
+  });
 });
