@@ -21,7 +21,7 @@ export {
   surelyNotApplied,
 } from './errors.js';
 export { normalizeBaseUrl, parseRetryAfterMs } from './http.js';
-export { LineTooLongError, splitLines } from './lines.js';
+export { LineTooLongError, splitLines } from '../wire/lines.js';
 export {
   type IdempotenceOptions,
   PRODUCER_DEFAULTS,

@@ -5,7 +5,7 @@
 import type { FetchedRecord } from '../wire/types.js';
 import { RaftlogError, RaftlogNetworkError } from './errors.js';
 import type { StreamResponse } from './http.js';
-import { LineTooLongError, splitLines } from './lines.js';
+import { LineTooLongError, splitLines } from '../wire/lines.js';
 
 /** A record of a stream: always tagged with its partition. */
 export interface StreamedRecord extends FetchedRecord {

@@ -10,7 +10,7 @@ import type { TopicMeta } from '../../broker/metadata-state.js';
 import type { BrokerNode, LocalPartition } from '../../broker/node.js';
 import type { PartitionMachine } from '../../broker/partition-machine.js';
 import { DEFAULT_TAIL_LIMITS, tailCommitted } from '../../broker/stream.js';
-import { splitLines } from '../../client/lines.js';
+import { splitLines } from '../../wire/lines.js';
 import { type Encoding, MAX_REQUEST_BYTES, NDJSON_CONTENT_TYPE } from '../../wire/types.js';
 import type { ApiContext } from '../app.js';
 import { FORWARD_HOPS_MAX, FORWARDED_HEADER } from '../forward.js';
