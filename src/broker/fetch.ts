@@ -54,6 +54,12 @@ export async function fetchLocal(
     const minOffset = params.minOffset;
     await waitFor(machine, () => machine.highWatermark > minOffset, deadlineMs, signal);
   }
+  const requested = params.offset;
+  if (typeof requested === 'number' && requested > machine.highWatermark && params.waitMs > 0) {
+    // A lagging replica may not have committed an offset the client saw elsewhere yet: a
+    // long-poll waits for it rather than answering 416 at once.
+    await waitFor(machine, () => machine.highWatermark >= requested, deadlineMs, signal);
+  }
   const offset = resolveOffset(machine, params.offset);
   if (offset === machine.highWatermark && params.waitMs > 0) {
     await waitFor(machine, () => machine.highWatermark > offset, deadlineMs, signal);

@@ -159,6 +159,18 @@ describe('produce and fetch', () => {
     expect(limited.body.records.map((r: { value: string }) => r.value)).toEqual(['a', 'b']);
     expect(limited.body.nextOffset).toBe(2);
   });
+
+  it('a long-poll past the high watermark waits for it; without waitMs it is 416', async () => {
+    await json(1, 'POST', '/v1/topics', { name: 'ahead', partitions: 1 });
+    const refused = await json(2, 'GET', '/v1/topics/ahead/partitions/0/records?offset=1');
+    expect(refused.status).toBe(416);
+    // Offset 1 is past the high watermark (0) until two records commit.
+    const waiting = json(3, 'GET', '/v1/topics/ahead/partitions/0/records?offset=1&waitMs=5000');
+    await json(1, 'POST', '/v1/topics/ahead/records', { records: [{ value: 'a' }, { value: 'b' }] });
+    const woke = await waiting;
+    expect(woke.status, JSON.stringify(woke.body)).toBe(200);
+    expect(woke.body.records.map((r: { value: string }) => r.value)).toEqual(['b']);
+  });
 });
 
 describe('error codes', () => {
