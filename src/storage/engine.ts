@@ -16,7 +16,14 @@ import { KeyValueArea } from './kv.js';
 import { type LogContext, type LogWrite, PartitionLog, type PartitionLogOptions } from './partition-log.js';
 import { recoverLog } from './recovery.js';
 import { StateStore } from './state-store.js';
-import { type RecoveredWal, recoverWal, type WalRecord, type WalStats, WalWriter } from './wal.js';
+import {
+  type RecoveredWal,
+  recoverWal,
+  WAL_KIND_SYNCED,
+  type WalRecord,
+  type WalStats,
+  WalWriter,
+} from './wal.js';
 
 export interface StorageEngineOptions {
   dataDir: string;
@@ -43,6 +50,13 @@ export interface StorageEngineOptions {
   walBytesMax?: number;
   /** ...or this long after the last one, if anything went to the WAL since. */
   walCheckpointIntervalMs?: number;
+  /** Bytes one WAL write (one fdatasync) carries at most, unless one log's frames alone are more. */
+  walWindowBytesMax?: number;
+  /**
+   * A sync-mode task writing at least this many bytes of frames fdatasyncs its own segment file
+   * instead of going through the WAL (large writes cost bandwidth, which the WAL would double).
+   */
+  walDirectBytesMin?: number;
   /**
    * Tests: run every segment I/O in-process on this file system instead of the worker pool (a
    * fault-injecting layer goes here).
@@ -65,6 +79,8 @@ const DEFAULTS = {
   sharedWal: true,
   walBytesMax: 64 * 1024 * 1024,
   walCheckpointIntervalMs: 1000,
+  walWindowBytesMax: 4 * 1024 * 1024,
+  walDirectBytesMin: 256 * 1024,
   bootIdPath: '/proc/sys/kernel/random/boot_id',
 };
 
@@ -109,6 +125,7 @@ export class StorageEngine {
           executor,
           directory: walDirectory(options.dataDir),
           firstSequence: recoveredWal.nextSequence,
+          windowBytesMax: options.walWindowBytesMax,
         })
       : null;
     this.pendingReplay = recoveredWal.records;
@@ -170,13 +187,10 @@ export class StorageEngine {
         mode: options.mode,
         indexIntervalBytes: this.options.indexIntervalBytes,
         powerLossSuspected: this.powerLossSuspected,
-        walCoveredFrom:
-          walRecords.length > 0
-            ? { sequence: walRecords[0]!.segmentSequence, position: walRecords[0]!.position }
-            : null,
+        walCoveredFrom: walCoveredFrom(walRecords),
       });
       const log = new PartitionLog(this.logContext(groupId, logId, directory, options), options, recovered);
-      if (options.mode !== 'memory') await log.replayWal(walRecords.map((record) => record.frame));
+      if (options.mode !== 'memory') await log.replayWal(walRecords);
       // Replayed and synced into the segment files: the old WAL files no longer matter to this log.
       this.pendingReplay.delete(logId);
       this.logs.set(groupId, log);
@@ -204,6 +218,7 @@ export class StorageEngine {
       segmentBytesMax: this.options.segmentBytesMax,
       taskBytesMax: this.options.taskBytesMax,
       wal: this.wal,
+      walDirectBytesMin: this.options.walDirectBytesMin,
       onFsync: (durationMs) => this.fsyncObserver?.(durationMs),
     };
   }
@@ -400,4 +415,17 @@ async function readBootId(bootIdPath: string): Promise<string> {
 
 function walDirectory(dataDir: string): string {
   return path.join(dataDir, 'wal');
+}
+
+/**
+ * Where the oldest frame that replay may rewrite was written: the first frame record after the
+ * log's last "synced" record (segment bytes before it were synced). Null when there is none.
+ */
+function walCoveredFrom(records: readonly WalRecord[]): { sequence: number; position: number } | null {
+  let first: WalRecord | null = null;
+  for (const record of records) {
+    if (record.kind === WAL_KIND_SYNCED) first = null;
+    else first ??= record;
+  }
+  return first === null ? null : { sequence: first.segmentSequence, position: first.position };
 }

@@ -29,6 +29,11 @@ export interface WriterContext {
   logId: number;
   /** Sync mode: the node's shared write-ahead file (null: fdatasync each segment file instead). */
   wal: WalWriter | null;
+  /**
+   * A sync-mode task with at least this many bytes of frames fdatasyncs its segment file itself
+   * rather than copying them to the WAL (bandwidth, not flushes, is then what it costs).
+   */
+  walDirectBytesMin: number;
 }
 
 /** One segment file as retention sees it. */
@@ -273,6 +278,7 @@ export class LogWriter {
     let position = active?.endPosition ?? 0;
     let write: Extract<IoStep, { kind: 'write' }> | null = null;
     let syncRequested = false;
+    let frameBytes = 0;
     for (const op of batch) {
       if (op.kind !== 'append') {
         syncRequested = true;
@@ -294,11 +300,12 @@ export class LogWriter {
         steps.push(write);
       }
       write.buffers.push(op.frame.bytes);
+      frameBytes += op.frame.frameBytes;
       placements.push({ segment: active, frame: op.frame, position });
       position += op.frame.frameBytes;
     }
     const wrote = placements.length > 0;
-    const wal = this.mode === 'sync' ? this.context.wal : null;
+    const wal = this.mode === 'sync' && frameBytes < this.context.walDirectBytesMin ? this.context.wal : null;
     const sync = active !== null && ((this.mode === 'sync' && wrote && wal === null) || syncRequested);
     if (sync) steps.push({ kind: 'sync', fd: activeFd });
     if (created.length > 0) steps.push({ kind: 'syncDirectory', path: this.context.directory });
@@ -318,6 +325,16 @@ export class LogWriter {
       this.dirty = false;
       this.context.onFsync?.(result.syncMs);
     } else if (wrote) this.dirty = true;
+    if (sync && this.mode === 'sync' && this.context.wal !== null) {
+      // The segment files are synced through diskLastIndex: tell the WAL, so that replay never
+      // plays this log's older records over it (they may hold entries this write cut). Reported
+      // durable only once that record is durable too.
+      this.walDirty = false;
+      await this.context.wal.append(
+        { logId: this.context.logId, generation: this.generation },
+        { syncedLastIndex: this.diskLastIndex },
+      );
+    }
   }
 
   private appendToWal(

@@ -21,6 +21,7 @@ import { LogWriter, type SegmentSummary, type WriterContext } from './log-writer
 import type { Segment } from './segment.js';
 import type { LogStart, StateStore, StoredSnapshot } from './state-store.js';
 import { TermIndex } from './term-index.js';
+import { WAL_KIND_SYNCED, type WalRecord } from './wal.js';
 
 export type PersistenceMode = 'sync' | 'async' | 'memory';
 
@@ -431,9 +432,9 @@ export class PartitionLog {
    * reported durable, and may be a stale suffix whose cut never reached the disk: it is cut too.
    * Returns the number of entries rewritten.
    */
-  async replayWal(frames: readonly Uint8Array[]): Promise<number> {
-    if (this.writer === null || frames.length === 0) return 0;
-    const model = playFrames(frames);
+  async replayWal(records: readonly WalRecord[]): Promise<number> {
+    if (this.writer === null || records.length === 0) return 0;
+    const model = playRecords(records);
     const end = model.base + model.terms.length - 1;
     let from = Math.max(model.base, this.firstIndexValue);
     // The log below the model's base is older than every frame, unless a cut whose frame never
@@ -453,12 +454,17 @@ export class PartitionLog {
       }
       rewritten = Math.max(0, end - from + 1);
       for (let index = from; index <= end; ) {
-        const frameNumber = model.frameOf[index - model.base]!;
+        const recordNumber = model.recordOf[index - model.base]!;
         let runEnd = index;
-        while (runEnd < end && model.frameOf[runEnd + 1 - model.base] === frameNumber) runEnd++;
-        this.appendFromFrame(frames[frameNumber]!, index, runEnd);
+        while (runEnd < end && model.recordOf[runEnd + 1 - model.base] === recordNumber) runEnd++;
+        this.appendFromFrame(records[recordNumber]!.frame, index, runEnd);
         index = runEnd + 1;
       }
+    } else if (this.lastIndexValue > end && end + 1 >= this.firstIndexValue) {
+      // Nothing to play after the last synced point (or only frames a durable cut replaced): what
+      // lies past it was never reported durable.
+      this.cutInMemory(end + 1);
+      this.writer.enqueueCut(end + 1);
     }
     // Synced even when nothing changed: after a process crash the segments may hold every entry
     // only in the page cache, and the old WAL files go once every log has replayed.
@@ -831,23 +837,32 @@ export class PartitionLog {
 }
 
 /**
- * Plays WAL frames (Raft appends, in write order) on a model of the log from the lowest first
- * index among them: per index, the term and the frame that holds the entry in the end.
+ * Plays a log's WAL records (frames are Raft appends, in write order) on a model of the log from
+ * the lowest first index among them: per index, the term and the record that holds the entry in
+ * the end. A record that the segment files were synced through L starts the model afresh after L:
+ * what came before it is in the segments.
  */
-function playFrames(frames: readonly Uint8Array[]): { base: number; terms: number[]; frameOf: number[] } {
+function playRecords(records: readonly WalRecord[]): { base: number; terms: number[]; recordOf: number[] } {
   let base = -1;
   const terms: number[] = [];
-  const frameOf: number[] = [];
-  for (let k = 0; k < frames.length; k++) {
-    const frame = frames[k]!;
+  const recordOf: number[] = [];
+  for (let k = 0; k < records.length; k++) {
+    const record = records[k]!;
+    if (record.kind === WAL_KIND_SYNCED) {
+      base = record.syncedLastIndex + 1;
+      terms.length = 0;
+      recordOf.length = 0;
+      continue;
+    }
+    const frame = record.frame;
     const header = readFrameHeader(frame, 0, frame.length);
     assert(header !== null, `WAL frame ${k} has no header`);
-    // An append past the model's end does not follow from the frames before it (writes of this
+    // An append past the model's end does not follow from the records before it (writes of this
     // log that bypassed the WAL, in another mode): the model starts again from it.
     if (base < 0 || header.firstIndex < base || header.firstIndex > base + terms.length)
       base = header.firstIndex;
     terms.length = header.firstIndex - base;
-    frameOf.length = header.firstIndex - base;
+    recordOf.length = header.firstIndex - base;
     const view = new DataView(frame.buffer, frame.byteOffset, frame.length);
     for (let r = 0; r < header.termRunCount; r++) {
       const runAt = FRAME_HEADER_BYTES + r * TERM_RUN_BYTES;
@@ -855,11 +870,11 @@ function playFrames(frames: readonly Uint8Array[]): { base: number; terms: numbe
       const count = view.getUint32(runAt + 8, true);
       for (let i = 0; i < count; i++) {
         terms.push(term);
-        frameOf.push(k);
+        recordOf.push(k);
       }
     }
   }
-  return { base, terms, frameOf };
+  return { base, terms, recordOf };
 }
 
 function findSegmentForIndex(segments: readonly Segment[], index: number): Segment | null {

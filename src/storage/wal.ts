@@ -10,12 +10,17 @@
 //   4  u32  CRC32C of bytes [8, 48) (the frame that follows carries its own CRC32C)
 //   8  u32  recordBytes (48 + the frame's length)
 //   12 u16  version (1)
-//   14 u16  kind (1: a segment frame)
+//   14 u16  kind (1: a segment frame; 2: the log's segment files were synced)
 //   16 f64  log id
 //   24 f64  log generation
-//   32 f64  sequence of the segment file the frame was written to
-//   40 f64  byte position of the frame in that file
-//   48      the segment frame, byte for byte (frame.ts)
+//   32 f64  kind 1: sequence of the segment file the frame was written to;
+//           kind 2: the log's last index in its synced segment files
+//   40 f64  kind 1: byte position of the frame in that file; kind 2: 0
+//   48      kind 1: the segment frame, byte for byte (frame.ts); kind 2: nothing
+//
+// A kind 2 record follows a write that a log made durable with its own fdatasync instead of the
+// WAL (a large one, see LogWriter): the log's earlier records are covered, and replay starts
+// after it.
 
 import path from 'node:path';
 import { assert } from '../raft/errors.js';
@@ -29,6 +34,7 @@ import type { IoStep } from './io-ops.js';
 export const WAL_MAGIC = 0x31574c52; // 'RLW1' read as a little-endian u32
 export const WAL_VERSION = 1;
 export const WAL_KIND_FRAME = 1;
+export const WAL_KIND_SYNCED = 2;
 export const WAL_HEADER_BYTES = 48;
 const WAL_SUFFIX = '.wal';
 const WAL_DIGITS = 20;
@@ -54,11 +60,15 @@ export interface WalFrame {
 
 /** A verified record read back by recovery. */
 export interface WalRecord {
+  kind: typeof WAL_KIND_FRAME | typeof WAL_KIND_SYNCED;
   logId: number;
   generation: number;
+  /** Kind 1: where the frame went. */
   segmentSequence: number;
   position: number;
-  /** The segment frame, verified (a view into the scanned file's bytes). */
+  /** Kind 2: the log's segment files were synced with this last index. */
+  syncedLastIndex: number;
+  /** Kind 1: the segment frame, verified (a view into the scanned file's bytes); kind 2: empty. */
   frame: Uint8Array;
 }
 
@@ -66,20 +76,21 @@ function writeRecord(
   target: Uint8Array,
   at: number,
   log: { logId: number; generation: number },
-  frame: WalFrame,
+  record: WalFrame | { syncedLastIndex: number },
 ): number {
-  const recordBytes = WAL_HEADER_BYTES + frame.bytes.length;
+  const isFrame = 'bytes' in record;
+  const recordBytes = WAL_HEADER_BYTES + (isFrame ? record.bytes.length : 0);
   const view = new DataView(target.buffer, target.byteOffset + at, WAL_HEADER_BYTES);
   view.setUint32(0, WAL_MAGIC, true);
   view.setUint32(8, recordBytes, true);
   view.setUint16(12, WAL_VERSION, true);
-  view.setUint16(14, WAL_KIND_FRAME, true);
+  view.setUint16(14, isFrame ? WAL_KIND_FRAME : WAL_KIND_SYNCED, true);
   view.setFloat64(16, log.logId, true);
   view.setFloat64(24, log.generation, true);
-  view.setFloat64(32, frame.segmentSequence, true);
-  view.setFloat64(40, frame.position, true);
+  view.setFloat64(32, isFrame ? record.segmentSequence : record.syncedLastIndex, true);
+  view.setFloat64(40, isFrame ? record.position : 0, true);
   view.setUint32(4, crc32c(target, at + 8, at + WAL_HEADER_BYTES), true);
-  target.set(frame.bytes, at + WAL_HEADER_BYTES);
+  if (isFrame) target.set(record.bytes, at + WAL_HEADER_BYTES);
   return recordBytes;
 }
 
@@ -91,9 +102,23 @@ export function readWalRecord(bytes: Uint8Array, at: number, verified = false): 
   if (bytes.length - at < WAL_HEADER_BYTES) return null;
   const view = new DataView(bytes.buffer, bytes.byteOffset + at, WAL_HEADER_BYTES);
   if (view.getUint32(0, true) !== WAL_MAGIC) return null;
-  if (view.getUint16(12, true) !== WAL_VERSION || view.getUint16(14, true) !== WAL_KIND_FRAME) return null;
+  const kind = view.getUint16(14, true);
+  if (view.getUint16(12, true) !== WAL_VERSION || (kind !== WAL_KIND_FRAME && kind !== WAL_KIND_SYNCED))
+    return null;
   if (!verified && crc32c(bytes, at + 8, at + WAL_HEADER_BYTES) !== view.getUint32(4, true)) return null;
   const recordBytes = view.getUint32(8, true);
+  if (kind === WAL_KIND_SYNCED) {
+    if (recordBytes !== WAL_HEADER_BYTES) return null;
+    return {
+      kind,
+      logId: view.getFloat64(16, true),
+      generation: view.getFloat64(24, true),
+      segmentSequence: -1,
+      position: -1,
+      syncedLastIndex: view.getFloat64(32, true),
+      frame: bytes.subarray(at + WAL_HEADER_BYTES, at + WAL_HEADER_BYTES),
+    };
+  }
   if (recordBytes <= WAL_HEADER_BYTES || recordBytes > bytes.length - at) return null;
   const frameAt = at + WAL_HEADER_BYTES;
   const frame = verified
@@ -101,10 +126,12 @@ export function readWalRecord(bytes: Uint8Array, at: number, verified = false): 
     : readVerifiedFrame(bytes, frameAt, at + recordBytes);
   if (frame === null || frame.frameBytes !== recordBytes - WAL_HEADER_BYTES) return null;
   return {
+    kind,
     logId: view.getFloat64(16, true),
     generation: view.getFloat64(24, true),
     segmentSequence: view.getFloat64(32, true),
     position: view.getFloat64(40, true),
+    syncedLastIndex: -1,
     frame: bytes.subarray(frameAt, at + recordBytes),
   };
 }
@@ -180,7 +207,10 @@ export interface WalStats {
  * The writing side, on the event loop. append() copies a log's frames into the gathering window
  * and returns a promise that resolves once they are fdatasynced. One WAL task is in flight at a
  * time (write the window, fdatasync): while it runs, the next window gathers (group commit), so
- * the WAL costs one fdatasync per window, whatever the number of logs in it.
+ * the WAL costs one fdatasync per window, whatever the number of logs in it. A window holds at
+ * most `windowBytesMax` (unless one log's frames alone are more): with large writes, acks then
+ * come back window by window and the writers keep the disk busy, instead of one huge window
+ * swallowing everything in flight.
  */
 export class WalWriter {
   readonly stats: WalStats = { syncs: 0, records: 0, bytes: 0, filesDeleted: 0 };
@@ -192,31 +222,53 @@ export class WalWriter {
   /** Descriptors of sealed files, closed by the next task. */
   private closing: number[] = [];
   private window: Window = emptyWindow();
+  /** Windows that reached windowBytesMax, waiting for the task in flight, oldest first. */
+  private full: Window[] = [];
+  private readonly windowBytesMax: number;
   private inFlight = false;
   private flushScheduled = false;
   private failure: StorageError | null = null;
   private idleWaiters: (() => void)[] = [];
 
-  constructor(options: { executor: IoExecutor; directory: string; firstSequence: number }) {
+  constructor(options: {
+    executor: IoExecutor;
+    directory: string;
+    firstSequence: number;
+    windowBytesMax: number;
+  }) {
     this.executor = options.executor;
+    this.windowBytesMax = options.windowBytesMax;
     this.directory = options.directory;
     this.current = this.newFile(options.firstSequence);
   }
 
   /** Bytes in the file being written now (checkpoint trigger). */
   get currentBytes(): number {
-    return this.current.bytes + this.window.bytes;
+    let bytes = this.current.bytes + this.window.bytes;
+    for (const window of this.full) bytes += window.bytes;
+    return bytes;
   }
 
-  /** Appends a log's frames to the next window; resolves once fdatasynced. */
-  append(log: { logId: number; generation: number }, frames: readonly WalFrame[]): Promise<void> {
+  /**
+   * Appends a log's frames (or the record that its segment files were synced through
+   * `syncedLastIndex`) to the next window; resolves once fdatasynced.
+   */
+  append(
+    log: { logId: number; generation: number },
+    frames: readonly WalFrame[] | { syncedLastIndex: number },
+  ): Promise<void> {
     if (this.failure !== null) return Promise.reject(this.failure);
+    const records = Array.isArray(frames) ? frames : [frames as { syncedLastIndex: number }];
     let needed = 0;
-    for (const frame of frames) needed += WAL_HEADER_BYTES + frame.bytes.length;
+    for (const record of records) needed += WAL_HEADER_BYTES + ('bytes' in record ? record.bytes.length : 0);
+    if (this.window.records > 0 && this.window.bytes + needed > this.windowBytesMax) {
+      this.full.push(this.window);
+      this.window = emptyWindow();
+    }
     this.reserve(needed);
     const window = this.window;
-    for (const frame of frames) window.bytes += writeRecord(window.buffer, window.bytes, log, frame);
-    window.records += frames.length;
+    for (const record of records) window.bytes += writeRecord(window.buffer, window.bytes, log, record);
+    window.records += records.length;
     const done = new Promise<void>((resolve, reject) => window.waiters.push({ resolve, reject }));
     if (!this.flushScheduled && !this.inFlight) {
       this.flushScheduled = true;
@@ -240,9 +292,13 @@ export class WalWriter {
   }
 
   private flush(): void {
-    if (this.inFlight || this.window.records === 0 || this.failure !== null) return;
-    const window = this.window;
-    this.window = emptyWindow();
+    if (this.inFlight || this.failure !== null) return;
+    let window = this.full.shift();
+    if (window === undefined) {
+      if (this.window.records === 0) return;
+      window = this.window;
+      this.window = emptyWindow();
+    }
     const file = this.current;
     const steps: IoStep[] = this.closing.map((fd) => ({ kind: 'close', fd }) as IoStep);
     this.closing = [];
@@ -272,7 +328,9 @@ export class WalWriter {
       (error: unknown) => {
         this.inFlight = false;
         this.failure = new StorageError('IoFailed', `${file.path}: ${String(error)}`, { cause: error });
-        for (const waiter of [...window.waiters, ...this.window.waiters]) waiter.reject(this.failure);
+        for (const queued of [window, ...this.full, this.window])
+          for (const waiter of queued.waiters) waiter.reject(this.failure!);
+        this.full = [];
         this.window = emptyWindow();
         this.wakeIdle();
       },
@@ -306,7 +364,8 @@ export class WalWriter {
 
   /** Resolves once no WAL task is in flight and nothing is gathering. */
   idle(): Promise<void> {
-    if (!this.inFlight && (this.window.records === 0 || this.failure !== null)) return Promise.resolve();
+    const gathering = this.window.records > 0 || this.full.length > 0;
+    if (!this.inFlight && (!gathering || this.failure !== null)) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 

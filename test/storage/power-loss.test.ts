@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { SeededRandom } from '../../src/raft/random.js';
 import type { Entry } from '../../src/raft/types.js';
-import { StorageEngine } from '../../src/storage/index.js';
+import { StorageEngine, type StorageEngineOptions } from '../../src/storage/index.js';
 import { FaultyFileSystem } from './fault-fs.js';
 import { entryProblem, makeEntries, removeDir, TestLog, tempDir } from './helpers.js';
 
@@ -43,72 +43,144 @@ async function readAll(t: TestLog, lastIndex: number): Promise<Entry[]> {
 
 const ROUNDS = 15;
 
+/** What the test knows of one log across rounds. */
+interface LogModel {
+  candidates: Candidate[];
+  /** This round: the state after each write (states[0]: as recovered), and the cut each made. */
+  states: number[][];
+  cutAt: number[];
+  lastReported: number;
+  term: number;
+}
+
+interface RoundsOptions {
+  seed: number;
+  logs: number;
+  engine: Omit<StorageEngineOptions, 'dataDir' | 'fileSystem'>;
+}
+
+/**
+ * Rounds of: open every log (checking it came back in a legal state), write to random logs in
+ * shared driver turns (so one WAL window holds many logs' frames), some writes cutting the suffix
+ * with a higher term, then crash at a random moment and drop every write that was not fsynced.
+ */
+async function runRounds({ seed, logs, engine: engineOptions }: RoundsOptions): Promise<void> {
+  const random = new SeededRandom(seed);
+  const dir = tempDir('power');
+  dirs.push(dir);
+  // The states a log may legally come back in: after its last reported write or any later one;
+  // or, while a later write cuts the suffix at c, the state before it cut back to no less than
+  // c - 1 (the entries it replaces were never committed: Raft only cuts uncommitted ones).
+  const models: LogModel[] = [];
+  for (let l = 0; l < logs; l++)
+    models.push({
+      candidates: [{ terms: [], minLength: 0 }],
+      states: [],
+      cutAt: [],
+      lastReported: 0,
+      term: 0,
+    });
+  let lostWrites = 0;
+  let reportedWrites = 0;
+  for (let round = 0; round < ROUNDS; round++) {
+    const faulty = new FaultyFileSystem();
+    const engine = await StorageEngine.open({ dataDir: dir, fileSystem: faulty, ...engineOptions });
+    const opened: TestLog[] = [];
+    for (let l = 0; l < logs; l++) {
+      const t = await new TestLog(engine).open(`g-${l}`, { mode: 'sync', onError: () => {} });
+      opened.push(t);
+      const model = models[l]!;
+      const terms: number[] = [];
+      for (let i = 1; i <= t.log.lastIndex(); i++) terms.push(t.log.term(i));
+      const match = model.candidates.findIndex((c) => matches(c, terms));
+      expect(
+        match,
+        `round ${round}, seed ${seed}, log ${l}: recovered terms ${terms.join(',')}; legal: ${model.candidates.map((c) => `${c.terms.join(',')} (>= ${c.minLength})`).join(' | ')}`,
+      ).toBeGreaterThanOrEqual(0);
+      // Writes lost: the state came back short of the last write made before the crash.
+      if (!matches(model.candidates.at(-1)!, terms) || terms.length < model.candidates.at(-1)!.terms.length)
+        lostWrites++;
+      for (const entry of await readAll(t, terms.length)) expect(entryProblem(entry)).toBeNull();
+      model.states = [terms];
+      model.cutAt = [0];
+      model.lastReported = 0;
+      model.term = (terms.at(-1) ?? 0) + 1;
+    }
+    let crashed = false;
+    const turns = 5 + random.int(30);
+    for (let turn = 0; turn < turns; turn++) {
+      const writes = [];
+      for (let l = 0; l < logs; l++) {
+        if (logs > 1 && random.int(3) === 0) continue;
+        const model = models[l]!;
+        const current = model.states.at(-1)!;
+        let first = current.length + 1;
+        if (current.length > 3 && random.int(5) === 0) {
+          first = current.length - random.int(Math.min(current.length - 1, 8));
+          model.term++;
+        }
+        const batch = makeEntries(first, 1 + random.int(6), model.term, 20 + random.int(200));
+        model.states.push(applyWrite(current, batch));
+        model.cutAt.push(first <= current.length ? first : 0);
+        const w = model.states.length - 1;
+        const { write, durable } = opened[l]!.prepare(batch);
+        writes.push(write);
+        void durable.then(() => {
+          if (!crashed) model.lastReported = Math.max(model.lastReported, w);
+        });
+      }
+      if (writes.length > 0) engine.write(writes);
+      if (random.int(3) === 0) await new Promise((resolve) => setImmediate(resolve));
+    }
+    const waitTurns = random.int(40);
+    for (let i = 0; i < waitTurns; i++) await new Promise((resolve) => setImmediate(resolve));
+    crashed = true;
+    faulty.crash();
+    await engine.abandon();
+    faulty.powerLoss();
+    for (const model of models) {
+      // Legal: any state from the last reported write on, or a prefix of it that keeps what was
+      // reported durable, except what a write since then cut (Raft only cuts uncommitted
+      // entries). A prefix, because what was never reported durable may be cut back (a torn frame,
+      // or entries past the last point that the WAL or a segment fdatasync made durable).
+      model.candidates = [];
+      let minLength = model.states[model.lastReported]!.length;
+      for (let w = model.lastReported; w < model.states.length; w++) {
+        if (w > model.lastReported && model.cutAt[w]! > 0)
+          minLength = Math.min(minLength, model.cutAt[w]! - 1);
+        model.candidates.push({ terms: model.states[w]!, minLength });
+      }
+      reportedWrites += model.lastReported;
+    }
+  }
+  // The rounds must have exercised both outcomes: unsynced writes lost, and durable ones kept.
+  expect(lostWrites).toBeGreaterThan(0);
+  expect(reportedWrites).toBeGreaterThan(ROUNDS);
+}
+
 describe('sync mode under power loss', () => {
   it.each([20261123, 7, 424242])(
     'keeps every write reported durable (seed %i), with suffix cuts',
     async (seed) => {
-      const random = new SeededRandom(seed);
-      const dir = tempDir('power');
-      dirs.push(dir);
-      // The states the log may legally come back in: after the last reported write or any later one;
-      // or, while a later write cuts the suffix at c, the state before it cut back to no less than
-      // c - 1 (the entries it replaces were never committed: Raft only cuts uncommitted ones).
-      let candidates: Candidate[] = [{ terms: [], minLength: 0 }];
-      let lostWrites = 0;
-      let reportedWrites = 0;
-      for (let round = 0; round < ROUNDS; round++) {
-        const faulty = new FaultyFileSystem();
-        const engine = await StorageEngine.open({ dataDir: dir, fileSystem: faulty, segmentBytesMax: 2048 });
-        const t = await new TestLog(engine).open('g', { mode: 'sync', onError: () => {} });
-        const terms: number[] = [];
-        for (let i = 1; i <= t.log.lastIndex(); i++) terms.push(t.log.term(i));
-        const match = candidates.findIndex((c) => matches(c, terms));
-        expect(
-          match,
-          `round ${round}, seed ${seed}: recovered terms ${terms.join(',')}`,
-        ).toBeGreaterThanOrEqual(0);
-        lostWrites += candidates.length - 1 - match;
-        for (const entry of await readAll(t, terms.length)) expect(entryProblem(entry)).toBeNull();
+      await runRounds({ seed, logs: 1, engine: { segmentBytesMax: 2048 } });
+    },
+  );
 
-        // Writes, some cutting the suffix with a higher term, then a crash at a random moment.
-        const states: number[][] = [terms];
-        const cutAt: number[] = [0];
-        let lastReported = 0;
-        let crashed = false;
-        let term = (terms.at(-1) ?? 0) + 1;
-        const writes = 5 + random.int(30);
-        for (let w = 1; w <= writes; w++) {
-          const model = states[w - 1]!;
-          let first = model.length + 1;
-          if (model.length > 3 && random.int(5) === 0) {
-            first = model.length - random.int(Math.min(model.length - 1, 8));
-            term++;
-          }
-          const batch = makeEntries(first, 1 + random.int(6), term, 20 + random.int(200));
-          states.push(applyWrite(model, batch));
-          cutAt.push(first <= model.length ? first : 0);
-          void t.write(batch).then(() => {
-            if (!crashed) lastReported = Math.max(lastReported, w);
-          });
-          if (random.int(3) === 0) await new Promise((resolve) => setImmediate(resolve));
-        }
-        const turns = random.int(40);
-        for (let i = 0; i < turns; i++) await new Promise((resolve) => setImmediate(resolve));
-        crashed = true;
-        faulty.crash();
-        await engine.abandon();
-        faulty.powerLoss();
-        candidates = [];
-        for (let w = lastReported; w < states.length; w++) {
-          candidates.push({ terms: states[w]!, minLength: states[w]!.length });
-          const next = cutAt[w + 1] ?? 0;
-          if (next > 0) candidates.push({ terms: states[w]!, minLength: next - 1 });
-        }
-        reportedWrites += lastReported;
-      }
-      // The rounds must have exercised both outcomes: unsynced writes lost, and durable ones kept.
-      expect(lostWrites).toBeGreaterThan(0);
-      expect(reportedWrites).toBeGreaterThan(ROUNDS);
+  // Many logs per WAL window; checkpoints every few ms (segment syncs, then WAL files deleted);
+  // the larger writes bypass the WAL with their own fdatasync and a "synced" record.
+  it.each([20261123, 99])(
+    'keeps every write reported durable with 12 logs sharing WAL windows and checkpoints (seed %i)',
+    async (seed) => {
+      await runRounds({
+        seed,
+        logs: 12,
+        engine: {
+          segmentBytesMax: 2048,
+          flushIntervalMs: 4,
+          walCheckpointIntervalMs: 3,
+          walDirectBytesMin: 900,
+        },
+      });
     },
   );
 });
