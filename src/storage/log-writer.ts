@@ -86,6 +86,8 @@ export class LogWriter {
   private destructive: Promise<void> | null = null;
   /** Creation sequence of the next segment file. */
   private nextSequence = 1;
+  /** Written batches whose WAL records (or "synced" record) are not durable yet, chained in order. */
+  private pendingDurable: Promise<void> | null = null;
   /** Frames went to the WAL since the last checkpoint sync: the segment file is behind it. */
   private walDirty = false;
   private completionWaiters: { seq: number; resolve: (done: boolean) => void }[] = [];
@@ -163,8 +165,20 @@ export class LogWriter {
   }
 
   idle(): Promise<void> {
-    if (!this.pumping && (this.opsHead >= this.ops.length || this.failure !== null)) return Promise.resolve();
+    if (this.isIdle()) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private isIdle(): boolean {
+    if (this.pumping || this.pendingDurable !== null) return false;
+    return this.opsHead >= this.ops.length || this.failure !== null;
+  }
+
+  private wakeIdle(): void {
+    if (!this.isIdle()) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const resolve of waiters) resolve();
   }
 
   private async pump(): Promise<void> {
@@ -172,28 +186,61 @@ export class LogWriter {
       while (this.opsHead < this.ops.length && this.failure === null) {
         const batch = this.takeBatch();
         const first = batch[0]!;
+        let durable: Promise<void> | null = null;
         if (first.kind === 'cut' || first.kind === 'reset' || first.kind === 'compact') {
           await this.runDestructive(first);
         } else {
-          await this.runAppends(batch);
+          durable = (await this.runAppends(batch)).durable;
         }
-        this.completedSeq = batch[batch.length - 1]!.seq;
-        this.callbacks.onBatchDone();
-        this.wakeCompletionWaiters();
+        this.complete(batch[batch.length - 1]!.seq, durable);
       }
     } catch (error) {
-      this.failure =
-        error instanceof StorageError
-          ? error
-          : new StorageError('IoFailed', `${this.context.directory}: ${String(error)}`, { cause: error });
-      this.callbacks.onFailure(this.failure);
-      this.wakeCompletionWaiters();
+      this.failWith(error);
     } finally {
       this.pumping = false;
-      const waiters = this.idleWaiters;
-      this.idleWaiters = [];
-      for (const resolve of waiters) resolve();
+      this.wakeIdle();
     }
+  }
+
+  /**
+   * The batch ending at `seq` is written; `durable` (WAL mode) resolves once it is durable. The
+   * next batch runs meanwhile (its frames join the next WAL window); completions stay in order,
+   * and each log's WAL records resolve in the order it appended them.
+   */
+  private complete(seq: number, durable: Promise<void> | null): void {
+    if (durable === null && this.pendingDurable === null) {
+      this.advance(seq);
+      return;
+    }
+    const tracked: Promise<void> = Promise.all([this.pendingDurable, durable]).then(
+      () => {
+        if (this.pendingDurable === tracked) this.pendingDurable = null;
+        if (this.failure === null) this.advance(seq);
+        this.wakeIdle();
+      },
+      (error: unknown) => {
+        if (this.pendingDurable === tracked) this.pendingDurable = null;
+        this.failWith(error);
+        this.wakeIdle();
+      },
+    );
+    this.pendingDurable = tracked;
+  }
+
+  private advance(seq: number): void {
+    this.completedSeq = seq;
+    this.callbacks.onBatchDone();
+    this.wakeCompletionWaiters();
+  }
+
+  private failWith(error: unknown): void {
+    if (this.failure !== null) return;
+    this.failure =
+      error instanceof StorageError
+        ? error
+        : new StorageError('IoFailed', `${this.context.directory}: ${String(error)}`, { cause: error });
+    this.callbacks.onFailure(this.failure);
+    this.wakeCompletionWaiters();
   }
 
   /**
@@ -266,7 +313,11 @@ export class LogWriter {
 
   // ---- appends -----------------------------------------------------------------------------
 
-  private async runAppends(batch: readonly Op[]): Promise<void> {
+  /**
+   * Writes a run of appends; returns what they still wait for to be durable (WAL mode), or null
+   * (wrapped: an async function would flatten a promise it returns).
+   */
+  private async runAppends(batch: readonly Op[]): Promise<{ durable: Promise<void> | null }> {
     const steps: IoStep[] = [];
     const placements: { segment: Segment; frame: EncodedFrame; position: number }[] = [];
     const opened: { segment: Segment; slot: number }[] = [];
@@ -309,10 +360,12 @@ export class LogWriter {
     const sync = active !== null && ((this.mode === 'sync' && wrote && wal === null) || syncRequested);
     if (sync) steps.push({ kind: 'sync', fd: activeFd });
     if (created.length > 0) steps.push({ kind: 'syncDirectory', path: this.context.directory });
-    if (steps.length === 0) return;
+    if (steps.length === 0) return { durable: null };
     // The WAL copies the frames now: the segment task transfers their buffers to a worker.
     const walDurable = wal !== null && wrote ? this.appendToWal(wal, placements) : null;
-    const [result] = await Promise.all([this.context.executor.steps({ kind: 'steps', steps }), walDurable]);
+    // Should the segment task fail, the WAL's verdict no longer matters (and must not go unheard).
+    walDurable?.catch(() => {});
+    const result = await this.context.executor.steps({ kind: 'steps', steps });
     // Opened before closed: a segment opened in this task may have rolled (and closed) in it too.
     for (const { segment, slot } of opened) segment.fd = result.fds[slot]!;
     for (const segment of closed) segment.fd = -1;
@@ -330,11 +383,13 @@ export class LogWriter {
       // plays this log's older records over it (they may hold entries this write cut). Reported
       // durable only once that record is durable too.
       this.walDirty = false;
-      await this.context.wal.append(
+      const durable = this.context.wal.append(
         { logId: this.context.logId, generation: this.generation },
         { syncedLastIndex: this.diskLastIndex },
       );
+      return { durable };
     }
+    return { durable: walDurable };
   }
 
   private appendToWal(

@@ -139,17 +139,16 @@ async function runRounds({ seed, logs, engine: engineOptions }: RoundsOptions): 
     await engine.abandon();
     faulty.powerLoss();
     for (const model of models) {
-      // Legal: any state from the last reported write on, or a prefix of it that keeps what was
-      // reported durable, except what a write since then cut (Raft only cuts uncommitted
-      // entries). A prefix, because what was never reported durable may be cut back (a torn frame,
-      // or entries past the last point that the WAL or a segment fdatasync made durable).
-      model.candidates = [];
+      // Legal: a prefix of any state from the last reported write on that keeps what was reported
+      // durable, except what any write since then cut (Raft only ever cuts uncommitted entries).
+      // A prefix, because what was never reported durable may be cut back (a torn frame, or
+      // entries past the last point that the WAL or a segment fdatasync made durable).
       let minLength = model.states[model.lastReported]!.length;
-      for (let w = model.lastReported; w < model.states.length; w++) {
-        if (w > model.lastReported && model.cutAt[w]! > 0)
-          minLength = Math.min(minLength, model.cutAt[w]! - 1);
+      for (let w = model.lastReported + 1; w < model.states.length; w++)
+        if (model.cutAt[w]! > 0) minLength = Math.min(minLength, model.cutAt[w]! - 1);
+      model.candidates = [];
+      for (let w = model.lastReported; w < model.states.length; w++)
         model.candidates.push({ terms: model.states[w]!, minLength });
-      }
       reportedWrites += model.lastReported;
     }
   }
