@@ -83,7 +83,9 @@ export class PoolExecutor implements IoExecutor {
     this.flushScheduled = false;
     const pending = this.pending;
     this.pending = [];
-    const groups = Math.min(this.threads, pending.length);
+    // Two tasks (a lone sync-mode append: its segment write and its WAL write) share one message:
+    // one thread wake-up on the ack path instead of two, and the segment write takes microseconds.
+    const groups = pending.length <= 2 ? 1 : Math.min(this.threads, pending.length);
     for (let g = 0; g < groups; g++) {
       const group: PendingSteps[] = [];
       for (let i = g; i < pending.length; i += groups) group.push(pending[i]!);
