@@ -3,6 +3,7 @@
 
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
+import { Ajv } from 'ajv';
 import Fastify, { type FastifyError, type FastifyReply, LogController } from 'fastify';
 import type { Logger } from 'pino';
 import { BrokerError } from '../broker/errors.js';
@@ -24,6 +25,9 @@ export interface ApiContext {
   forwarder: Forwarder;
 }
 
+/** Longest path parameter the router accepts; names are at most 249 characters. */
+const PATH_PARAM_BYTES_MAX = 512;
+
 export function buildApp(context: ApiContext, logger: Logger) {
   const app = Fastify({
     loggerInstance: logger,
@@ -32,8 +36,21 @@ export function buildApp(context: ApiContext, logger: Logger) {
     bodyLimit: MAX_REQUEST_BYTES,
     // Requests forwarded between nodes can wait up to their own timeouts.
     requestTimeout: 0,
-    ajv: { customOptions: { coerceTypes: true, removeAdditional: false, allErrors: false } },
+    // Topic and group names may be 249 characters (the router's default limit is 100).
+    routerOptions: { maxParamLength: PATH_PARAM_BYTES_MAX },
+    // Errors the router raises before any route runs answer in the contract's shape too.
+    frameworkErrors: (error, _request, reply) => {
+      reply.header(NODE_HEADER, String(context.broker.nodeId));
+      sendError(reply, new BrokerError('INVALID_REQUEST', error.message));
+    },
   });
+  // Query strings and path parameters are text: their numbers are converted. JSON bodies are
+  // not: a null or boolean `value` is an INVALID_REQUEST, never silently the string "" or "true".
+  const bodyValidator = new Ajv({ coerceTypes: false, useDefaults: true, strict: false });
+  const textValidator = new Ajv({ coerceTypes: 'array', useDefaults: true, strict: false });
+  app.setValidatorCompiler(({ schema, httpPart }) =>
+    (httpPart === 'body' ? bodyValidator : textValidator).compile(schema),
+  );
   const nodeId = String(context.broker.nodeId);
   app.addHook('onSend', (_request, reply, payload, done) => {
     reply.header(NODE_HEADER, nodeId);

@@ -6,6 +6,9 @@ import type { TopicMeta } from '../broker/metadata-state.js';
 import type { BrokerNode } from '../broker/node.js';
 import { FORWARD_HOPS_MAX, FORWARDED_HEADER, type ForwardedResponse, type Forwarder } from './forward.js';
 
+/** Set on an answer another node produced: the node(s) that did the work. */
+export const SERVED_BY_HEADER = 'x-raftlog-served-by';
+
 /** How long a node waits to learn metadata another node may just have written. */
 export const METADATA_SYNC_TIMEOUT_MS = 5000;
 
@@ -20,7 +23,7 @@ export function relay(reply: FastifyReply, response: ForwardedResponse, servedBy
   for (const [name, value] of Object.entries(response.headers)) {
     if (name !== 'x-raftlog-node') reply.header(name, value);
   }
-  reply.header('x-raftlog-served-by', String(servedBy));
+  reply.header(SERVED_BY_HEADER, String(servedBy));
   if (response.statusCode === 204) return reply.send();
   return reply.type(response.headers['content-type'] ?? 'application/json').send(response.body);
 }

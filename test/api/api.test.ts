@@ -48,6 +48,16 @@ describe('topics', () => {
     }
   });
 
+  it('serves a topic whose name has the full 249 characters', async () => {
+    const name = `long-${'x'.repeat(244)}`;
+    expect((await json(1, 'POST', '/v1/topics', { name })).status).toBe(201);
+    const produced = await json(2, 'POST', `/v1/topics/${name}/records`, { records: [{ value: 'v' }] });
+    expect(produced.status, JSON.stringify(produced.body)).toBe(200);
+    const fetched = await json(3, 'GET', `/v1/topics/${name}/partitions/0/records?minOffset=0&waitMs=5000`);
+    expect(fetched.body.records.map((r: { value: string }) => r.value)).toEqual(['v']);
+    expect((await json(3, 'DELETE', `/v1/topics/${name}`)).status).toBe(204);
+  });
+
   it('deletes a topic', async () => {
     expect((await json(3, 'POST', '/v1/topics', { name: 'gone', partitions: 2 })).status).toBe(201);
     expect((await json(1, 'DELETE', '/v1/topics/gone')).status).toBe(204);
@@ -56,6 +66,22 @@ describe('topics', () => {
 });
 
 describe('produce and fetch', () => {
+  it('names the node that appended a forwarded produce in x-raftlog-served-by', async () => {
+    const described = await json(1, 'GET', '/v1/topics/orders');
+    const leader: number = described.body.partitions[0].leader;
+    const other = [1, 2, 3].find((id) => id !== leader)!;
+    const forwarded = await json(other, 'POST', '/v1/topics/orders/records', {
+      records: [{ value: 'via', partition: 0 }],
+    });
+    expect(forwarded.status).toBe(200);
+    expect(forwarded.headers['x-raftlog-node']).toBe(String(other));
+    expect(forwarded.headers['x-raftlog-served-by']).toBe(String(leader));
+    const direct = await json(leader, 'POST', '/v1/topics/orders/records', {
+      records: [{ value: 'direct', partition: 0 }],
+    });
+    expect(direct.headers['x-raftlog-served-by']).toBeUndefined();
+  });
+
   it('produces through each node and fetches the same records from every node', async () => {
     const offsets: Array<{ partition: number; offset: number }> = [];
     for (const id of [1, 2, 3]) {
@@ -261,6 +287,25 @@ describe('error codes', () => {
       'OFFSET_OUT_OF_RANGE',
     ],
     ['NOT_FOUND', () => json(1, 'GET', '/v1/nothing'), 404, 'NOT_FOUND'],
+    [
+      'INVALID_REQUEST (null value: no coercion to "")',
+      () => json(1, 'POST', '/v1/topics/orders/records', { records: [{ value: null }] }),
+      400,
+      'INVALID_REQUEST',
+    ],
+    [
+      'INVALID_REQUEST (boolean value)',
+      () => json(1, 'POST', '/v1/topics/orders/records', { records: [{ value: true }] }),
+      400,
+      'INVALID_REQUEST',
+    ],
+    [
+      'INVALID_REQUEST (numeric topic name)',
+      () => json(1, 'POST', '/v1/topics', { name: 5 }),
+      400,
+      'INVALID_REQUEST',
+    ],
+    ['INVALID_REQUEST (bad URL encoding)', () => json(2, 'GET', '/v1/topics/%zz'), 400, 'INVALID_REQUEST'],
   ];
   for (const [name, call, status, code] of cases) {
     it(name, async () => {
@@ -268,6 +313,7 @@ describe('error codes', () => {
       expect(res.status).toBe(status);
       expect(res.body.error.code).toBe(code);
       expect(res.body.error.message.length).toBeGreaterThan(0);
+      expect((res as { headers?: Record<string, unknown> }).headers?.['x-raftlog-node']).toBeDefined();
     });
   }
 

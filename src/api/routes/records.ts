@@ -25,7 +25,7 @@ import type { ApiContext } from '../app.js';
 import type { Forwarder } from '../forward.js';
 import { FORWARD_HOPS_MAX } from '../forward.js';
 import { decodeRecord, encodeRecord } from '../record-json.js';
-import { forwardRequest, hopsOf, topicMeta } from '../relay.js';
+import { forwardRequest, hopsOf, SERVED_BY_HEADER, topicMeta } from '../relay.js';
 import {
   errorResponses,
   fetchQuerySchema,
@@ -90,6 +90,8 @@ interface ShareResult {
   baseOffset: number;
   /** The producer sequence was committed before: these are the original offsets. */
   duplicate: boolean;
+  /** The node that appended the share (this one, or the leader it was forwarded to). */
+  servedBy: number;
 }
 
 /** Produces one partition's share: here if this node leads it, else on its leader. */
@@ -107,7 +109,7 @@ async function produceShare(
   const local = broker.localPartition(placement.groupId);
   if (local?.group.isLeader) {
     const result = await produceLocal(broker, local, share.records, producer, timeoutMs);
-    return { baseOffset: result.baseOffset, duplicate: result.duplicate };
+    return { baseOffset: result.baseOffset, duplicate: result.duplicate, servedBy: broker.nodeId };
   }
   const leader = broker.partitionStatus(placement.groupId)?.leader ?? 0;
   if (leader === 0 || leader === broker.nodeId || hops >= FORWARD_HOPS_MAX) {
@@ -125,7 +127,7 @@ async function produceShare(
   });
   if (response.statusCode !== 200) throw relayedError(response.statusCode, response.body);
   const parsed = JSON.parse(response.body) as ProduceResponse;
-  return { baseOffset: parsed.offsets[0]!.offset, duplicate: parsed.duplicate };
+  return { baseOffset: parsed.offsets[0]!.offset, duplicate: parsed.duplicate, servedBy: leader };
 }
 
 /** Turns another node's error answer back into a coded error, to answer with as our own. */
@@ -146,6 +148,7 @@ function relayedError(statusCode: number, body: string): BrokerError {
 async function handleProduce(
   context: ApiContext,
   request: FastifyRequest<{ Params: { topic: string }; Body: ProduceRequest }>,
+  reply: FastifyReply,
 ): Promise<ProduceResponse> {
   const { broker, forwarder } = context;
   const topic = await topicMeta(broker, request.params.topic);
@@ -166,6 +169,8 @@ async function handleProduce(
       offsets[position] = { partition: share.partition, offset: results[i]!.baseOffset + k };
     });
   });
+  const servedBy = [...new Set(results.map((r) => r.servedBy))];
+  if (servedBy.some((id) => id !== broker.nodeId)) reply.header(SERVED_BY_HEADER, servedBy.join(','));
   // Only an idempotent request (one partition, one share) can be a duplicate.
   return { offsets, duplicate: results.some((r) => r.duplicate) };
 }
@@ -233,7 +238,7 @@ export function recordRoutes(context: ApiContext): FastifyPluginAsync {
           response: { 200: produceResponseSchema, ...errorResponses(400, 404, 409, 413, 503, 504) },
         },
       },
-      (request) => handleProduce(context, request),
+      (request, reply) => handleProduce(context, request, reply),
     );
 
     app.get<{ Params: { topic: string; partition: number }; Querystring: FetchQuery }>(
