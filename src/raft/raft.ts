@@ -408,17 +408,29 @@ export class Raft {
   }
 
   /**
-   * A replica that lost data votes only when every voter lost data too (then nothing better
-   * exists); a replica with its data never votes for one that lost it.
+   * A replica with its data never votes for one that lost it. A replica that lost data votes for a
+   * recovering candidate only when every voter lost data too (then nothing better exists), and for
+   * a candidate that kept its data only once it has seen a majority of voters recovering: then
+   * what they acknowledged may be gone anyway, and without their votes no leader could ever be
+   * elected again. While only a minority lost data, their votes are never needed.
    */
   private recoveryAllowsVote(m: Message): boolean {
     if (m.recovering) this.recoveringPeers.add(m.from);
     if (!m.recovering && !this.recovering) return true;
-    if (!m.recovering || !this.recovering) return false;
+    if (!this.recovering) return false;
+    if (!m.recovering) return this.seenMajorityRecovering();
     for (const id of this.tracker.voters) {
       if (id !== this.id && id !== m.from && !this.recoveringPeers.has(id)) return false;
     }
     return true;
+  }
+
+  private seenMajorityRecovering(): boolean {
+    let recovering = 0;
+    for (const id of this.tracker.voters) {
+      if (id === this.id || this.recoveringPeers.has(id)) recovering++;
+    }
+    return recovering >= Math.floor(this.tracker.voters.length / 2) + 1;
   }
 
   private stepFollower(m: Message): void {

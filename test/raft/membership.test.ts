@@ -184,6 +184,40 @@ describe('restart with an empty log (memory mode)', () => {
     }
   });
 
+  it('when a majority lost its log, the replica that kept its data is elected and keeps it', () => {
+    const net = new TestNetwork({ voters: [1, 2, 3] });
+    net.elect(1);
+    const kept = net.propose(1, 'kept');
+    net.tick(1);
+    // The leader and one follower restart empty: only node 3 still holds 'kept'.
+    net.restart(1, { loseLog: true });
+    net.restart(2, { loseLog: true });
+    net.tick(120);
+    expect(net.leader()?.id).toBe(3);
+    const index = net.propose(3, 'after');
+    net.tick(2);
+    for (const node of net.nodes.values()) {
+      expect(node.applied.get(kept)).toBe('kept');
+      expect(node.applied.get(index)).toBe('after');
+      expect(node.raw.status().recovering).toBe(false);
+    }
+  });
+
+  it('while only a minority lost its log, an intact majority elects one of itself', () => {
+    const net = new TestNetwork({ voters: [1, 2, 3, 4, 5] });
+    net.elect(1);
+    const x = net.propose(1, 'x');
+    net.tick(1);
+    // 5 loses its log and the leader is cut off: 2, 3 and 4 still hold 'x' and form a quorum.
+    net.isolate(1);
+    net.restart(5, { loseLog: true });
+    net.tick(120, [2, 3, 4, 5]);
+    const leaders = [2, 3, 4, 5].filter((id) => net.raw(id).role === StateRole.Leader);
+    expect(leaders).toHaveLength(1);
+    expect([2, 3, 4]).toContain(leaders[0]);
+    expect(net.node(leaders[0]!).applied.get(x)).toBe('x');
+  });
+
   it('a replica with its data never votes for one that lost it', () => {
     const net = new TestNetwork({ voters: [1, 2, 3] });
     net.elect(1);
