@@ -126,6 +126,7 @@ export class StorageEngine {
           directory: walDirectory(options.dataDir),
           firstSequence: recoveredWal.nextSequence,
           windowBytesMax: options.walWindowBytesMax,
+          onSync: (durationMs) => this.fsyncObserver?.(durationMs),
         })
       : null;
     this.pendingReplay = recoveredWal.records;
@@ -223,7 +224,10 @@ export class StorageEngine {
     };
   }
 
-  /** Metrics: called after each log write task that fdatasynced, with the time spent in it. */
+  /**
+   * Metrics: called after each log write task that fdatasynced, and after each WAL window's
+   * fdatasync (sync mode), with the time spent in it.
+   */
   observeFsync(observer: (durationMs: number) => void): void {
     this.fsyncObserver = observer;
   }

@@ -225,6 +225,7 @@ export class WalWriter {
   /** Windows that reached windowBytesMax, waiting for the task in flight, oldest first. */
   private full: Window[] = [];
   private readonly windowBytesMax: number;
+  private readonly onSync: ((durationMs: number) => void) | null;
   private inFlight = false;
   private flushScheduled = false;
   private failure: StorageError | null = null;
@@ -235,7 +236,10 @@ export class WalWriter {
     directory: string;
     firstSequence: number;
     windowBytesMax: number;
+    /** Each WAL task's time in fdatasync, in ms (for the fsync metric). */
+    onSync?: (durationMs: number) => void;
   }) {
+    this.onSync = options.onSync ?? null;
     this.executor = options.executor;
     this.windowBytesMax = options.windowBytesMax;
     this.directory = options.directory;
@@ -318,6 +322,7 @@ export class WalWriter {
           if (file !== this.current) this.closing.push(file.fd);
         }
         this.stats.syncs++;
+        this.onSync?.(result.syncMs);
         this.stats.records += window.records;
         this.stats.bytes += window.bytes;
         this.inFlight = false;
