@@ -38,8 +38,12 @@ export const WAL_KIND_SYNCED = 2;
 export const WAL_HEADER_BYTES = 48;
 const WAL_SUFFIX = '.wal';
 const WAL_DIGITS = 20;
-/** First size of a window's buffer; it doubles as records come in. */
-const WINDOW_BYTES_INITIAL = 64 * 1024;
+/**
+ * First size of a window's buffer; it doubles as records come in. Small: each window allocates a
+ * new buffer (it is transferred to a worker). Measured on a lone sync append: 200 µs from
+ * engine.write() to the post to the pool with 64 KiB here, 25 µs with 4 KiB.
+ */
+const WINDOW_BYTES_INITIAL = 4 * 1024;
 
 export function walFileName(sequence: number): string {
   return `${String(sequence).padStart(WAL_DIGITS, '0')}${WAL_SUFFIX}`;
