@@ -25,6 +25,7 @@ const { values: args } = parseArgs({
     'records-per-request': { type: 'string', default: '100' },
     'record-bytes': { type: 'string', default: '100' },
     persistence: { type: 'string', default: 'async' },
+    nodes: { type: 'string', default: '3' },
   },
 });
 const SECONDS = Number(args.seconds);
@@ -32,6 +33,7 @@ const CONNECTIONS = Number(args.connections);
 const RECORDS_PER_REQUEST = Number(args['records-per-request']);
 const RECORD_BYTES = Number(args['record-bytes']);
 const PERSISTENCE = String(args.persistence);
+const NODES = Number(args.nodes);
 /** Hard cap on requests per run, whatever the duration. */
 const MAX_REQUESTS = 2_000_000;
 const WARMUP_SECONDS = 2;
@@ -125,7 +127,7 @@ function latencySummary(result: autocannon.Result, times: Float64Array, seconds:
 }
 
 async function main(): Promise<void> {
-  const cluster = await ProcessCluster.create(3, PERSISTENCE);
+  const cluster = await ProcessCluster.create(NODES, PERSISTENCE);
   try {
     cluster.startAll();
     await cluster.waitReady(30_000);
@@ -134,12 +136,12 @@ async function main(): Promise<void> {
     const created = await cluster.request(1, 'POST', '/v1/topics', {
       name: 'bench-latency',
       partitions: 1,
-      replicationFactor: 3,
+      replicationFactor: Math.min(3, NODES),
       config: { persistence: PERSISTENCE },
     });
     if (created.status !== 201) throw new Error(`create topic: ${JSON.stringify(created.body)}`);
     const leader: number = created.body.partitions[0].leader;
-    const follower = [1, 2, 3].find((id) => id !== leader)!;
+    const follower = [1, 2, 3].slice(0, NODES).find((id) => id !== leader) ?? leader;
     const latencyUrl = (id: number) => `${cluster.node(id).url}/v1/topics/bench-latency/records`;
     const one = body(1, null);
 
@@ -151,7 +153,7 @@ async function main(): Promise<void> {
     const topic = await cluster.request(1, 'POST', '/v1/topics', {
       name: 'bench-throughput',
       partitions: 3,
-      replicationFactor: 3,
+      replicationFactor: Math.min(3, NODES),
       config: { persistence: PERSISTENCE },
     });
     if (topic.status !== 201) throw new Error(`create topic: ${JSON.stringify(topic.body)}`);
@@ -195,7 +197,8 @@ async function main(): Promise<void> {
     const report = {
       bench: 'produce',
       persistence: PERSISTENCE,
-      replicas: 3,
+      nodes: NODES,
+      replicas: Math.min(3, NODES),
       recordBytes: RECORD_BYTES,
       seconds: SECONDS,
       latency: {
