@@ -1,6 +1,7 @@
 // The raftlog SDK: RaftlogClient (every route of the contract), Producer (batching, retries,
 // idempotence), Consumer (fetch loops, group offsets), record streams, and coded errors.
 
+export { LineTooLongError, splitLines } from '../wire/lines.js';
 export { murmur2, partitionForKey } from '../wire/partitioner.js';
 export type * from '../wire/types.js';
 export { type CallOptions, DEFAULT_URL, RaftlogClient, type RaftlogClientOptions } from './client.js';
@@ -21,7 +22,6 @@ export {
   surelyNotApplied,
 } from './errors.js';
 export { normalizeBaseUrl, parseRetryAfterMs } from './http.js';
-export { LineTooLongError, splitLines } from '../wire/lines.js';
 export {
   type IdempotenceOptions,
   PRODUCER_DEFAULTS,

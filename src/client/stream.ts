@@ -2,10 +2,10 @@
 // records. Backpressure is the iterator's: the body is only read as fast as records are pulled,
 // so a slow reader makes TCP push back on the server instead of growing a buffer here.
 
+import { LineTooLongError, splitLines } from '../wire/lines.js';
 import type { FetchedRecord } from '../wire/types.js';
 import { RaftlogError, RaftlogNetworkError } from './errors.js';
 import type { StreamResponse } from './http.js';
-import { LineTooLongError, splitLines } from '../wire/lines.js';
 
 /** A record of a stream: always tagged with its partition. */
 export interface StreamedRecord extends FetchedRecord {
