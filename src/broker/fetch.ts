@@ -107,6 +107,15 @@ export async function readCommitted(
       if (bytes >= maxBytes) break;
     }
   }
+  const first = records[0];
+  if (first && first.offset !== offset) {
+    // Retention cut the segments holding `offset` while this read was on its way: answer as if
+    // the cut had come first, never with records that silently skip the ones asked for.
+    throw new BrokerError('OFFSET_OUT_OF_RANGE', `offset ${offset} is below the log start offset`, {
+      logStartOffset: Math.max(machine.logStartOffset, first.offset),
+      highWatermark: machine.highWatermark,
+    });
+  }
   const last = records[records.length - 1];
   return { records, nextOffset: last ? last.offset + 1 : offset, highWatermark, logStartOffset };
 }

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, type HttpResult, ProcessCluster } from './process-cluster.js';
 
 const SEGMENT_BYTES = 4096;
+const RETENTION_CHECK_MS = 200;
 const savedEnv = {
   segment: process.env.RAFTLOG_TEST_SEGMENT_BYTES,
   check: process.env.RAFTLOG_TEST_RETENTION_CHECK_MS,
@@ -15,7 +16,7 @@ let cluster: ProcessCluster;
 beforeAll(async () => {
   // Test-only knobs read by startServer (src/api/server.ts); the node processes inherit them.
   process.env.RAFTLOG_TEST_SEGMENT_BYTES = String(SEGMENT_BYTES);
-  process.env.RAFTLOG_TEST_RETENTION_CHECK_MS = '200';
+  process.env.RAFTLOG_TEST_RETENTION_CHECK_MS = String(RETENTION_CHECK_MS);
   cluster = await ProcessCluster.create(3, 'async');
   cluster.startAll();
   await cluster.waitReady();
@@ -60,6 +61,8 @@ async function earliest(nodeId: number, topic: string): Promise<HttpResult> {
 /** Polls until every replica reports a log start above 0; returns each node's log start. */
 async function waitForRetention(topic: string, produced: number): Promise<Map<number, number>> {
   const starts = new Map<number, number>();
+  let lastSeen = '';
+  let stableSinceMs = Date.now();
   await eventually(
     async () => {
       for (const nodeId of [1, 2, 3]) {
@@ -67,7 +70,16 @@ async function waitForRetention(topic: string, produced: number): Promise<Map<nu
         if (res.status !== 200 || res.body.highWatermark < produced) return false;
         starts.set(nodeId, res.body.logStartOffset);
       }
-      return [...starts.values()].every((start) => start > 0);
+      if (![...starts.values()].every((start) => start > 0)) return false;
+      // Retention may still be cutting (a pass can run while the others' segments close): wait
+      // until every replica's log start has held still for three check intervals, so the
+      // checks below do not race the next pass.
+      const seen = JSON.stringify([...starts]);
+      if (seen !== lastSeen) {
+        lastSeen = seen;
+        stableSinceMs = Date.now();
+      }
+      return Date.now() - stableSinceMs >= 3 * RETENTION_CHECK_MS;
     },
     30_000,
     `log start still 0 on some replica of ${topic}: ${JSON.stringify([...starts])} ${cluster.tails([1, 2, 3])}`,
