@@ -184,13 +184,7 @@ export class PartitionLog {
 
   entries(lo: number, hi: number, maxBytes: number): Entry[] {
     this.checkRange(lo, hi);
-    if (lo >= this.tailFirst)
-      return limitBytes(
-        this.tail,
-        this.tailHead + lo - this.tailFirst,
-        this.tailHead + hi - this.tailFirst,
-        maxBytes,
-      );
+    if (lo >= this.tailFirst) return this.fromTail(lo, hi, maxBytes);
     const loadedEnd = this.loadedFirst + this.loaded.length;
     if (lo >= this.loadedFirst && lo < loadedEnd) {
       return limitBytes(
@@ -628,16 +622,16 @@ export class PartitionLog {
     );
   }
 
+  /** Entries in [lo, hi) from the in-memory tail; lo >= tailFirst. */
+  private fromTail(lo: number, hi: number, maxBytes: number): Entry[] {
+    const head = this.tailHead - this.tailFirst;
+    return limitBytes(this.tail, head + lo, head + hi, maxBytes);
+  }
+
   /** Entries in [lo, hi) up to maxBytes (at least one), from memory or disk. */
   async readEntries(lo: number, hi: number, maxBytes: number): Promise<Entry[]> {
     this.checkRange(lo, hi);
-    if (lo >= this.tailFirst)
-      return limitBytes(
-        this.tail,
-        this.tailHead + lo - this.tailFirst,
-        this.tailHead + hi - this.tailFirst,
-        maxBytes,
-      );
+    if (lo >= this.tailFirst) return this.fromTail(lo, hi, maxBytes);
     return this.readFromDisk(lo, Math.min(hi, this.tailFirst), maxBytes);
   }
 

@@ -15,13 +15,8 @@ afterAll(async () => {
   await api.stop();
 });
 
-async function json(nodeId: number, method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, body?: unknown) {
-  const response = await api.app(nodeId).inject({ method, url, payload: body as object | undefined });
-  return {
-    status: response.statusCode,
-    body: response.body ? JSON.parse(response.body) : null,
-    headers: response.headers,
-  };
+function json(nodeId: number, method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, body?: unknown) {
+  return api.json(nodeId, method, url, body);
 }
 
 describe('topics', () => {

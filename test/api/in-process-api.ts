@@ -56,6 +56,16 @@ export class InProcessApi {
     await eventually(() => [...this.cluster.nodes.values()].every((n) => n.metadataLeader() !== null), 5000);
   }
 
+  /** One JSON request to a node's app (in process): status, parsed body and headers. */
+  async json(nodeId: number, method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, body?: unknown) {
+    const response = await this.app(nodeId).inject({ method, url, payload: body as object | undefined });
+    return {
+      status: response.statusCode,
+      body: response.body ? JSON.parse(response.body) : null,
+      headers: response.headers,
+    };
+  }
+
   app(id: number): ApiApp {
     const app = this.apps.get(id);
     if (!app) throw new Error(`no app for node ${id}`);

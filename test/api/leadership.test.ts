@@ -18,8 +18,8 @@ afterAll(async () => {
 });
 
 async function json(nodeId: number, method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, body?: unknown) {
-  const response = await api.app(nodeId).inject({ method, url, payload: body as object | undefined });
-  return { status: response.statusCode, body: response.body ? JSON.parse(response.body) : null };
+  const { status, body: parsed } = await api.json(nodeId, method, url, body);
+  return { status, body: parsed };
 }
 
 async function leaderOf(topic: string, partition: number, via = 1): Promise<number> {

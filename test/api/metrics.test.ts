@@ -17,9 +17,9 @@ afterAll(async () => {
   await api.stop();
 });
 
-async function json(nodeId: number, method: 'GET' | 'POST', url: string, body?: unknown) {
-  const response = await api.app(nodeId).inject({ method, url, payload: body as object | undefined });
-  return { status: response.statusCode, body: response.body ? JSON.parse(response.body) : null };
+async function json(nodeId: number, method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, body?: unknown) {
+  const { status, body: parsed } = await api.json(nodeId, method, url, body);
+  return { status, body: parsed };
 }
 
 async function scrape(nodeId: number): Promise<string> {

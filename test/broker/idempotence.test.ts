@@ -4,12 +4,12 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { fetchLocal } from '../../src/broker/fetch.js';
-import type { BrokerNode, LocalPartition } from '../../src/broker/node.js';
+import type { BrokerNode } from '../../src/broker/node.js';
 import { encodePartitionSnapshot } from '../../src/broker/partition-machine.js';
 import { type ProduceLocalResult, produceLocal } from '../../src/broker/produce.js';
 import type { ProducerInfo } from '../../src/broker/record-batch.js';
 import { InProcessApi } from '../api/in-process-api.js';
-import { eventually, type InProcessCluster } from './in-process-cluster.js';
+import { eventually, type InProcessCluster, leaderOf } from './in-process-cluster.js';
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -27,17 +27,6 @@ async function startWithTopic(): Promise<{ api: InProcessApi; groupId: number }>
   expect(created.statusCode, created.body).toBe(201);
   const groupId = api.cluster.metadataLeader()!.metadata.topic('t').partitions[0]!.groupId;
   return { api, groupId };
-}
-
-function leaderOf(
-  c: InProcessCluster,
-  groupId: number,
-): { node: BrokerNode; local: LocalPartition } | undefined {
-  for (const node of c.nodes.values()) {
-    const local = node.localPartition(groupId);
-    if (local?.group.isLeader) return { node, local };
-  }
-  return undefined;
 }
 
 /** Produces on whichever node leads, retrying while there is none (what a client does). */

@@ -4,7 +4,7 @@
 
 import pino from 'pino';
 import type { PartitionStatus } from '../../src/broker/leadership.js';
-import type { Announcer, BrokerTiming } from '../../src/broker/node.js';
+import type { Announcer, BrokerTiming, LocalPartition } from '../../src/broker/node.js';
 import { BrokerNode, type NodeTransport } from '../../src/broker/node.js';
 import type { Message, NodeId } from '../../src/raft/index.js';
 import { MemoryNodeStore } from './memory-store.js';
@@ -109,6 +109,18 @@ export class InProcessCluster {
   async stopAll(): Promise<void> {
     for (const id of [...this.nodes.keys()]) await this.kill(id);
   }
+}
+
+/** The node leading a partition group right now, with its local partition; undefined if none. */
+export function leaderOf(
+  c: InProcessCluster,
+  groupId: number,
+): { node: BrokerNode; local: LocalPartition } | undefined {
+  for (const node of c.nodes.values()) {
+    const local = node.localPartition(groupId);
+    if (local?.group.isLeader) return { node, local };
+  }
+  return undefined;
 }
 
 /** Polls `condition` until it holds or the deadline passes; returns whether it held. */

@@ -4,9 +4,8 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { fetchLocal } from '../../src/broker/fetch.js';
-import type { BrokerNode, LocalPartition } from '../../src/broker/node.js';
 import { produceLocal } from '../../src/broker/produce.js';
-import { eventually, InProcessCluster } from './in-process-cluster.js';
+import { eventually, InProcessCluster, leaderOf } from './in-process-cluster.js';
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -31,17 +30,6 @@ async function createTopic(c: InProcessCluster, name: string, partitions: number
     5000,
   );
   expect(result.ok).toBe(true);
-}
-
-function leaderOf(
-  c: InProcessCluster,
-  groupId: number,
-): { node: BrokerNode; local: LocalPartition } | undefined {
-  for (const node of c.nodes.values()) {
-    const local = node.localPartition(groupId);
-    if (local?.group.isLeader) return { node, local };
-  }
-  return undefined;
 }
 
 async function produce(c: InProcessCluster, groupId: number, values: string[]): Promise<number> {

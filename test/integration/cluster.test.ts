@@ -3,7 +3,7 @@
 // catch up, then kill the whole cluster and find every acknowledged record (async and sync).
 
 import { afterAll, describe, expect, it } from 'vitest';
-import { eventually, type HttpResult, ProcessCluster } from './process-cluster.js';
+import { eventually, ProcessCluster } from './process-cluster.js';
 
 interface Acked {
   partition: number;
@@ -12,24 +12,6 @@ interface Acked {
 }
 
 /** Produces, retrying 503s and network errors (what a client does), until the deadline. */
-async function produceRetrying(
-  cluster: ProcessCluster,
-  nodeId: number,
-  topic: string,
-  records: Array<{ key?: string; value: string; partition?: number }>,
-  deadlineMs: number,
-): Promise<HttpResult> {
-  for (;;) {
-    const res = await cluster.request(nodeId, 'POST', `/v1/topics/${topic}/records`, {
-      records,
-      timeoutMs: 2000,
-    });
-    if (res.status === 200 || Date.now() >= deadlineMs) return res;
-    if (res.status !== 503 && res.status !== 504 && res.status !== 0) return res;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 async function readAll(
   cluster: ProcessCluster,
   nodeId: number,
@@ -91,7 +73,7 @@ describe.each(['async', 'sync'])('a 3-node cluster, %s mode', (persistence) => {
     const acked: Acked[] = [];
     for (const nodeId of [1, 2, 3]) {
       const records = Array.from({ length: 6 }, (_, i) => ({ key: `k${i}`, value: `n${nodeId}-${i}` }));
-      const res = await produceRetrying(cluster, nodeId, 'orders', records, Date.now() + 5000);
+      const res = await cluster.produceRetrying(nodeId, 'orders', records, Date.now() + 5000);
       expect(res.status, JSON.stringify(res.body)).toBe(200);
       const offsets: { partition: number; offset: number }[] = res.body.offsets;
       offsets.forEach((o, i) => {
@@ -107,8 +89,7 @@ describe.each(['async', 'sync'])('a 3-node cluster, %s mode', (persistence) => {
     const survivor = victim === 1 ? 2 : 1;
     await cluster.kill(victim, 'SIGKILL');
     const killedAtMs = Date.now();
-    const after = await produceRetrying(
-      cluster,
+    const after = await cluster.produceRetrying(
       survivor,
       'orders',
       [{ value: 'after-kill', partition: 0 }],
@@ -131,8 +112,7 @@ describe.each(['async', 'sync'])('a 3-node cluster, %s mode', (persistence) => {
     await cluster.waitReady();
     await expectAllAcked(cluster, 'orders', acked, [1, 2, 3]);
     // And the partitions take new writes at the next offsets.
-    const more = await produceRetrying(
-      cluster,
+    const more = await cluster.produceRetrying(
       3,
       'orders',
       [{ value: 'again', partition: 0 }],

@@ -5,7 +5,7 @@
 
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, type HttpResult, ProcessCluster } from './process-cluster.js';
+import { eventually, ProcessCluster } from './process-cluster.js';
 
 interface Acked {
   offset: number;
@@ -25,23 +25,6 @@ afterAll(async () => {
 });
 
 /** Produces, retrying what a client retries (503, 504, network errors), until the deadline. */
-async function produceRetrying(
-  nodeId: number,
-  topic: string,
-  records: Array<{ value: string; partition?: number }>,
-  deadlineMs: number,
-): Promise<HttpResult> {
-  for (;;) {
-    const res = await cluster.request(nodeId, 'POST', `/v1/topics/${topic}/records`, {
-      records,
-      timeoutMs: 2000,
-    });
-    if (res.status === 200 || Date.now() >= deadlineMs) return res;
-    if (res.status !== 503 && res.status !== 504 && res.status !== 0) return res;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 async function leaderOf(viaNode: number, topic: string): Promise<number | null> {
   const res = await cluster.request(viaNode, 'GET', `/v1/topics/${topic}`, undefined, 2000);
   return res.status === 200 ? (res.body.partitions[0].leader as number | null) : null;
@@ -52,7 +35,7 @@ async function produceSome(nodeId: number, topic: string, prefix: string, count:
   const acked: Acked[] = [];
   for (let i = 0; i < count; i++) {
     const value = `${prefix}-${i}`;
-    const res = await produceRetrying(nodeId, topic, [{ value, partition: 0 }], Date.now() + 10_000);
+    const res = await cluster.produceRetrying(nodeId, topic, [{ value, partition: 0 }], Date.now() + 10_000);
     expect(res.status, JSON.stringify(res.body)).toBe(200);
     acked.push({ offset: res.body.offsets[0].offset, value });
   }
@@ -143,7 +126,12 @@ describe('operations on a 3-node cluster of processes', () => {
   it('a node on disk reports fsync latency, bytes on disk and commit latency in /metrics', async () => {
     const created = await cluster.request(3, 'POST', '/v1/topics', { name: 'measured' });
     expect(created.status, JSON.stringify(created.body)).toBe(201);
-    const res = await produceRetrying(2, 'measured', [{ value: 'm', partition: 0 }], Date.now() + 10_000);
+    const res = await cluster.produceRetrying(
+      2,
+      'measured',
+      [{ value: 'm', partition: 0 }],
+      Date.now() + 10_000,
+    );
     expect(res.status, JSON.stringify(res.body)).toBe(200);
     const leader = (await leaderOf(2, 'measured'))!;
     let text = '';
@@ -267,7 +255,7 @@ describe('operations on a 3-node cluster of processes', () => {
 
     // A produce right after succeeds on the new leader.
     const startedAtMs = Date.now();
-    const after = await produceRetrying(
+    const after = await cluster.produceRetrying(
       observer,
       'handoff',
       [{ value: 'after', partition: 0 }],

@@ -175,6 +175,27 @@ export class ProcessCluster {
     }
   }
 
+  /**
+   * Produces through `nodeId` until it answers 200, retrying what a failover answers (503, 504,
+   * no connection) every 50 ms up to `deadlineMs`; then returns the last answer.
+   */
+  async produceRetrying(
+    nodeId: number,
+    topic: string,
+    records: Array<{ key?: string; value: string; partition?: number }>,
+    deadlineMs: number,
+  ): Promise<HttpResult> {
+    for (;;) {
+      const res = await this.request(nodeId, 'POST', `/v1/topics/${topic}/records`, {
+        records,
+        timeoutMs: 2000,
+      });
+      if (res.status === 200 || Date.now() >= deadlineMs) return res;
+      if (res.status !== 503 && res.status !== 504 && res.status !== 0) return res;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
   /** Polls until every running node answers /readyz with 200. */
   async waitReady(timeoutMs = 20_000, ids?: number[]): Promise<void> {
     const targets = ids ?? [...this.nodes.keys()].filter((id) => this.isRunning(id));
