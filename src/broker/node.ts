@@ -619,9 +619,7 @@ export class BrokerNode {
   /** Replicas of `replicas` this node can reach now: itself, and peers with a live link. */
   reachableReplicas(replicas: readonly number[]): number {
     let reachable = 0;
-    for (const id of replicas) {
-      if (id === this.nodeId || this.options.transport.isPeerAlive(id)) reachable++;
-    }
+    for (const id of replicas) if (this.isPeerAlive(id)) reachable++;
     return reachable;
   }
 

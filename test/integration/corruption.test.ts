@@ -7,9 +7,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { readFrameHeader } from '../../src/storage/frame.js';
 import { isStorageError, StorageEngine, type StorageError } from '../../src/storage/index.js';
-import { makeEntries, removeDir, TestLog, tempDir } from '../storage/helpers.js';
+import { framePositions, makeEntries, removeDir, TestLog, tempDir } from '../storage/helpers.js';
 import { eventually, type HttpResult, ProcessCluster } from './process-cluster.js';
 
 const SEGMENT_BYTES = 4096;
@@ -20,19 +19,6 @@ function segmentFilesOf(directory: string): string[] {
     .filter((name) => name.endsWith('.seg'))
     .sort((a, b) => Number(a.split('-')[2]!.split('.')[0]) - Number(b.split('-')[2]!.split('.')[0]))
     .map((name) => path.join(directory, name));
-}
-
-/** Byte position of each frame in a segment file. */
-function framePositions(file: string): number[] {
-  const bytes = new Uint8Array(fs.readFileSync(file));
-  const positions: number[] = [];
-  for (let at = 0; at < bytes.length; ) {
-    const header = readFrameHeader(bytes, at, bytes.length);
-    if (header === null) break;
-    positions.push(at);
-    at += header.frameBytes;
-  }
-  return positions;
 }
 
 /** Flips one bit in the middle frame of `file` (never its last frame); returns that frame's position. */

@@ -60,14 +60,20 @@ async function leaderOf(cluster: ProcessCluster, via: number): Promise<number> {
   return res.body.partitions[0].leader as number;
 }
 
+/** A running 3-node async cluster with the one-partition topic 'idem'. */
+async function clusterWithTopic(): Promise<ProcessCluster> {
+  const cluster = await ProcessCluster.create(3, 'async');
+  clusters.push(cluster);
+  cluster.startAll();
+  await cluster.waitReady();
+  const created = await cluster.request(1, 'POST', '/v1/topics', { name: 'idem', partitions: 1 });
+  expect(created.status, JSON.stringify(created.body)).toBe(201);
+  return cluster;
+}
+
 describe('idempotent producer across kill -9 of the leader (real processes)', () => {
   it('leaves no duplicate and no gap; retries of committed requests get the original offsets', async () => {
-    const cluster = await ProcessCluster.create(3, 'async');
-    clusters.push(cluster);
-    cluster.startAll();
-    await cluster.waitReady();
-    const created = await cluster.request(1, 'POST', '/v1/topics', { name: 'idem', partitions: 1 });
-    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const cluster = await clusterWithTopic();
 
     const answers: Answer[] = [];
     const failures: HttpResult[] = [];
@@ -143,12 +149,7 @@ describe('idempotent producer across kill -9 of the leader (real processes)', ()
   }, 120_000);
 
   it('answers 504 TIMEOUT while the followers are stopped; the retry commits the batch once', async () => {
-    const cluster = await ProcessCluster.create(3, 'async');
-    clusters.push(cluster);
-    cluster.startAll();
-    await cluster.waitReady();
-    const created = await cluster.request(1, 'POST', '/v1/topics', { name: 'idem', partitions: 1 });
-    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const cluster = await clusterWithTopic();
     const failures: HttpResult[] = [];
     const first = await sendUntilOk(cluster, 0, 1, failures);
     expect(first).toEqual({ offsets: [0, 1], duplicate: false });

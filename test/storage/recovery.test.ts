@@ -4,9 +4,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { readFrameHeader } from '../../src/storage/frame.js';
 import { isStorageError, StorageEngine, type StorageError } from '../../src/storage/index.js';
-import { entryProblem, makeEntries, removeDir, TestLog, tempDir } from './helpers.js';
+import { entryProblem, framePositions, makeEntries, removeDir, TestLog, tempDir } from './helpers.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -30,19 +29,6 @@ function segmentFiles(dir: string): string[] {
     for (const name of fs.readdirSync(path.join(logs, log)).sort()) files.push(path.join(logs, log, name));
   }
   return files;
-}
-
-/** Byte position of each frame in a segment file. */
-function framePositions(file: string): number[] {
-  const bytes = new Uint8Array(fs.readFileSync(file));
-  const positions: number[] = [];
-  for (let at = 0; at < bytes.length; ) {
-    const header = readFrameHeader(bytes, at, bytes.length);
-    if (header === null) break;
-    positions.push(at);
-    at += header.frameBytes;
-  }
-  return positions;
 }
 
 function flipBit(file: string, position: number): void {
