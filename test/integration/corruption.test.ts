@@ -8,7 +8,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { isStorageError, StorageEngine, type StorageError } from '../../src/storage/index.js';
-import { framePositions, makeEntries, removeDir, TestLog, tempDir } from '../storage/helpers.js';
+import { makeEntries, removeDir, TestLog, tempDir } from '../storage/helpers.js';
+import { framePositions } from '../storage/segment-files.js';
 import { eventually, type HttpResult, ProcessCluster } from './process-cluster.js';
 
 const SEGMENT_BYTES = 4096;

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Entry, HardState } from '../../src/raft/types.js';
-import { type RecordRange, readFrameHeader } from '../../src/storage/frame.js';
+import type { RecordRange } from '../../src/storage/frame.js';
 import type { LogWrite, PartitionLog, PartitionLogOptions, StorageEngine } from '../../src/storage/index.js';
 
 export function tempDir(prefix: string): string {
@@ -103,17 +103,4 @@ export async function waitFor(condition: () => boolean, timeoutMs: number, what:
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 2));
   }
-}
-
-/** Byte position of each frame in a segment file. */
-export function framePositions(file: string): number[] {
-  const bytes = new Uint8Array(fs.readFileSync(file));
-  const positions: number[] = [];
-  for (let at = 0; at < bytes.length; ) {
-    const header = readFrameHeader(bytes, at, bytes.length);
-    if (header === null) break;
-    positions.push(at);
-    at += header.frameBytes;
-  }
-  return positions;
 }

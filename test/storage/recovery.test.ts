@@ -5,7 +5,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isStorageError, StorageEngine, type StorageError } from '../../src/storage/index.js';
-import { entryProblem, framePositions, makeEntries, removeDir, TestLog, tempDir } from './helpers.js';
+import { entryProblem, makeEntries, removeDir, TestLog, tempDir } from './helpers.js';
+import { framePositions } from './segment-files.js';
 
 const dirs: string[] = [];
 afterEach(() => {
