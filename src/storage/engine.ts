@@ -58,6 +58,15 @@ export interface StorageEngineOptions {
    */
   walDirectBytesMin?: number;
   /**
+   * Writes of at most this many bytes with nothing else in their task (no open, fdatasync or
+   * close) run on the event loop instead of the pool: a copy into the page cache costs a few
+   * microseconds there, against two thread wake-ups through the pool (docs/storage.md, "Small
+   * writes"). 0: every write goes through the pool.
+   */
+  smallWriteBytesMax?: number;
+  /** A small write that took longer than this sends small writes back to the pool for 10 s. */
+  smallWriteStallMs?: number;
+  /**
    * Tests: run every segment I/O in-process on this file system instead of the worker pool (a
    * fault-injecting layer goes here).
    */
@@ -81,6 +90,8 @@ const DEFAULTS = {
   walCheckpointIntervalMs: 1000,
   walWindowBytesMax: 4 * 1024 * 1024,
   walDirectBytesMin: 256 * 1024,
+  smallWriteBytesMax: 64 * 1024,
+  smallWriteStallMs: 1,
   bootIdPath: '/proc/sys/kernel/random/boot_id',
 };
 
@@ -150,7 +161,11 @@ export class StorageEngine {
     const store = new StateStore(resolved.dataDir);
     const executor: IoExecutor = resolved.fileSystem
       ? new InlineExecutor(resolved.fileSystem)
-      : new PoolExecutor({ threads: resolved.ioThreads });
+      : new PoolExecutor({
+          threads: resolved.ioThreads,
+          smallWriteBytesMax: resolved.smallWriteBytesMax,
+          smallWriteStallMs: resolved.smallWriteStallMs,
+        });
     // Read even with sharedWal off: files of a run that had it on still hold durable writes.
     const recoveredWal = await recoverWal(executor, walDirectory(resolved.dataDir));
     const bootId = await readBootId(resolved.bootIdPath);

@@ -2,13 +2,14 @@
 // a fault-injecting file system underneath. Write buffers are transferred, never copied.
 
 import { Piscina } from 'piscina';
-import type { SyncFileSystem } from './file-system.js';
+import { nodeFileSystem, type SyncFileSystem } from './file-system.js';
 import {
   type IoTask,
   type MultiStepsResult,
   type ReadResult,
   type ReadTask,
   runIoTask,
+  runSteps,
   type ScanResult,
   type ScanTask,
   type StepsResult,
@@ -36,6 +37,11 @@ function workerUrl(): string {
   return new URL(name, here).href;
 }
 
+/** How long small writes go through the pool after one of them stalled the event loop. */
+const SMALL_WRITES_OFF_MS = 10_000;
+/** Bytes of small writes run on the event loop per turn of it, at most (about 0.1 ms of copying). */
+const SMALL_WRITE_BYTES_PER_TURN_MAX = 256 * 1024;
+
 interface PendingSteps {
   task: StepsTask;
   resolve: (result: StepsResult) => void;
@@ -52,9 +58,20 @@ export class PoolExecutor implements IoExecutor {
   private readonly threads: number;
   private pending: PendingSteps[] = [];
   private flushScheduled = false;
+  private readonly smallWriteBytesMax: number;
+  private readonly smallWriteStallMs: number;
+  /** performance.now() until which small writes go to the pool again (one was slow). */
+  private smallWritesOffUntilMs = 0;
+  /** Bytes written on the event loop in this turn of it (reset by a setImmediate). */
+  private smallWriteBytesThisTurn = 0;
+  private turnResetScheduled = false;
+  /** Tasks run on the calling thread (small writes) and how many of them stalled. */
+  readonly stats = { smallWrites: 0, smallWriteStalls: 0 };
 
-  constructor(options: { threads: number }) {
+  constructor(options: { threads: number; smallWriteBytesMax?: number; smallWriteStallMs?: number }) {
     this.threads = options.threads;
+    this.smallWriteBytesMax = options.smallWriteBytesMax ?? 0;
+    this.smallWriteStallMs = options.smallWriteStallMs ?? 1;
     this.pool = new Piscina({
       filename: workerUrl(),
       minThreads: options.threads,
@@ -71,12 +88,58 @@ export class PoolExecutor implements IoExecutor {
   }
 
   steps(task: StepsTask): Promise<StepsResult> {
+    if (this.isSmallWrite(task)) return this.writeNow(task);
     return new Promise((resolve, reject) => {
       this.pending.push({ task, resolve, reject });
       if (this.flushScheduled) return;
       this.flushScheduled = true;
       queueMicrotask(() => this.flush());
     });
+  }
+
+  /**
+   * Positioned writes only (no open, sync or close), of at most smallWriteBytesMax bytes in all:
+   * what a driver turn hands a log in `async` mode, and the segment half of a `sync` append whose
+   * durability comes from the WAL. They only copy into the page cache, so they run here.
+   */
+  private isSmallWrite(task: StepsTask): boolean {
+    if (this.smallWriteBytesMax === 0 || performance.now() < this.smallWritesOffUntilMs) return false;
+    let bytes = 0;
+    for (const step of task.steps) {
+      if (step.kind !== 'write' || step.fd < 0) return false;
+      for (const buffer of step.buffers) bytes += buffer.byteLength;
+    }
+    if (bytes === 0 || bytes > this.smallWriteBytesMax) return false;
+    // A driver turn may write to many logs: past a budget per turn, the rest goes to the pool.
+    if (this.smallWriteBytesThisTurn + bytes > SMALL_WRITE_BYTES_PER_TURN_MAX) return false;
+    this.smallWriteBytesThisTurn += bytes;
+    if (!this.turnResetScheduled) {
+      this.turnResetScheduled = true;
+      setImmediate(() => {
+        this.turnResetScheduled = false;
+        this.smallWriteBytesThisTurn = 0;
+      });
+    }
+    return true;
+  }
+
+  private writeNow(task: StepsTask): Promise<StepsResult> {
+    const startedMs = performance.now();
+    let result: StepsResult;
+    try {
+      result = runSteps(nodeFileSystem, task.steps);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const tookMs = performance.now() - startedMs;
+    this.stats.smallWrites++;
+    if (tookMs > this.smallWriteStallMs) {
+      // The page cache pushed back (dirty-page throttling, a journal commit): the event loop must
+      // not pay for that again, so small writes go through the pool for a while.
+      this.stats.smallWriteStalls++;
+      this.smallWritesOffUntilMs = performance.now() + SMALL_WRITES_OFF_MS;
+    }
+    return Promise.resolve(result);
   }
 
   private flush(): void {
