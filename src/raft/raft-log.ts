@@ -165,6 +165,13 @@ export class RaftLog {
 
   /** Term of entry index, or 0 when it is not available (compacted or past the end). */
   termOrZero(index: number): number {
+    // The common misses are checked first rather than caught: a follower asks past its last index
+    // on every append (findConflict), and building an Error with its stack showed in profiles.
+    if (
+      this.unstable.term(index) === undefined &&
+      (index < this.firstIndex() - 1 || index > this.lastIndex())
+    )
+      return 0;
     try {
       return this.term(index);
     } catch (error) {
