@@ -64,7 +64,7 @@ export interface StorageEngineOptions {
    * writes"). 0: every write goes through the pool.
    */
   smallWriteBytesMax?: number;
-  /** A small write that took longer than this sends small writes back to the pool for 10 s. */
+  /** A small write that took longer than this (ms) sends small writes back to the pool for 10 s. */
   smallWriteStallMs?: number;
   /**
    * Tests: run every segment I/O in-process on this file system instead of the worker pool (a
@@ -91,7 +91,7 @@ const DEFAULTS = {
   walWindowBytesMax: 4 * 1024 * 1024,
   walDirectBytesMin: 256 * 1024,
   smallWriteBytesMax: 64 * 1024,
-  smallWriteStallMs: 1,
+  smallWriteStallMs: 5,
   bootIdPath: '/proc/sys/kernel/random/boot_id',
 };
 

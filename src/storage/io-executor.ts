@@ -71,7 +71,7 @@ export class PoolExecutor implements IoExecutor {
   constructor(options: { threads: number; smallWriteBytesMax?: number; smallWriteStallMs?: number }) {
     this.threads = options.threads;
     this.smallWriteBytesMax = options.smallWriteBytesMax ?? 0;
-    this.smallWriteStallMs = options.smallWriteStallMs ?? 1;
+    this.smallWriteStallMs = options.smallWriteStallMs ?? 5;
     this.pool = new Piscina({
       filename: workerUrl(),
       minThreads: options.threads,
