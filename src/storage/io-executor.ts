@@ -1,5 +1,6 @@
-// Runs I/O tasks off the event loop: a piscina pool in production; in-process for tests that put
-// a fault-injecting file system underneath. Write buffers are transferred, never copied.
+// Runs I/O tasks off the event loop: a piscina pool in production (small page-cache writes excepted,
+// see isSmallWrite); in-process for tests that put a fault-injecting file system underneath. Write
+// buffers are transferred, never copied.
 
 import { Piscina } from 'piscina';
 import { nodeFileSystem, type SyncFileSystem } from './file-system.js';
