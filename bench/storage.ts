@@ -11,6 +11,7 @@ import path from 'node:path';
 import type { Entry } from '../src/raft/types.js';
 import { crc32c } from '../src/storage/crc32c.js';
 import { type PartitionLog, type PersistenceMode, StorageEngine } from '../src/storage/index.js';
+import type { IoExecutorStats } from '../src/storage/io-executor.js';
 
 const caseArg = process.argv.indexOf('--case-ms');
 const CASE_MS = caseArg > 0 ? Number(process.argv[caseArg + 1]) : 800;
@@ -30,6 +31,11 @@ interface Latency {
   p50Us: number;
   p99Us: number;
   samples: number;
+}
+
+/** Single-append latency, and where its I/O ran (see PoolExecutor: a stall sends writes to the pool). */
+interface AppendLatency extends Latency {
+  io: IoExecutorStats;
 }
 
 interface Throughput {
@@ -128,7 +134,8 @@ async function appendLatency(
   engine: StorageEngine,
   mode: PersistenceMode,
   raw: { fd: number; samples: number[] } | null,
-): Promise<Latency> {
+): Promise<AppendLatency> {
+  const ioBefore = engine.ioStats();
   let resolveWrite: () => void = () => {};
   const bench = await BenchLog.open(engine, `latency-${mode}`, mode, () => resolveWrite());
   const payload = new Uint8Array(100).fill(1);
@@ -155,8 +162,14 @@ async function appendLatency(
     await done;
     samples.push((performance.now() - start) * 1000);
   }
+  const ioAfter = engine.ioStats();
   await engine.dropLog(`latency-${mode}`);
-  return latencyOf(samples);
+  const io: IoExecutorStats = {
+    smallWrites: ioAfter.smallWrites - ioBefore.smallWrites,
+    smallWriteStalls: ioAfter.smallWriteStalls - ioBefore.smallWriteStalls,
+    threadpoolSyncs: ioAfter.threadpoolSyncs - ioBefore.threadpoolSyncs,
+  };
+  return { ...latencyOf(samples), io };
 }
 
 /** Pipelined writes of `batchEntries` entries to each partition, for CASE_MS. */
@@ -233,7 +246,7 @@ async function main(): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'raftlog-bench-storage-'));
   try {
     const crc = crcGigabytesPerSecond();
-    const latency: Record<string, Latency> = {};
+    const latency: Record<string, AppendLatency> = {};
     const results: Throughput[] = [];
     const rawFd = fs.openSync(path.join(dir, 'raw'), 'w');
     const rawSamples: number[] = [];
@@ -309,7 +322,7 @@ function evaluateGoals(raw: Latency, latency: Record<string, Latency>, results: 
 
 function printTables(
   raw: Latency,
-  latency: Record<string, Latency>,
+  latency: Record<string, AppendLatency>,
   results: readonly Throughput[],
   goals: ReturnType<typeof evaluateGoals>,
 ): void {
@@ -319,7 +332,9 @@ function printTables(
   for (const mode of MODES) {
     const l = latency[mode]!;
     console.log(
-      `\n${mode}: single append of 100 B, p50 ${l.p50Us} us, p99 ${l.p99Us} us (${l.samples} samples)`,
+      `\n${mode}: single append of 100 B, p50 ${l.p50Us} us, p99 ${l.p99Us} us (${l.samples} samples;` +
+        ` writes on the event loop ${l.io.smallWrites}, stalls ${l.io.smallWriteStalls},` +
+        ` fdatasyncs on libuv's threadpool ${l.io.threadpoolSyncs})`,
     );
     const rows = [['partitions', 'batch', 'entry B', 'entries/s', 'MB/s']];
     for (const r of results.filter((x) => x.mode === mode)) {

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { assert } from '../raft/errors.js';
 import { StorageError } from './errors.js';
 import type { SyncFileSystem } from './file-system.js';
-import { InlineExecutor, type IoExecutor, PoolExecutor } from './io-executor.js';
+import { InlineExecutor, type IoExecutor, type IoExecutorStats, PoolExecutor } from './io-executor.js';
 import { KeyValueArea } from './kv.js';
 import { type LogContext, type LogWrite, PartitionLog, type PartitionLogOptions } from './partition-log.js';
 import { recoverLog } from './recovery.js';
@@ -323,6 +323,11 @@ export class StorageEngine {
   /** Test aid: the logs open now. */
   openLogs(): PartitionLog[] {
     return [...this.logs.values()];
+  }
+
+  /** Where I/O tasks ran: small writes on the event loop, fdatasyncs on libuv's threadpool. */
+  ioStats(): IoExecutorStats {
+    return { ...this.executor.stats };
   }
 
   /** Counters of the shared WAL (null when it is off): `syncs` is one per window. */

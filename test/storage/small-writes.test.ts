@@ -1,5 +1,6 @@
-// Small positioned writes run on the event loop (a copy into the page cache), everything else in
-// the pool; a per-turn budget and a stall guard keep the event loop from paying for the disk.
+// Small positioned writes run on the event loop (a copy into the page cache), an fdatasync that
+// follows them on libuv's threadpool, everything else in the pool; a per-turn budget and a stall
+// guard keep the event loop from paying for the disk.
 
 import fs from 'node:fs';
 import os from 'node:os';
@@ -46,16 +47,44 @@ describe('PoolExecutor small writes', () => {
     expect([...fileBytes()].every((byte) => byte === 7)).toBe(true);
   });
 
-  it('sends larger writes, and any task that syncs, opens or closes, to the pool', async () => {
+  it('sends larger writes, and any task that opens, closes or only syncs, to the pool', async () => {
     executor = new PoolExecutor({ threads: 1, smallWriteBytesMax: 1024 });
     const large = executor.steps(writeTask(0, 2048, 1));
     expect(fileBytes().length).toBe(0);
     await large;
-    const withSync: StepsTask = writeTask(2048, 10, 2);
-    withSync.steps.push({ kind: 'sync', fd });
-    await executor.steps(withSync);
-    expect(executor.stats.smallWrites).toBe(0);
-    expect(fileBytes().length).toBe(2058);
+    await executor.steps({ kind: 'steps', steps: [{ kind: 'sync', fd }] });
+    const otherPath = path.join(dir, 'other');
+    const opened = await executor.steps({
+      kind: 'steps',
+      steps: [
+        { kind: 'open', path: otherPath, slot: 0 },
+        { kind: 'write', fd: -1, position: 0, buffers: [new Uint8Array(10)] },
+        { kind: 'sync', fd: -1 },
+        { kind: 'close', fd: -1 },
+      ],
+    });
+    expect(opened.fds.length).toBe(1);
+    expect(fs.statSync(otherPath).size).toBe(10);
+    expect(executor.stats).toEqual({ smallWrites: 0, smallWriteStalls: 0, threadpoolSyncs: 0 });
+  });
+
+  it('writes a small task that then syncs here, and runs its fdatasync on the threadpool', async () => {
+    executor = new PoolExecutor({ threads: 1, smallWriteBytesMax: 1024 });
+    const task = writeTask(0, 10, 2);
+    task.steps.push({ kind: 'sync', fd });
+    const done = executor.steps(task);
+    expect(fileBytes().length).toBe(10);
+    const result = await done;
+    expect(result.syncMs).toBeGreaterThan(0);
+    expect(executor.stats).toEqual({ smallWrites: 1, smallWriteStalls: 0, threadpoolSyncs: 1 });
+  });
+
+  it('rejects when the fdatasync after a small write fails', async () => {
+    executor = new PoolExecutor({ threads: 1, smallWriteBytesMax: 1024 });
+    const task = writeTask(0, 10, 3);
+    task.steps.push({ kind: 'sync', fd: 1_000_000 });
+    await expect(executor.steps(task)).rejects.toThrow(/EBADF/);
+    expect(fileBytes().length).toBe(10);
   });
 
   it('stops at a budget of bytes per event-loop turn, and starts again on the next turn', async () => {
@@ -77,7 +106,7 @@ describe('PoolExecutor small writes', () => {
     // A threshold no write can meet: the first one counts as a stall.
     executor = new PoolExecutor({ threads: 1, smallWriteBytesMax: 1024, smallWriteStallMs: -1 });
     await executor.steps(writeTask(0, 10, 1));
-    expect(executor.stats).toEqual({ smallWrites: 1, smallWriteStalls: 1 });
+    expect(executor.stats).toEqual({ smallWrites: 1, smallWriteStalls: 1, threadpoolSyncs: 0 });
     const next = executor.steps(writeTask(10, 10, 2));
     expect(fileBytes().length).toBe(10);
     await next;
