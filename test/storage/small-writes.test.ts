@@ -37,9 +37,11 @@ function fileBytes(): Buffer {
 }
 
 describe('PoolExecutor small writes', () => {
-  it('writes a small task on the calling thread, before the promise is even awaited', async () => {
+  it('writes a small task on the calling thread, one microtask later', async () => {
     executor = new PoolExecutor({ threads: 1, smallWriteBytesMax: 1024 });
     const done = executor.steps(writeTask(0, 100, 7));
+    expect(fileBytes().length).toBe(0);
+    await Promise.resolve();
     // Nothing was posted to a worker: the bytes are in the file already.
     expect(fileBytes().length).toBe(100);
     await done;
@@ -92,6 +94,7 @@ describe('PoolExecutor small writes', () => {
     const writes: Promise<unknown>[] = [];
     // 8 x 64 KiB in one turn: the budget (256 KiB) takes the first 4, the pool the rest.
     for (let i = 0; i < 8; i++) writes.push(executor.steps(writeTask(i * 65536, 65536, i + 1)));
+    await Promise.resolve();
     expect(executor.stats.smallWrites).toBe(4);
     await Promise.all(writes);
     await new Promise((resolve) => setImmediate(resolve));
@@ -108,6 +111,7 @@ describe('PoolExecutor small writes', () => {
     await executor.steps(writeTask(0, 10, 1));
     expect(executor.stats).toEqual({ smallWrites: 1, smallWriteStalls: 1, threadpoolSyncs: 0 });
     const next = executor.steps(writeTask(10, 10, 2));
+    await Promise.resolve();
     expect(fileBytes().length).toBe(10);
     await next;
     expect(executor.stats.smallWrites).toBe(1);
