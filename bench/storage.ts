@@ -168,6 +168,7 @@ async function appendLatency(
     smallWrites: ioAfter.smallWrites - ioBefore.smallWrites,
     smallWriteStalls: ioAfter.smallWriteStalls - ioBefore.smallWriteStalls,
     threadpoolSyncs: ioAfter.threadpoolSyncs - ioBefore.threadpoolSyncs,
+    threadpoolWrites: ioAfter.threadpoolWrites - ioBefore.threadpoolWrites,
   };
   return { ...latencyOf(samples), io };
 }
@@ -334,7 +335,7 @@ function printTables(
     console.log(
       `\n${mode}: single append of 100 B, p50 ${l.p50Us} us, p99 ${l.p99Us} us (${l.samples} samples;` +
         ` writes on the event loop ${l.io.smallWrites}, stalls ${l.io.smallWriteStalls},` +
-        ` fdatasyncs on libuv's threadpool ${l.io.threadpoolSyncs})`,
+        ` fdatasyncs on libuv's threadpool ${l.io.threadpoolSyncs}, after writes there ${l.io.threadpoolWrites})`,
     );
     const rows = [['partitions', 'batch', 'entry B', 'entries/s', 'MB/s']];
     for (const r of results.filter((x) => x.mode === mode)) {

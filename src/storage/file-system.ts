@@ -76,8 +76,8 @@ export const nodeFileSystem: SyncFileSystem = {
   },
 };
 
-/** The buffers that remain after the first `bytes` bytes were written. */
-function dropPrefix(buffers: readonly Uint8Array[], bytes: number): Uint8Array[] {
+/** The buffers past their first `bytes` bytes (after a partial write). */
+export function dropPrefix(buffers: readonly Uint8Array[], bytes: number): Uint8Array[] {
   const rest: Uint8Array[] = [];
   let skip = bytes;
   for (const buffer of buffers) {

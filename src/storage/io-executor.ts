@@ -3,9 +3,9 @@
 // tests that put a fault-injecting file system underneath. Write buffers are transferred, never
 // copied.
 
-import { fdatasync } from 'node:fs';
+import { fdatasync, writev } from 'node:fs';
 import { Piscina } from 'piscina';
-import { nodeFileSystem, type SyncFileSystem } from './file-system.js';
+import { dropPrefix, nodeFileSystem, type SyncFileSystem } from './file-system.js';
 import {
   type IoStep,
   type IoTask,
@@ -29,6 +29,8 @@ export interface IoExecutorStats {
   smallWriteStalls: number;
   /** fdatasyncs after a small write, run on libuv's threadpool instead of the pool. */
   threadpoolSyncs: number;
+  /** Tasks whose small writes went to libuv's threadpool too (while small writes were off here). */
+  threadpoolWrites: number;
 }
 
 export interface IoExecutor {
@@ -82,7 +84,12 @@ export class PoolExecutor implements IoExecutor {
   /** Bytes written on the event loop in this turn of it (reset by a setImmediate). */
   private smallWriteBytesThisTurn = 0;
   private turnResetScheduled = false;
-  readonly stats: IoExecutorStats = { smallWrites: 0, smallWriteStalls: 0, threadpoolSyncs: 0 };
+  readonly stats: IoExecutorStats = {
+    smallWrites: 0,
+    smallWriteStalls: 0,
+    threadpoolSyncs: 0,
+    threadpoolWrites: 0,
+  };
 
   constructor(options: { threads: number; smallWriteBytesMax?: number; smallWriteStallMs?: number }) {
     this.threads = options.threads;
@@ -105,7 +112,8 @@ export class PoolExecutor implements IoExecutor {
 
   steps(task: StepsTask): Promise<StepsResult> {
     if (this.isSmallWrite(task)) return this.writeSoon(task);
-    if (this.isSmallWriteThenSync(task)) return this.writeThenSync(task);
+    const writes = this.smallWritesBeforeSyncs(task);
+    if (writes !== null) return this.writeThenSync(task, writes, this.isSmallWrite(writes));
     return new Promise((resolve, reject) => {
       this.pending.push({ task, resolve, reject });
       if (this.flushScheduled) return;
@@ -141,19 +149,26 @@ export class PoolExecutor implements IoExecutor {
   }
 
   /**
-   * Small writes, then fdatasyncs of open files: the WAL window of a sync-mode turn, or a lone
-   * sync-mode append. The writes run here (isSmallWrite), the fdatasyncs on libuv's threadpool.
+   * Small writes, then fdatasyncs of open files (the WAL window of a sync-mode turn, or a lone
+   * sync-mode append): the write steps, or null for any other task.
    */
-  private isSmallWriteThenSync(task: StepsTask): boolean {
+  private smallWritesBeforeSyncs(task: StepsTask): StepsTask | null {
+    if (this.smallWriteBytesMax === 0) return null;
     const steps = task.steps;
     let writes = 0;
-    while (writes < steps.length && steps[writes]!.kind === 'write') writes++;
-    if (writes === 0 || writes === steps.length) return false;
+    let bytes = 0;
+    for (; writes < steps.length; writes++) {
+      const step = steps[writes]!;
+      if (step.kind !== 'write') break;
+      if (step.fd < 0) return null;
+      for (const buffer of step.buffers) bytes += buffer.byteLength;
+    }
+    if (writes === 0 || writes === steps.length || bytes > this.smallWriteBytesMax) return null;
     for (let i = writes; i < steps.length; i++) {
       const step = steps[i]!;
-      if (step.kind !== 'sync' || step.fd < 0) return false;
+      if (step.kind !== 'sync' || step.fd < 0) return null;
     }
-    return this.isSmallWrite({ kind: 'steps', steps: steps.slice(0, writes) });
+    return { kind: 'steps', steps: steps.slice(0, writes) };
   }
 
   /**
@@ -180,40 +195,32 @@ export class PoolExecutor implements IoExecutor {
   }
 
   /**
-   * Why not the pool: a piscina task is a message to a worker's JS event loop and one back; on
-   * this machine that hop alone added 0.12x to 0.54x of an fdatasync's own time, libuv's
-   * threadpool none that could be measured (docs/storage.md, "An fdatasync after a small write").
-   * It still runs off the event loop; nothing is reported durable before its callback succeeds.
+   * The writes here (`inline`) or on libuv's threadpool (small writes are off here for now), then
+   * the fdatasyncs on libuv's threadpool. Why not the pool: a piscina task is a message to a
+   * worker's JS event loop and one back; on this machine that hop alone added 0.12x to 0.54x of an
+   * fdatasync's own time, libuv's threadpool none that could be measured (docs/storage.md, "An
+   * fdatasync after a small write"). Nothing is reported durable before every fdatasync succeeded.
    */
-  private writeThenSync(task: StepsTask): Promise<StepsResult> {
-    const fds = new Set<number>();
-    for (const step of task.steps) if (step.kind === 'sync') fds.add(step.fd as number);
-    let result: StepsResult;
-    try {
-      result = this.writeHere(task.steps.filter((step) => step.kind === 'write'));
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    return new Promise<StepsResult>((resolve, reject) => {
-      let left = fds.size;
-      let failed = false;
-      const startedMs = performance.now();
-      for (const fd of fds) {
-        this.stats.threadpoolSyncs++;
-        fdatasync(fd, (error) => {
-          if (failed) return;
-          if (error !== null) {
-            failed = true;
-            reject(error);
-            return;
-          }
-          if (--left > 0) return;
-          // Includes the hop back to the event loop: the fsync metric is what a writer waits.
-          result.syncMs = performance.now() - startedMs;
-          resolve(result);
-        });
+  private async writeThenSync(task: StepsTask, writes: StepsTask, inline: boolean): Promise<StepsResult> {
+    let result: StepsResult = { fds: [], cut: null, syncMs: 0 };
+    if (inline) {
+      result = this.writeHere(writes.steps);
+    } else {
+      this.stats.threadpoolWrites++;
+      for (const step of writes.steps) {
+        if (step.kind === 'write') await writeAllOnThreadpool(step.fd, step.buffers, step.position);
       }
-    });
+    }
+    const fds = new Set<number>();
+    for (const step of task.steps) if (step.kind === 'sync') fds.add(step.fd);
+    const startedMs = performance.now();
+    const syncs: Promise<void>[] = [];
+    for (const fd of fds) syncs.push(fdatasyncOnThreadpool(fd));
+    this.stats.threadpoolSyncs += syncs.length;
+    await Promise.all(syncs);
+    // Includes the hop back to the event loop: the fsync metric is what a writer waits.
+    result.syncMs = performance.now() - startedMs;
+    return result;
   }
 
   /** Runs write steps on this thread; a slow one turns small writes off for a while. */
@@ -294,7 +301,12 @@ export class PoolExecutor implements IoExecutor {
  * same asynchrony as with the pool). For tests: the fault-injecting file system sits here.
  */
 export class InlineExecutor implements IoExecutor {
-  readonly stats: IoExecutorStats = { smallWrites: 0, smallWriteStalls: 0, threadpoolSyncs: 0 };
+  readonly stats: IoExecutorStats = {
+    smallWrites: 0,
+    smallWriteStalls: 0,
+    threadpoolSyncs: 0,
+    threadpoolWrites: 0,
+  };
   constructor(private readonly fileSystem: SyncFileSystem) {}
 
   private run<T>(task: IoTask): Promise<T> {
@@ -330,4 +342,29 @@ export class InlineExecutor implements IoExecutor {
   }
 
   async close(): Promise<void> {}
+}
+
+function fdatasyncOnThreadpool(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    fdatasync(fd, (error) => (error === null ? resolve() : reject(error)));
+  });
+}
+
+/** Like SyncFileSystem.writeAll, with each writev on libuv's threadpool. */
+async function writeAllOnThreadpool(fd: number, buffers: Uint8Array[], position: number): Promise<void> {
+  let at = position;
+  let pending: readonly Uint8Array[] = buffers;
+  for (;;) {
+    let total = 0;
+    for (const buffer of pending) total += buffer.length;
+    if (total === 0) return;
+    const written = await new Promise<number>((resolve, reject) => {
+      writev(fd, pending as Uint8Array[], at, (error, bytes) =>
+        error === null ? resolve(bytes) : reject(error),
+      );
+    });
+    if (written === total) return;
+    at += written;
+    pending = dropPrefix(pending, written);
+  }
 }

@@ -67,7 +67,12 @@ describe('PoolExecutor small writes', () => {
     });
     expect(opened.fds.length).toBe(1);
     expect(fs.statSync(otherPath).size).toBe(10);
-    expect(executor.stats).toEqual({ smallWrites: 0, smallWriteStalls: 0, threadpoolSyncs: 0 });
+    expect(executor.stats).toEqual({
+      smallWrites: 0,
+      smallWriteStalls: 0,
+      threadpoolSyncs: 0,
+      threadpoolWrites: 0,
+    });
   });
 
   it('writes a small task that then syncs here, and runs its fdatasync on the threadpool', async () => {
@@ -78,7 +83,12 @@ describe('PoolExecutor small writes', () => {
     expect(fileBytes().length).toBe(10);
     const result = await done;
     expect(result.syncMs).toBeGreaterThan(0);
-    expect(executor.stats).toEqual({ smallWrites: 1, smallWriteStalls: 0, threadpoolSyncs: 1 });
+    expect(executor.stats).toEqual({
+      smallWrites: 1,
+      smallWriteStalls: 0,
+      threadpoolSyncs: 1,
+      threadpoolWrites: 0,
+    });
   });
 
   it('rejects when the fdatasync after a small write fails', async () => {
@@ -109,13 +119,36 @@ describe('PoolExecutor small writes', () => {
     // A threshold no write can meet: the first one counts as a stall.
     executor = new PoolExecutor({ threads: 1, smallWriteBytesMax: 1024, smallWriteStallMs: -1 });
     await executor.steps(writeTask(0, 10, 1));
-    expect(executor.stats).toEqual({ smallWrites: 1, smallWriteStalls: 1, threadpoolSyncs: 0 });
+    expect(executor.stats).toEqual({
+      smallWrites: 1,
+      smallWriteStalls: 1,
+      threadpoolSyncs: 0,
+      threadpoolWrites: 0,
+    });
     const next = executor.steps(writeTask(10, 10, 2));
     await Promise.resolve();
     expect(fileBytes().length).toBe(10);
     await next;
     expect(executor.stats.smallWrites).toBe(1);
     expect(fileBytes().length).toBe(20);
+  });
+
+  it('while small writes are off here, a small write that then syncs goes to the threadpool whole', async () => {
+    executor = new PoolExecutor({ threads: 1, smallWriteBytesMax: 1024, smallWriteStallMs: -1 });
+    await executor.steps(writeTask(0, 10, 1));
+    const task = writeTask(10, 10, 2);
+    task.steps.push({ kind: 'sync', fd });
+    const done = executor.steps(task);
+    // Not written on this thread: the stall turned that off.
+    expect(fileBytes().length).toBe(10);
+    await done;
+    expect(fileBytes().subarray(10)).toEqual(Buffer.alloc(10, 2));
+    expect(executor.stats).toEqual({
+      smallWrites: 1,
+      smallWriteStalls: 1,
+      threadpoolSyncs: 1,
+      threadpoolWrites: 1,
+    });
   });
 
   it('with smallWriteBytesMax 0, every write goes through the pool', async () => {
