@@ -65,10 +65,11 @@ export async function recoverLog(input: RecoveryInput): Promise<RecoveredLog> {
       mayHaveLostTail: hadState,
     };
   }
-  const segments = await recoverSegments(input, start);
+  const { segments, cutUncovered } = await recoverSegments(input, start);
   const lastIndex =
     segments.length > 0 ? segments[segments.length - 1]!.segment.lastIndex : start.firstIndex - 1;
-  const mayHaveLostTail = (input.mode === 'async' && input.powerLossSuspected) || store.lostTail(logId);
+  const mayHaveLostTail =
+    (input.mode === 'async' && input.powerLossSuspected) || cutUncovered || store.lostTail(logId);
   if (mayHaveLostTail) store.putLostTail(logId, true);
   return {
     ...base,
@@ -85,7 +86,10 @@ interface ScannedSegment {
   scan: ScanResult;
 }
 
-async function recoverSegments(input: RecoveryInput, start: LogStart): Promise<ScannedSegment[]> {
+async function recoverSegments(
+  input: RecoveryInput,
+  start: LogStart,
+): Promise<{ segments: ScannedSegment[]; cutUncovered: boolean }> {
   const { executor, directory } = input;
   await executor.steps({
     kind: 'steps',
@@ -116,7 +120,7 @@ async function recoverSegments(input: RecoveryInput, start: LogStart): Promise<S
     ),
   );
   const scanned: ScannedSegment[] = found.map((segment, i) => ({ segment, scan: scans[i]! }));
-  checkTail(scanned, cleanup, input.walCoveredFrom ?? null);
+  const cutUncovered = checkTail(scanned, cleanup, input.walCoveredFrom ?? null);
   const live = await replayOverrides(input, scanned, cleanup);
   const kept = dropCompacted(live, start.firstIndex, cleanup);
   checkChain(kept, start.firstIndex);
@@ -125,11 +129,16 @@ async function recoverSegments(input: RecoveryInput, start: LogStart): Promise<S
     segment.lastIndex = scan.lastIndex;
     segment.endPosition = scan.validEnd;
   }
+  if (cutUncovered) {
+    // Durable before the cut: a crash after it must not forget that the tail was lost.
+    input.store.putLostTail(input.logId, true);
+    await input.store.durable();
+  }
   if (cleanup.length > 0) {
     cleanup.push({ kind: 'syncDirectory', path: directory });
     await executor.steps({ kind: 'steps', steps: cleanup });
   }
-  return kept;
+  return { segments: kept, cutUncovered };
 }
 
 /**
@@ -193,11 +202,17 @@ async function cutScanned(input: RecoveryInput, entry: ScannedSegment, index: nu
 }
 
 /** Refuses corruption before the tail; queues the cut of a torn tail in the last segment. */
+/**
+ * Cuts a torn or corrupt tail; refuses corruption before it. Returns true when it cut bytes that
+ * the WAL does not cover: those may have been reported durable (synced frames that rotted, or an
+ * async write the OS lost), so the replica must not vote or ack as if it still held them.
+ */
 function checkTail(
   scanned: ScannedSegment[],
   cleanup: IoStep[],
   walCoveredFrom: { sequence: number; position: number } | null,
-): void {
+): boolean {
+  let cutUncovered = false;
   for (let i = 0; i < scanned.length; i++) {
     const { segment, scan } = scanned[i]!;
     if (scan.corruptAt < 0) continue;
@@ -217,6 +232,7 @@ function checkTail(
       );
     }
     cleanup.push(...truncateSteps(segment.path, scan.validEnd));
+    if (!walCovers) cutUncovered = true;
   }
   const last = scanned[scanned.length - 1];
   if (last !== undefined && last.scan.validEnd === 0) {
@@ -224,6 +240,7 @@ function checkTail(
     scanned.pop();
     cleanup.push({ kind: 'unlink', path: last.segment.path });
   }
+  return cutUncovered;
 }
 
 function truncateSteps(filePath: string, lengthBytes: number): IoStep[] {

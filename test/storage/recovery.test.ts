@@ -61,6 +61,8 @@ describe('recovery from corruption', () => {
     fs.truncateSync(file!, positions[9]! + 20); // the last frame, cut inside its header+data
     const { engine, t } = await reopen(dir);
     await expectIntact(t, 45);
+    // The cut frame had been synced (a clean close): it may have been acknowledged.
+    expect(t.log.mayHaveLostTail).toBe(true);
     await t.write(makeEntries(46, 5, 2, 40));
     await engine.close();
     const again = await reopen(dir);
@@ -79,6 +81,8 @@ describe('recovery from corruption', () => {
     const { engine, t } = await reopen(dir);
     await expectIntact(t, 45);
     expect(fs.statSync(file!).size).toBe(positions[9]);
+    // A synced frame rotted: the replica must rejoin as one that may have lost acknowledged entries.
+    expect(t.log.mayHaveLostTail).toBe(true);
     await engine.close();
   });
 
