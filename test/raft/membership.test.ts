@@ -184,6 +184,21 @@ describe('restart with an empty log (memory mode)', () => {
     }
   });
 
+  it('a lone voter that lost its log elects itself and commits again', () => {
+    // A single-node cluster whose tail was cut on open (storage flags it): nobody else can help.
+    const net = new TestNetwork({ voters: [1] });
+    net.tick(30);
+    expect(net.leader()?.id).toBe(1);
+    net.propose(1, 'gone');
+    net.restart(1, { loseLog: true });
+    net.tick(30);
+    expect(net.leader()?.id).toBe(1);
+    const index = net.propose(1, 'fresh');
+    net.tick(2);
+    expect(net.node(1).applied.get(index)).toBe('fresh');
+    expect(net.raw(1).status().recovering).toBe(false);
+  });
+
   it('when a majority lost its log, the replica that kept its data is elected and keeps it', () => {
     const net = new TestNetwork({ voters: [1, 2, 3] });
     net.elect(1);
