@@ -5,7 +5,7 @@
 // for topics that exist (a request naming an unknown topic counts under topic="").
 
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import type { BrokerNode, LocalPartition, NodeObserver } from '../broker/node.js';
+import type { BrokerNode, LocalPartition, NodeObserver, StorageIoStats } from '../broker/node.js';
 import type { RaftGroup } from '../broker/raft-group.js';
 
 /** Request latency buckets, in seconds: sub-millisecond local commits to long-polls. */
@@ -203,6 +203,39 @@ export class NodeMetrics implements NodeObserver {
         this.set(broker.partitions.size);
       },
     });
+    // Where storage's I/O ran (docs/storage.md, "Small writes run on the event loop"): counters
+    // kept by the engine, read at scrape time.
+    const ioCounter = (name: string, help: string, value: (stats: StorageIoStats) => number) =>
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          const stats = broker.storageIoStats();
+          this.reset();
+          if (stats !== null) this.inc(value(stats));
+        },
+      });
+    ioCounter(
+      'raftlog_storage_inline_writes_total',
+      'I/O tasks whose small page-cache writes ran on the event loop',
+      (stats) => stats.smallWrites,
+    );
+    ioCounter(
+      'raftlog_storage_inline_write_stalls_total',
+      'Inline writes slower than the stall threshold (small writes then leave the event loop for 10 s)',
+      (stats) => stats.smallWriteStalls,
+    );
+    ioCounter(
+      'raftlog_storage_threadpool_fsyncs_total',
+      "fdatasyncs after a small write, run on libuv's threadpool",
+      (stats) => stats.threadpoolSyncs,
+    );
+    ioCounter(
+      'raftlog_storage_threadpool_writes_total',
+      "Small write+fdatasync tasks whose writes also ran on libuv's threadpool (inline writes off)",
+      (stats) => stats.threadpoolWrites,
+    );
     new Gauge({
       name: 'raftlog_metadata_term',
       help: 'Raft term of the metadata group on this node',

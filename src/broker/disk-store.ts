@@ -3,7 +3,12 @@
 // the driver's per-write callbacks, in order.
 
 import type { Entry, InitialState, Snapshot } from '../raft/index.js';
-import { type PartitionLog, StorageEngine, type StorageEngineOptions } from '../storage/index.js';
+import {
+  type IoExecutorStats,
+  type PartitionLog,
+  StorageEngine,
+  type StorageEngineOptions,
+} from '../storage/index.js';
 import type { EntryOffsets, GroupStore, GroupWrite, NodeStore } from './group-store.js';
 import type { PersistenceMode } from './metadata-state.js';
 import { entryOffsets } from './partition-machine.js';
@@ -148,6 +153,10 @@ export class DiskNodeStore implements NodeStore {
 
   observeFsync(observer: (durationMs: number) => void): void {
     this.engine.observeFsync(observer);
+  }
+
+  ioStats(): IoExecutorStats {
+    return this.engine.ioStats();
   }
 
   async close(): Promise<void> {

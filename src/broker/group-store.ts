@@ -2,6 +2,7 @@
 // on disk (segments, lmdb, worker pool); tests can use an in-memory implementation.
 
 import type { ConfState, Entry, HardState, InitialState, LogStorage, Snapshot } from '../raft/index.js';
+import type { IoExecutorStats } from '../storage/index.js';
 import type { PersistenceMode } from './metadata-state.js';
 
 /** The writes of one Ready of one group. */
@@ -72,4 +73,6 @@ export interface NodeStore {
   close(): Promise<void>;
   /** Metrics: report the time each log write spent in fdatasync (absent: no disk). */
   observeFsync?(observer: (durationMs: number) => void): void;
+  /** Metrics: where the disk's I/O tasks ran so far (absent: no disk). */
+  ioStats?(): IoExecutorStats;
 }

@@ -13,7 +13,7 @@ import {
   type Snapshot,
   StateRole,
 } from '../raft/index.js';
-import { isStorageError } from '../storage/index.js';
+import { type IoExecutorStats, isStorageError } from '../storage/index.js';
 import { Driver, type MessageSink } from './driver.js';
 import { BrokerError } from './errors.js';
 import { MetadataGroupMachine, PartitionGroupMachine } from './group-machines.js';
@@ -39,6 +39,9 @@ import { RoundRobin } from './partitioner.js';
 import { DEFAULT_PRODUCER_LIMITS, type ProducerLimits } from './producer-state.js';
 import { type GroupObserver, RaftGroup } from './raft-group.js';
 import { RetentionRunner } from './retention.js';
+
+/** Storage's counts of where its I/O tasks ran, for metrics (the api layer sees only the broker). */
+export type StorageIoStats = IoExecutorStats;
 
 export interface BrokerTiming {
   /** One Raft tick for every group. */
@@ -272,6 +275,11 @@ export class BrokerNode {
   }
 
   /** The metadata group's term as this node knows it (0 before it opened). */
+  /** Where the disk's I/O tasks ran (null without a disk store). */
+  storageIoStats(): StorageIoStats | null {
+    return this.options.store.ioStats?.() ?? null;
+  }
+
   metadataTerm(): number {
     return this.metadataGroup?.term ?? 0;
   }

@@ -5,6 +5,7 @@ export { isStorageError, StorageError, type StorageErrorCode } from './errors.js
 export type { SyncFileSystem } from './file-system.js';
 export { nodeFileSystem } from './file-system.js';
 export type { DescribeEntry, RecordRange } from './frame.js';
+export type { IoExecutorStats } from './io-executor.js';
 export type { KeyValueArea } from './kv.js';
 export type { SegmentSummary } from './log-writer.js';
 export {

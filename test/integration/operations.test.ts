@@ -165,6 +165,12 @@ describe('operations on a 3-node cluster of processes', () => {
     expect(
       positive('raftlog_requests_total', ['operation="produce"', 'topic="measured"', 'status="200"']),
     ).toBe(true);
+    // The async append's write was small: it ran on the event loop, and the counter says so.
+    const inline = text.match(/^raftlog_storage_inline_writes_total\{node="\d"\} (\d+)$/m);
+    expect(Number(inline?.[1])).toBeGreaterThan(0);
+    expect(text).toMatch(/^raftlog_storage_inline_write_stalls_total\{node="\d"\} \d+$/m);
+    expect(text).toMatch(/^raftlog_storage_threadpool_fsyncs_total\{node="\d"\} \d+$/m);
+    expect(text).toMatch(/^raftlog_storage_threadpool_writes_total\{node="\d"\} \d+$/m);
   }, 30_000);
 
   it('memory topic: kill -9 and an empty restart of one replica, then another, loses no acknowledged record', async () => {
