@@ -242,8 +242,8 @@ export class PoolExecutor implements IoExecutor {
     this.flushScheduled = false;
     const pending = this.pending;
     this.pending = [];
-    // Two tasks (a lone sync-mode append: its segment write and its WAL write) share one message:
-    // one thread wake-up on the ack path instead of two, and the segment write takes microseconds.
+    // Two tasks share one message: one thread wake-up instead of two (with small writes off, a
+    // lone sync-mode append's segment write lands here beside whatever else the turn queued).
     const groups = pending.length <= 2 ? 1 : Math.min(this.threads, pending.length);
     for (let g = 0; g < groups; g++) {
       const group: PendingSteps[] = [];
