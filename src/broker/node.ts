@@ -274,12 +274,12 @@ export class BrokerNode {
     return leader === 0 ? null : leader;
   }
 
-  /** The metadata group's term as this node knows it (0 before it opened). */
   /** Where the disk's I/O tasks ran (null without a disk store). */
   storageIoStats(): StorageIoStats | null {
     return this.options.store.ioStats?.() ?? null;
   }
 
+  /** The metadata group's term as this node knows it (0 before it opened). */
   metadataTerm(): number {
     return this.metadataGroup?.term ?? 0;
   }
