@@ -1,7 +1,7 @@
-// Runs I/O tasks off the event loop: a piscina pool in production (small page-cache writes excepted,
-// see isSmallWrite, and the fdatasync after one, which goes to libuv's threadpool); in-process for
-// tests that put a fault-injecting file system underneath. Write buffers are transferred, never
-// copied.
+// Runs I/O tasks off the event loop: a piscina pool in production (small page-cache writes
+// excepted, see smallWriteShape, and the fdatasync after one, which goes to libuv's threadpool);
+// in-process for tests that put a fault-injecting file system underneath. Write buffers are
+// transferred, never copied.
 
 import { fdatasync, writev } from 'node:fs';
 import { Piscina } from 'piscina';
@@ -111,9 +111,12 @@ export class PoolExecutor implements IoExecutor {
   }
 
   steps(task: StepsTask): Promise<StepsResult> {
-    if (this.isSmallWrite(task)) return this.writeSoon(task);
-    const writes = this.smallWritesBeforeSyncs(task);
-    if (writes !== null) return this.writeThenSync(task, writes, this.isSmallWrite(writes));
+    const shape = this.smallWriteShape(task);
+    if (shape !== null) {
+      const inline = this.takeInlineBudget(shape.bytes);
+      if (shape.writes < task.steps.length) return this.writeThenSync(task, shape.writes, inline);
+      if (inline) return this.writeSoon(task);
+    }
     return new Promise((resolve, reject) => {
       this.pending.push({ task, resolve, reject });
       if (this.flushScheduled) return;
@@ -123,36 +126,12 @@ export class PoolExecutor implements IoExecutor {
   }
 
   /**
-   * Positioned writes only (no open, sync or close), of at most smallWriteBytesMax bytes in all:
-   * what a driver turn hands a log in `async` mode, and the segment half of a `sync` append whose
-   * durability comes from the WAL. They only copy into the page cache, so they run here.
+   * A task that may skip the pool: positioned writes to open files, of at most smallWriteBytesMax
+   * bytes in all, followed by nothing (what a driver turn hands a log in `async` mode, the segment
+   * half of a `sync` append) or only by fdatasyncs of open files (a WAL window, a lone sync
+   * append). Returns how many write steps lead and their bytes; null for any other task.
    */
-  private isSmallWrite(task: StepsTask): boolean {
-    if (this.smallWriteBytesMax === 0 || performance.now() < this.smallWritesOffUntilMs) return false;
-    let bytes = 0;
-    for (const step of task.steps) {
-      if (step.kind !== 'write' || step.fd < 0) return false;
-      for (const buffer of step.buffers) bytes += buffer.byteLength;
-    }
-    if (bytes === 0 || bytes > this.smallWriteBytesMax) return false;
-    // A driver turn may write to many logs: past a budget per turn, the rest goes to the pool.
-    if (this.smallWriteBytesThisTurn + bytes > SMALL_WRITE_BYTES_PER_TURN_MAX) return false;
-    this.smallWriteBytesThisTurn += bytes;
-    if (!this.turnResetScheduled) {
-      this.turnResetScheduled = true;
-      setImmediate(() => {
-        this.turnResetScheduled = false;
-        this.smallWriteBytesThisTurn = 0;
-      });
-    }
-    return true;
-  }
-
-  /**
-   * Small writes, then fdatasyncs of open files (the WAL window of a sync-mode turn, or a lone
-   * sync-mode append): the write steps, or null for any other task.
-   */
-  private smallWritesBeforeSyncs(task: StepsTask): StepsTask | null {
+  private smallWriteShape(task: StepsTask): { writes: number; bytes: number } | null {
     if (this.smallWriteBytesMax === 0) return null;
     const steps = task.steps;
     let writes = 0;
@@ -163,12 +142,31 @@ export class PoolExecutor implements IoExecutor {
       if (step.fd < 0) return null;
       for (const buffer of step.buffers) bytes += buffer.byteLength;
     }
-    if (writes === 0 || writes === steps.length || bytes > this.smallWriteBytesMax) return null;
+    if (writes === 0 || bytes > this.smallWriteBytesMax) return null;
     for (let i = writes; i < steps.length; i++) {
       const step = steps[i]!;
       if (step.kind !== 'sync' || step.fd < 0) return null;
     }
-    return { kind: 'steps', steps: steps.slice(0, writes) };
+    return { writes, bytes };
+  }
+
+  /**
+   * Whether `bytes` of small writes may run on the event loop now: not while the stall guard has
+   * them off, and within a budget per turn (a driver turn may write to many logs; past the
+   * budget, the rest of the turn's writes leave the event loop). Takes the bytes from the budget.
+   */
+  private takeInlineBudget(bytes: number): boolean {
+    if (bytes === 0 || performance.now() < this.smallWritesOffUntilMs) return false;
+    if (this.smallWriteBytesThisTurn + bytes > SMALL_WRITE_BYTES_PER_TURN_MAX) return false;
+    this.smallWriteBytesThisTurn += bytes;
+    if (!this.turnResetScheduled) {
+      this.turnResetScheduled = true;
+      setImmediate(() => {
+        this.turnResetScheduled = false;
+        this.smallWriteBytesThisTurn = 0;
+      });
+    }
+    return true;
   }
 
   /**
@@ -201,13 +199,14 @@ export class PoolExecutor implements IoExecutor {
    * fdatasync's own time, libuv's threadpool none that could be measured (docs/storage.md, "An
    * fdatasync after a small write"). Nothing is reported durable before every fdatasync succeeded.
    */
-  private async writeThenSync(task: StepsTask, writes: StepsTask, inline: boolean): Promise<StepsResult> {
+  private async writeThenSync(task: StepsTask, writeSteps: number, inline: boolean): Promise<StepsResult> {
+    const writes = task.steps.slice(0, writeSteps);
     let result: StepsResult = { fds: [], cut: null, syncMs: 0 };
     if (inline) {
-      result = this.writeHere(writes.steps);
+      result = this.writeHere(writes);
     } else {
       this.stats.threadpoolWrites++;
-      for (const step of writes.steps) {
+      for (const step of writes) {
         if (step.kind === 'write') await writeAllOnThreadpool(step.fd, step.buffers, step.position);
       }
     }
