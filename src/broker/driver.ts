@@ -2,9 +2,16 @@
 // work, hands all their writes to storage as one batch, queues their messages per peer, applies
 // committed entries, and ends with one flush of the transport (one write per peer). Turns run
 // when something happened: a tick, a message, a proposal, a durable write.
+//
+// When a turn runs decides latency. Proposals and ticks wait for setImmediate, so every request
+// read in one poll phase joins one turn (one storage batch, one write per peer). A peer's messages
+// and a durable write get a turn in a microtask instead: the ack, the commit and the client's
+// response leave before the event loop polls again, rather than one pass later (on this machine a
+// pass costs an epoll_wait, tens of microseconds). Commit notices are the exception: nothing waits
+// on them, so they go out with the next turn, or after setImmediate, behind the responses.
 
 import type { Logger } from 'pino';
-import type { Message, NodeId } from '../raft/index.js';
+import { type Message, MessageType, type NodeId } from '../raft/index.js';
 import type { GroupStore, GroupWrite, NodeStore } from './group-store.js';
 import type { RaftGroup } from './raft-group.js';
 
@@ -24,15 +31,35 @@ export interface DriverOptions {
 
 /** Readys taken from one group in one turn; more would mean a livelock in the core. */
 const READYS_PER_GROUP_PER_TURN_MAX = 64;
+/**
+ * Microtask turns per pass of the event loop. Each durable write or batch of peer messages may
+ * start one; past this, turns wait for setImmediate, so a chain of them cannot hold the loop.
+ */
+const PROMPT_TURNS_PER_LOOP_MAX = 8;
+
+interface QueuedMessage {
+  toNodeId: NodeId;
+  groupId: number;
+  message: Message;
+}
 
 export class Driver {
   readonly groups = new Map<number, RaftGroup>();
   private dirty = new Set<RaftGroup>();
   private scheduled = false;
+  private promptScheduled = false;
+  private promptTurnsThisLoop = 0;
+  /** Commit notices held back from the turn that made them; sent by the next turn or flush. */
+  private commitNotices: QueuedMessage[] = [];
+  private commitNoticeFlushScheduled = false;
   private ticker: NodeJS.Timeout | null = null;
   private stopped = false;
-  /** Turns run so far, and messages dropped because their group is not (yet) here. */
+  /**
+   * Turns run so far (promptTurns of them in a microtask), and messages dropped because their
+   * group is not (yet) here.
+   */
   turns = 0;
+  promptTurns = 0;
   droppedForUnknownGroup = 0;
 
   constructor(private readonly options: DriverOptions) {}
@@ -78,7 +105,7 @@ export class Driver {
     }
     group.raw.step(message);
     this.dirty.add(group);
-    this.schedule();
+    this.schedulePrompt();
   }
 
   private tickAll(): void {
@@ -92,14 +119,47 @@ export class Driver {
   private schedule(): void {
     if (this.scheduled || this.stopped) return;
     this.scheduled = true;
-    setImmediate(() => this.turn());
+    setImmediate(this.scheduledTurn);
   }
+
+  /** A turn as soon as the current callback returns (see the file's header). */
+  private schedulePrompt(): void {
+    if (this.promptScheduled || this.stopped) return;
+    if (this.promptTurnsThisLoop >= PROMPT_TURNS_PER_LOOP_MAX) {
+      this.schedule();
+      return;
+    }
+    if (this.promptTurnsThisLoop === 0) setImmediate(this.resetPromptTurns);
+    this.promptTurnsThisLoop++;
+    this.promptScheduled = true;
+    queueMicrotask(this.promptTurn);
+  }
+
+  private readonly scheduledTurn = (): void => {
+    this.scheduled = false;
+    this.runTurn();
+  };
+
+  private readonly promptTurn = (): void => {
+    this.promptScheduled = false;
+    this.promptTurns++;
+    this.runTurn();
+  };
+
+  private readonly resetPromptTurns = (): void => {
+    this.promptTurnsThisLoop = 0;
+  };
 
   /** One turn over every group with work. Public for tests that step the loop by hand. */
   turn(): void {
     this.scheduled = false;
+    this.runTurn();
+  }
+
+  private runTurn(): void {
     if (this.stopped) return;
     this.turns++;
+    this.sendCommitNotices();
     const writes: Array<{ store: GroupStore; write: GroupWrite }> = [];
     const groups = this.dirty;
     this.dirty = new Set();
@@ -108,6 +168,24 @@ export class Driver {
     }
     if (writes.length > 0) this.options.store.submit(writes);
     this.options.sink.flush();
+    if (this.commitNotices.length > 0 && !this.commitNoticeFlushScheduled) {
+      this.commitNoticeFlushScheduled = true;
+      setImmediate(this.flushCommitNotices);
+    }
+  }
+
+  private readonly flushCommitNotices = (): void => {
+    this.commitNoticeFlushScheduled = false;
+    if (this.stopped || this.commitNotices.length === 0) return;
+    this.sendCommitNotices();
+    this.options.sink.flush();
+  };
+
+  private sendCommitNotices(): void {
+    if (this.commitNotices.length === 0) return;
+    const notices = this.commitNotices;
+    this.commitNotices = [];
+    for (const notice of notices) this.options.sink.send(notice.toNodeId, notice.groupId, notice.message);
   }
 
   private processGroup(group: RaftGroup, writes: Array<{ store: GroupStore; write: GroupWrite }>): void {
@@ -129,7 +207,13 @@ export class Driver {
           },
         });
       }
-      for (const message of ready.messages) this.options.sink.send(message.to, group.groupId, message);
+      for (const message of ready.messages) {
+        if (message.type === MessageType.Commit) {
+          this.commitNotices.push({ toNodeId: message.to, groupId: group.groupId, message });
+        } else {
+          this.options.sink.send(message.to, group.groupId, message);
+        }
+      }
       group.applyCommitted(ready.committedEntries);
       if (ready.readStates.length > 0) group.answerReads(ready.readStates);
       raw.advance(ready);
@@ -141,7 +225,8 @@ export class Driver {
   private persisted(group: RaftGroup, persistId: number): void {
     if (group.closed) return;
     group.raw.reportPersisted(persistId);
-    this.markDirty(group);
+    this.dirty.add(group);
+    this.schedulePrompt();
   }
 }
 
