@@ -29,6 +29,12 @@ export interface StorageEngineOptions {
   dataDir: string;
   /** Async mode: written data is fdatasynced within this many ms. */
   flushIntervalMs?: number;
+  /**
+   * A commit-index-only change of a log's hard state is stored at most this often (and at close).
+   * Each store is an lmdb commit with its own fdatasync; at every flushIntervalMs / 2 they cost a
+   * busy node more latency than the segment fsyncs (docs/storage.md, "Lazy state").
+   */
+  stateFlushIntervalMs?: number;
   /** Threads of the I/O pool (they mostly wait on the disk, so more than the cores is fine). */
   ioThreads?: number;
   /** A segment file rolls once it reaches this size. */
@@ -79,6 +85,7 @@ type ResolvedOptions = Required<Omit<StorageEngineOptions, 'fileSystem'>> & { fi
 
 const DEFAULTS = {
   flushIntervalMs: 50,
+  stateFlushIntervalMs: 1000,
   ioThreads: 4,
   segmentBytesMax: 64 * 1024 * 1024,
   indexIntervalBytes: 4096,
@@ -120,6 +127,7 @@ export class StorageEngine {
   private recoveredWalFiles: { path: string; sequence: number }[];
   private checkpointRun: Promise<void> | null = null;
   private lastCheckpointAt = Date.now();
+  private lastStateFlushAt = Date.now();
   private fsyncObserver: ((durationMs: number) => void) | null = null;
 
   private constructor(
@@ -156,6 +164,7 @@ export class StorageEngine {
   static async open(options: StorageEngineOptions): Promise<StorageEngine> {
     const resolved: ResolvedOptions = { ...DEFAULTS, ...options };
     assert(resolved.flushIntervalMs > 0, 'flushIntervalMs must be positive');
+    assert(resolved.stateFlushIntervalMs >= 0, 'stateFlushIntervalMs must not be negative');
     assert(resolved.segmentBytesMax >= 1024, 'segmentBytesMax must be at least 1024');
     await fs.mkdir(path.join(resolved.dataDir, 'logs'), { recursive: true });
     const store = new StateStore(resolved.dataDir);
@@ -336,9 +345,12 @@ export class StorageEngine {
   }
 
   private background(): void {
+    const nowMs = Date.now();
+    const flushState = nowMs - this.lastStateFlushAt >= this.options.stateFlushIntervalMs;
+    if (flushState) this.lastStateFlushAt = nowMs;
     for (const log of this.logs.values()) {
       if (log.mode === 'async') log.syncIfDirty();
-      log.flushState();
+      if (flushState) log.flushState();
     }
     if (this.wal !== null && this.checkpointRun === null) {
       const sinceMs = Date.now() - this.lastCheckpointAt;

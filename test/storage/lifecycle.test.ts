@@ -5,7 +5,8 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isRaftError } from '../../src/raft/errors.js';
 import { StorageEngine } from '../../src/storage/index.js';
-import { entryProblem, makeEntries, removeDir, TestLog, tempDir } from './helpers.js';
+import type { StateStore } from '../../src/storage/state-store.js';
+import { entryProblem, makeEntries, removeDir, TestLog, tempDir, waitFor } from './helpers.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -211,6 +212,40 @@ describe('storage lifecycle', () => {
     expect(engine.kv.get('topics/orders')).toBeUndefined();
     const fresh = await new TestLog(engine).open('g', { mode: 'sync' });
     expect(fresh.log.lastIndex()).toBe(0);
+    await engine.close();
+  });
+  it('stores a commit-only hard state change at most every stateFlushIntervalMs, and at close', async () => {
+    const dir = tempDir('lazy-state');
+    dirs.push(dir);
+    // What lmdb holds for the log, read through the engine's own state store.
+    const stored = (engine: StorageEngine, groupId: string) => {
+      const store = (engine as unknown as { store: StateStore }).store;
+      return store.hardState(store.findLogId(groupId)!);
+    };
+    let engine = await StorageEngine.open({
+      dataDir: dir,
+      flushIntervalMs: 10,
+      stateFlushIntervalMs: 60_000,
+    });
+    let fsyncs = 0;
+    engine.observeFsync(() => fsyncs++);
+    const t = await new TestLog(engine).open('g', { mode: 'async' });
+    await t.write(makeEntries(1, 10, 2), { term: 2, vote: 1, commit: 0 });
+    expect(stored(engine, 'g')).toEqual({ term: 2, vote: 1, commit: 0 }); // term changed: at once
+    await waitFor(() => fsyncs > 0, 5000, 'the first async-mode fsync');
+    // The next fsync comes from a background pass that started after this write.
+    const seen = fsyncs;
+    await t.write(makeEntries(11, 1, 2), { term: 2, vote: 1, commit: 9 });
+    await waitFor(() => fsyncs > seen, 5000, 'an async-mode fsync of entry 11');
+    expect(stored(engine, 'g').commit).toBe(0);
+    expect(t.log.initialState().hardState.commit).toBe(9);
+    await engine.close();
+
+    engine = await StorageEngine.open({ dataDir: dir, flushIntervalMs: 10, stateFlushIntervalMs: 0 });
+    const reopened = await new TestLog(engine).open('g', { mode: 'async' });
+    expect(stored(engine, 'g').commit).toBe(9); // written at close
+    await reopened.write([], { term: 2, vote: 1, commit: 10 });
+    await waitFor(() => stored(engine, 'g').commit === 10, 5000, 'the commit stored by a background pass');
     await engine.close();
   });
 });
