@@ -228,7 +228,7 @@ export class NodeMetrics implements NodeObserver {
     );
     ioCounter(
       'raftlog_storage_threadpool_fsyncs_total',
-      "fdatasyncs after a small write, run on libuv's threadpool",
+      "fdatasyncs run on libuv's threadpool: after a small write, or alone (the async-mode flush)",
       (stats) => stats.threadpoolSyncs,
     );
     ioCounter(

@@ -1,5 +1,6 @@
 // Runs I/O tasks off the event loop: a piscina pool in production (small page-cache writes
-// excepted, see smallWriteShape, and the fdatasync after one, which goes to libuv's threadpool);
+// excepted, see smallWriteShape, and the fdatasyncs after one or alone, which go to libuv's
+// threadpool);
 // in-process for tests that put a fault-injecting file system underneath. Write buffers are
 // transferred, never copied.
 
@@ -27,7 +28,7 @@ export interface IoExecutorStats {
   smallWrites: number;
   /** Of those, writes slower than smallWriteStallMs (small writes then went to the pool a while). */
   smallWriteStalls: number;
-  /** fdatasyncs after a small write, run on libuv's threadpool instead of the pool. */
+  /** fdatasyncs after a small write or alone in their task, run on libuv's threadpool instead of the pool. */
   threadpoolSyncs: number;
   /** Tasks whose small writes went to libuv's threadpool too (while small writes were off here). */
   threadpoolWrites: number;
@@ -129,7 +130,8 @@ export class PoolExecutor implements IoExecutor {
    * A task that may skip the pool: positioned writes to open files, of at most smallWriteBytesMax
    * bytes in all, followed by nothing (what a driver turn hands a log in `async` mode, the segment
    * half of a `sync` append) or only by fdatasyncs of open files (a WAL window, a lone sync
-   * append). Returns how many write steps lead and their bytes; null for any other task.
+   * append); or fdatasyncs of open files alone (async mode's periodic flush, a checkpoint).
+   * Returns how many write steps lead and their bytes; null for any other task.
    */
   private smallWriteShape(task: StepsTask): { writes: number; bytes: number } | null {
     if (this.smallWriteBytesMax === 0) return null;
@@ -142,7 +144,7 @@ export class PoolExecutor implements IoExecutor {
       if (step.fd < 0) return null;
       for (const buffer of step.buffers) bytes += buffer.byteLength;
     }
-    if (writes === 0 || bytes > this.smallWriteBytesMax) return null;
+    if (steps.length === 0 || bytes > this.smallWriteBytesMax) return null;
     for (let i = writes; i < steps.length; i++) {
       const step = steps[i]!;
       if (step.kind !== 'sync' || step.fd < 0) return null;
@@ -193,8 +195,8 @@ export class PoolExecutor implements IoExecutor {
   }
 
   /**
-   * The writes here (`inline`) or on libuv's threadpool (small writes are off here for now), then
-   * the fdatasyncs on libuv's threadpool. Why not the pool: a piscina task is a message to a
+   * The writes, if any, here (`inline`) or on libuv's threadpool (small writes are off here for
+   * now), then the fdatasyncs on libuv's threadpool. Why not the pool: a piscina task is a message to a
    * worker's JS event loop and one back; on this machine that hop alone added 0.12x to 0.54x of an
    * fdatasync's own time, libuv's threadpool none that could be measured (docs/storage.md, "An
    * fdatasync after a small write"). Nothing is reported durable before every fdatasync succeeded.
@@ -204,7 +206,7 @@ export class PoolExecutor implements IoExecutor {
     let result: StepsResult = { fds: [], cut: null, syncMs: 0 };
     if (inline) {
       result = this.writeHere(writes);
-    } else {
+    } else if (writeSteps > 0) {
       this.stats.threadpoolWrites++;
       for (const step of writes) {
         if (step.kind === 'write') await writeAllOnThreadpool(step.fd, step.buffers, step.position);

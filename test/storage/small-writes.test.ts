@@ -1,5 +1,5 @@
 // Small positioned writes run on the event loop (a copy into the page cache), an fdatasync that
-// follows them on libuv's threadpool, everything else in the pool; a per-turn budget and a stall
+// follows them or stands alone on libuv's threadpool, everything else in the pool; a per-turn budget and a stall
 // guard keep the event loop from paying for the disk.
 
 import fs from 'node:fs';
@@ -49,12 +49,11 @@ describe('PoolExecutor small writes', () => {
     expect([...fileBytes()].every((byte) => byte === 7)).toBe(true);
   });
 
-  it('sends larger writes, and any task that opens, closes or only syncs, to the pool', async () => {
+  it('sends larger writes, and any task that opens or closes, to the pool', async () => {
     executor = new PoolExecutor({ threads: 1, smallWriteBytesMax: 1024 });
     const large = executor.steps(writeTask(0, 2048, 1));
     expect(fileBytes().length).toBe(0);
     await large;
-    await executor.steps({ kind: 'steps', steps: [{ kind: 'sync', fd }] });
     const otherPath = path.join(dir, 'other');
     const opened = await executor.steps({
       kind: 'steps',
@@ -89,6 +88,22 @@ describe('PoolExecutor small writes', () => {
       threadpoolSyncs: 1,
       threadpoolWrites: 0,
     });
+  });
+
+  it('runs a task of fdatasyncs alone (the async-mode flush) on the threadpool', async () => {
+    executor = new PoolExecutor({ threads: 1, smallWriteBytesMax: 1024 });
+    fs.writeSync(fd, Buffer.alloc(10, 4), 0, 10, 0);
+    const result = await executor.steps({ kind: 'steps', steps: [{ kind: 'sync', fd }] });
+    expect(result.syncMs).toBeGreaterThan(0);
+    expect(executor.stats).toEqual({
+      smallWrites: 0,
+      smallWriteStalls: 0,
+      threadpoolSyncs: 1,
+      threadpoolWrites: 0,
+    });
+    await expect(executor.steps({ kind: 'steps', steps: [{ kind: 'sync', fd: 1_000_000 }] })).rejects.toThrow(
+      /EBADF/,
+    );
   });
 
   it('rejects when the fdatasync after a small write fails', async () => {
@@ -149,10 +164,12 @@ describe('PoolExecutor small writes', () => {
     });
   });
 
-  it('with smallWriteBytesMax 0, every write goes through the pool', async () => {
+  it('with smallWriteBytesMax 0, every write and fdatasync goes through the pool', async () => {
     executor = new PoolExecutor({ threads: 1 });
     await executor.steps(writeTask(0, 10, 1));
+    await executor.steps({ kind: 'steps', steps: [{ kind: 'sync', fd }] });
     expect(executor.stats.smallWrites).toBe(0);
+    expect(executor.stats.threadpoolSyncs).toBe(0);
   });
 
   it('rejects a small write that fails, like a pool task would', async () => {
