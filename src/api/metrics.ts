@@ -223,7 +223,7 @@ export class NodeMetrics implements NodeObserver {
     );
     ioCounter(
       'raftlog_storage_inline_write_stalls_total',
-      'Inline writes slower than the stall threshold (small writes then leave the event loop for 10 s)',
+      'Inline writes slower than the stall threshold (a second within 1 s sends small writes off the event loop for 10 s)',
       (stats) => stats.smallWriteStalls,
     );
     ioCounter(

@@ -70,8 +70,12 @@ export interface StorageEngineOptions {
    * writes"). 0: every write goes through the pool.
    */
   smallWriteBytesMax?: number;
-  /** A small write that took longer than this (ms) sends small writes back to the pool for 10 s. */
+  /**
+   * A small write that took longer than this (ms) is a stall; a second stall within
+   * smallWriteStallWindowMs of one sends small writes back to the pool for 10 s.
+   */
   smallWriteStallMs?: number;
+  smallWriteStallWindowMs?: number;
   /**
    * Tests: run every segment I/O in-process on this file system instead of the worker pool (a
    * fault-injecting layer goes here).
@@ -99,6 +103,7 @@ const DEFAULTS = {
   walDirectBytesMin: 256 * 1024,
   smallWriteBytesMax: 64 * 1024,
   smallWriteStallMs: 5,
+  smallWriteStallWindowMs: 1000,
   bootIdPath: '/proc/sys/kernel/random/boot_id',
 };
 
@@ -174,6 +179,7 @@ export class StorageEngine {
           threads: resolved.ioThreads,
           smallWriteBytesMax: resolved.smallWriteBytesMax,
           smallWriteStallMs: resolved.smallWriteStallMs,
+          smallWriteStallWindowMs: resolved.smallWriteStallWindowMs,
         });
     // Read even with sharedWal off: files of a run that had it on still hold durable writes.
     const recoveredWal = await recoverWal(executor, walDirectory(resolved.dataDir));

@@ -26,7 +26,7 @@ import type { WalScanResult, WalScanTask } from './wal.js';
 export interface IoExecutorStats {
   /** Tasks whose writes ran on the calling thread (small page-cache writes). */
   smallWrites: number;
-  /** Of those, writes slower than smallWriteStallMs (small writes then went to the pool a while). */
+  /** Of those, writes slower than smallWriteStallMs (two within the window: the pool for a while). */
   smallWriteStalls: number;
   /** fdatasyncs after a small write or alone in their task, run on libuv's threadpool instead of the pool. */
   threadpoolSyncs: number;
@@ -55,8 +55,10 @@ function workerUrl(): string {
   return new URL(name, here).href;
 }
 
-/** How long small writes go through the pool after one of them stalled the event loop. */
+/** How long small writes go through the pool once two of them stalled the event loop... */
 const SMALL_WRITES_OFF_MS = 10_000;
+/** ...within this long of each other (a lone stall is more often the process not running). */
+const SMALL_WRITE_STALL_WINDOW_MS_DEFAULT = 1000;
 /** Bytes of small writes run on the event loop per turn of it, at most (about 0.1 ms of copying). */
 const SMALL_WRITE_BYTES_PER_TURN_MAX = 256 * 1024;
 
@@ -80,8 +82,11 @@ export class PoolExecutor implements IoExecutor {
   private flushScheduled = false;
   private readonly smallWriteBytesMax: number;
   private readonly smallWriteStallMs: number;
-  /** performance.now() until which small writes go to the pool again (one was slow). */
+  private readonly smallWriteStallWindowMs: number;
+  /** performance.now() until which small writes go to the pool again (two were slow). */
   private smallWritesOffUntilMs = 0;
+  /** performance.now() of the last stalled small write. */
+  private lastStallAtMs = Number.NEGATIVE_INFINITY;
   /** Bytes written on the event loop in this turn of it (reset by a setImmediate). */
   private smallWriteBytesThisTurn = 0;
   private turnResetScheduled = false;
@@ -92,10 +97,16 @@ export class PoolExecutor implements IoExecutor {
     threadpoolWrites: 0,
   };
 
-  constructor(options: { threads: number; smallWriteBytesMax?: number; smallWriteStallMs?: number }) {
+  constructor(options: {
+    threads: number;
+    smallWriteBytesMax?: number;
+    smallWriteStallMs?: number;
+    smallWriteStallWindowMs?: number;
+  }) {
     this.threads = options.threads;
     this.smallWriteBytesMax = options.smallWriteBytesMax ?? 0;
     this.smallWriteStallMs = options.smallWriteStallMs ?? 5;
+    this.smallWriteStallWindowMs = options.smallWriteStallWindowMs ?? SMALL_WRITE_STALL_WINDOW_MS_DEFAULT;
     this.pool = new Piscina({
       filename: workerUrl(),
       minThreads: options.threads,
@@ -224,17 +235,23 @@ export class PoolExecutor implements IoExecutor {
     return result;
   }
 
-  /** Runs write steps on this thread; a slow one turns small writes off for a while. */
+  /** Runs write steps on this thread; two slow ones in a row turn small writes off for a while. */
   private writeHere(steps: readonly IoStep[]): StepsResult {
     const startedMs = performance.now();
     const result = runSteps(nodeFileSystem, steps);
-    const tookMs = performance.now() - startedMs;
+    const endedMs = performance.now();
     this.stats.smallWrites++;
-    if (tookMs > this.smallWriteStallMs) {
-      // The page cache pushed back (dirty-page throttling, a journal commit): the event loop must
-      // not pay for that again, so small writes go through the pool for a while.
+    if (endedMs - startedMs > this.smallWriteStallMs) {
       this.stats.smallWriteStalls++;
-      this.smallWritesOffUntilMs = performance.now() + SMALL_WRITES_OFF_MS;
+      // Dirty-page throttling slows every write while it lasts: the event loop must not keep
+      // paying for it, so small writes go through the pool for a while. But a lone slow write is
+      // mostly the process not running (preempted on 2 busy cores, or this VM pausing every vCPU
+      // 10-30 ms twice a second), and 10 s in the pool then cost a 3-node cluster 30% of its
+      // one-connection throughput. So the second stall within the window turns them off.
+      if (endedMs - this.lastStallAtMs <= this.smallWriteStallWindowMs) {
+        this.smallWritesOffUntilMs = endedMs + SMALL_WRITES_OFF_MS;
+      }
+      this.lastStallAtMs = endedMs;
     }
     return result;
   }

@@ -1,6 +1,6 @@
 // Small positioned writes run on the event loop (a copy into the page cache), an fdatasync that
-// follows them or stands alone on libuv's threadpool, everything else in the pool; a per-turn budget and a stall
-// guard keep the event loop from paying for the disk.
+// follows them or stands alone on libuv's threadpool, everything else in the pool; a per-turn
+// budget and a stall guard keep the event loop from paying for the disk.
 
 import fs from 'node:fs';
 import os from 'node:os';
@@ -130,35 +130,61 @@ describe('PoolExecutor small writes', () => {
     expect(bytes[8 * 65536]).toBe(9);
   });
 
-  it('sends small writes to the pool for a while after one stalled the event loop', async () => {
-    // A threshold no write can meet: the first one counts as a stall.
+  it('sends small writes to the pool for a while after two stalled the event loop within a second', async () => {
+    // A threshold no write can meet: every one counts as a stall.
     executor = new PoolExecutor({ threads: 1, smallWriteBytesMax: 1024, smallWriteStallMs: -1 });
     await executor.steps(writeTask(0, 10, 1));
+    await executor.steps(writeTask(10, 10, 2));
     expect(executor.stats).toEqual({
-      smallWrites: 1,
-      smallWriteStalls: 1,
+      smallWrites: 2,
+      smallWriteStalls: 2,
       threadpoolSyncs: 0,
       threadpoolWrites: 0,
     });
-    const next = executor.steps(writeTask(10, 10, 2));
+    const next = executor.steps(writeTask(20, 10, 3));
     await Promise.resolve();
-    expect(fileBytes().length).toBe(10);
-    await next;
-    expect(executor.stats.smallWrites).toBe(1);
     expect(fileBytes().length).toBe(20);
+    await next;
+    expect(executor.stats.smallWrites).toBe(2);
+    expect(fileBytes().length).toBe(30);
+  });
+
+  it('keeps small writes here after a lone stall (the window passed before the next one)', async () => {
+    executor = new PoolExecutor({
+      threads: 1,
+      smallWriteBytesMax: 1024,
+      smallWriteStallMs: -1,
+      smallWriteStallWindowMs: 200,
+    });
+    await executor.steps(writeTask(0, 10, 1));
+    const startedMs = performance.now();
+    // Wait out the window on the clock itself (bounded: 200 ms plus a timer's slack).
+    while (performance.now() - startedMs <= 210) await new Promise((resolve) => setTimeout(resolve, 10));
+    const lone = executor.steps(writeTask(10, 10, 2));
+    await Promise.resolve();
+    expect(fileBytes().length).toBe(20); // still written on this thread
+    await lone;
+    expect(executor.stats.smallWrites).toBe(2);
+    expect(executor.stats.smallWriteStalls).toBe(2);
+    // That one and the next are within the window: small writes go to the pool now.
+    await executor.steps(writeTask(20, 10, 3));
+    await executor.steps(writeTask(30, 10, 4));
+    expect(executor.stats.smallWrites).toBe(3);
+    expect(fileBytes().length).toBe(40);
   });
 
   it('while small writes are off here, a small write that then syncs goes to the threadpool whole', async () => {
     executor = new PoolExecutor({ threads: 1, smallWriteBytesMax: 1024, smallWriteStallMs: -1 });
     await executor.steps(writeTask(0, 10, 1));
-    const task = writeTask(10, 10, 2);
+    await executor.steps(writeTask(10, 10, 1));
+    const task = writeTask(20, 10, 2);
     task.steps.push({ kind: 'sync', fd });
-    // Not written on this thread (the stall turned that off): counted as a threadpool write below.
+    // Not written on this thread (two stalls turned that off): counted as a threadpool write below.
     await executor.steps(task);
-    expect(fileBytes().subarray(10)).toEqual(Buffer.alloc(10, 2));
+    expect(fileBytes().subarray(20)).toEqual(Buffer.alloc(10, 2));
     expect(executor.stats).toEqual({
-      smallWrites: 1,
-      smallWriteStalls: 1,
+      smallWrites: 2,
+      smallWriteStalls: 2,
       threadpoolSyncs: 1,
       threadpoolWrites: 1,
     });
