@@ -46,6 +46,7 @@ interface QueuedMessage {
 export class Driver {
   readonly groups = new Map<number, RaftGroup>();
   private dirty = new Set<RaftGroup>();
+  private spareDirty = new Set<RaftGroup>();
   private scheduled = false;
   private promptScheduled = false;
   private promptTurnsThisLoop = 0;
@@ -161,11 +162,15 @@ export class Driver {
     this.turns++;
     this.sendCommitNotices();
     const writes: Array<{ store: GroupStore; write: GroupWrite }> = [];
+    // Two sets take turns, so a turn allocates none: groups marked dirty during this one go to the
+    // other, and come back next turn.
     const groups = this.dirty;
-    this.dirty = new Set();
+    this.dirty = this.spareDirty;
+    this.spareDirty = groups;
     for (const group of groups) {
       if (!group.closed) this.processGroup(group, writes);
     }
+    groups.clear();
     if (writes.length > 0) this.options.store.submit(writes);
     this.options.sink.flush();
     if (this.commitNotices.length > 0 && !this.commitNoticeFlushScheduled) {

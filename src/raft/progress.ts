@@ -227,8 +227,7 @@ export class ProgressTracker {
       const pr = this.progress.get(this.voters[i]!)!;
       matches[i] = pr.recovering ? 0 : pr.match;
     }
-    matches.sort((a, b) => b - a);
-    return matches[this.quorum() - 1]!;
+    return quorumValue(matches, n, this.quorum());
   }
 
   /** The highest heartbeat round answered by a quorum (the leader counts as answering all). */
@@ -239,8 +238,7 @@ export class ProgressTracker {
       const id = this.voters[i]!;
       rounds[i] = id === selfId ? currentRound : this.progress.get(id)!.ackedRound;
     }
-    rounds.sort((a, b) => b - a);
-    return rounds[this.quorum() - 1]!;
+    return quorumValue(rounds, n, this.quorum());
   }
 
   /** Whether a quorum of voters was heard from since the last reset (the leader counts). */
@@ -279,4 +277,22 @@ export class ProgressTracker {
     if (rejected > this.voters.length - quorum) return 'lost';
     return 'pending';
   }
+}
+
+/**
+ * The `quorum`-th largest of values[0, n): the highest value that a quorum has reached. Sorts the
+ * scratch array in place by insertion, which allocates nothing (Array.prototype.sort copies into
+ * a work array on every call, and this runs on every acknowledgement); n is a handful of voters.
+ */
+function quorumValue(values: number[], n: number, quorum: number): number {
+  for (let i = 1; i < n; i++) {
+    const value = values[i]!;
+    let j = i - 1;
+    while (j >= 0 && values[j]! < value) {
+      values[j + 1] = values[j]!;
+      j--;
+    }
+    values[j + 1] = value;
+  }
+  return values[quorum - 1]!;
 }
