@@ -75,6 +75,7 @@ export interface StorageEngineOptions {
    * smallWriteStallWindowMs of one sends small writes back to the pool for 10 s.
    */
   smallWriteStallMs?: number;
+  /** The window of the rule above, in ms. */
   smallWriteStallWindowMs?: number;
   /**
    * Tests: run every segment I/O in-process on this file system instead of the worker pool (a

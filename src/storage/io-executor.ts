@@ -1,8 +1,7 @@
 // Runs I/O tasks off the event loop: a piscina pool in production (small page-cache writes
 // excepted, see smallWriteShape, and the fdatasyncs after one or alone, which go to libuv's
-// threadpool);
-// in-process for tests that put a fault-injecting file system underneath. Write buffers are
-// transferred, never copied.
+// threadpool); in-process for tests that put a fault-injecting file system underneath. Write
+// buffers are transferred, never copied.
 
 import { fdatasync, writev } from 'node:fs';
 import { Piscina } from 'piscina';
@@ -28,7 +27,7 @@ export interface IoExecutorStats {
   smallWrites: number;
   /** Of those, writes slower than smallWriteStallMs (two within the window: the pool for a while). */
   smallWriteStalls: number;
-  /** fdatasyncs after a small write or alone in their task, run on libuv's threadpool instead of the pool. */
+  /** fdatasyncs after a small write or alone in their task, run on libuv's threadpool, not the pool. */
   threadpoolSyncs: number;
   /** Tasks whose small writes went to libuv's threadpool too (while small writes were off here). */
   threadpoolWrites: number;
