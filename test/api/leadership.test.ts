@@ -102,7 +102,7 @@ describe('leadership transfer', () => {
     }
   });
 
-  it('answers 503 NO_LEADER when the target is down, and leadership stays', async () => {
+  it('answers 503 NO_LEADER when the target is down, and leadership does not move', async () => {
     const current = await leaderOf('pair', 0);
     const pair = await json(1, 'GET', '/v1/topics/pair');
     const other: number = pair.body.partitions[0].replicas.find((id: number) => id !== current);
@@ -117,6 +117,10 @@ describe('leadership transfer', () => {
     while (leader === undefined && Date.now() < deadline) {
       leader = await leaderOf('pair', 0, asked).catch(() => undefined);
     }
-    expect(leader).toBe(current);
+    // The refused transfer moved nothing. But with its only other replica down, the leader steps
+    // down by check-quorum an election timeout later, and a describe that first had to wait for a
+    // new metadata leader can come after that: then, rightly, no node leads (seen when `asked`
+    // was the leader itself, which reports its own core rather than the last announcement).
+    expect([current, null]).toContain(leader);
   }, 30_000);
 });
