@@ -360,7 +360,7 @@ export class StorageEngine {
       if (flushState) log.flushState();
     }
     if (this.wal !== null && this.checkpointRun === null) {
-      const sinceMs = Date.now() - this.lastCheckpointAt;
+      const sinceMs = nowMs - this.lastCheckpointAt;
       const bytes = this.wal.currentBytes;
       const recoveredDeletable = this.recoveredWalFiles.length > 0 && this.pendingReplay.size === 0;
       const due =

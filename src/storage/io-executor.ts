@@ -33,6 +33,10 @@ export interface IoExecutorStats {
   threadpoolWrites: number;
 }
 
+function emptyIoStats(): IoExecutorStats {
+  return { smallWrites: 0, smallWriteStalls: 0, threadpoolSyncs: 0, threadpoolWrites: 0 };
+}
+
 export interface IoExecutor {
   readonly stats: IoExecutorStats;
   steps(task: StepsTask): Promise<StepsResult>;
@@ -89,12 +93,7 @@ export class PoolExecutor implements IoExecutor {
   /** Bytes written on the event loop in this turn of it (reset by a setImmediate). */
   private smallWriteBytesThisTurn = 0;
   private turnResetScheduled = false;
-  readonly stats: IoExecutorStats = {
-    smallWrites: 0,
-    smallWriteStalls: 0,
-    threadpoolSyncs: 0,
-    threadpoolWrites: 0,
-  };
+  readonly stats: IoExecutorStats = emptyIoStats();
 
   constructor(options: {
     threads: number;
@@ -206,10 +205,11 @@ export class PoolExecutor implements IoExecutor {
 
   /**
    * The writes, if any, here (`inline`) or on libuv's threadpool (small writes are off here for
-   * now), then the fdatasyncs on libuv's threadpool. Why not the pool: a piscina task is a message to a
-   * worker's JS event loop and one back; on this machine that hop alone added 0.12x to 0.54x of an
-   * fdatasync's own time, libuv's threadpool none that could be measured (docs/storage.md, "An
-   * fdatasync after a small write"). Nothing is reported durable before every fdatasync succeeded.
+   * now), then the fdatasyncs on libuv's threadpool. Why not the pool: a piscina task is a message
+   * to a worker's JS event loop and one back; on this machine that hop alone added 0.12x to 0.54x
+   * of an fdatasync's own time, libuv's threadpool none that could be measured (docs/storage.md,
+   * "An fdatasync after a small write, or alone in its task"). Nothing is reported durable before
+   * every fdatasync succeeded.
    */
   private async writeThenSync(task: StepsTask, writeSteps: number, inline: boolean): Promise<StepsResult> {
     const writes = task.steps.slice(0, writeSteps);
@@ -318,12 +318,7 @@ export class PoolExecutor implements IoExecutor {
  * same asynchrony as with the pool). For tests: the fault-injecting file system sits here.
  */
 export class InlineExecutor implements IoExecutor {
-  readonly stats: IoExecutorStats = {
-    smallWrites: 0,
-    smallWriteStalls: 0,
-    threadpoolSyncs: 0,
-    threadpoolWrites: 0,
-  };
+  readonly stats: IoExecutorStats = emptyIoStats();
   constructor(private readonly fileSystem: SyncFileSystem) {}
 
   private run<T>(task: IoTask): Promise<T> {

@@ -201,7 +201,6 @@ async function cutScanned(input: RecoveryInput, entry: ScannedSegment, index: nu
   }
 }
 
-/** Refuses corruption before the tail; queues the cut of a torn tail in the last segment. */
 /**
  * Cuts a torn or corrupt tail; refuses corruption before it. Returns true when it cut bytes that
  * the WAL does not cover: those may have been reported durable (synced frames that rotted, or an

@@ -96,12 +96,18 @@ function makeDriver() {
 
 const nextLoopPass = () => new Promise<void>((resolve) => setImmediate(resolve));
 
+/** A driver holding one scripted group, after the turn that adding it started. */
+async function runningWithGroup(groupId: number) {
+  const made = makeDriver();
+  const fake = scriptedGroup(groupId);
+  made.driver.add(fake.group);
+  await nextLoopPass();
+  return { ...made, fake };
+}
+
 describe('driver turns', () => {
   it("answers a peer's message in a microtask, before the event loop polls again", async () => {
-    const { driver, sink } = makeDriver();
-    const fake = scriptedGroup(7);
-    driver.add(fake.group);
-    await nextLoopPass();
+    const { driver, sink, fake } = await runningWithGroup(7);
     const turnsBefore = driver.turns;
 
     const reply = emptyReady();
@@ -140,10 +146,7 @@ describe('driver turns', () => {
   });
 
   it('waits for setImmediate on a proposal, so requests of one poll phase share a turn', async () => {
-    const { driver } = makeDriver();
-    const fake = scriptedGroup(1);
-    driver.add(fake.group);
-    await nextLoopPass();
+    const { driver, fake } = await runningWithGroup(1);
     const turnsBefore = driver.turns;
     for (let i = 0; i < 5; i++) driver.markDirty(fake.group);
     await Promise.resolve();
@@ -191,10 +194,7 @@ describe('driver turns', () => {
   });
 
   it('runs at most 8 microtask turns per pass of the event loop, then waits for setImmediate', async () => {
-    const { driver } = makeDriver();
-    const fake = scriptedGroup(9);
-    driver.add(fake.group);
-    await nextLoopPass();
+    const { driver } = await runningWithGroup(9);
     const turnsBefore = driver.turns;
     for (let i = 0; i < 12; i++) {
       driver.deliver(9, message(MessageType.Heartbeat));

@@ -10,14 +10,19 @@ function reference(values: number[]): number {
   return sorted[(values.length >> 1) + 1 - 1]!;
 }
 
+/** A tracker with 1 to 7 voters, ids 1..n. */
+function trackerOfRandomSize(random: SeededRandom): { tracker: ProgressTracker; voters: number[] } {
+  const voters = Array.from({ length: 1 + random.int(7) }, (_, i) => i + 1);
+  const tracker = new ProgressTracker(256, 1 << 20);
+  tracker.applyConfState({ voters, learners: [] }, 1);
+  return { tracker, voters };
+}
+
 describe('progress tracker quorum', () => {
   it('commits what a majority of the voters that count stores, for 1 to 7 voters', () => {
     const random = new SeededRandom(20261123);
     for (let trial = 0; trial < 2000; trial++) {
-      const size = 1 + random.int(7);
-      const voters = Array.from({ length: size }, (_, i) => i + 1);
-      const tracker = new ProgressTracker(256, 1 << 20);
-      tracker.applyConfState({ voters, learners: [] }, 1);
+      const { tracker, voters } = trackerOfRandomSize(random);
       const counted: number[] = [];
       for (const id of voters) {
         const pr = tracker.progress.get(id)!;
@@ -34,10 +39,7 @@ describe('progress tracker quorum', () => {
   it('finds the heartbeat round a majority answered, the leader counting as answering all', () => {
     const random = new SeededRandom(7);
     for (let trial = 0; trial < 500; trial++) {
-      const size = 1 + random.int(7);
-      const voters = Array.from({ length: size }, (_, i) => i + 1);
-      const tracker = new ProgressTracker(256, 1 << 20);
-      tracker.applyConfState({ voters, learners: [] }, 1);
+      const { tracker, voters } = trackerOfRandomSize(random);
       const current = 100;
       const rounds = voters.map((id) => {
         const round = id === 1 ? current : random.int(current);
