@@ -529,7 +529,11 @@ export class PartitionLog {
       this.completionHead++;
       onPersisted?.(head.persistId);
     }
-    if (this.completionHead > 1024 && this.completionHead * 2 > this.completions.length) {
+    // Emptied (the usual case): forget the drained ones now, or they would outlive young GCs.
+    if (this.completionHead === this.completions.length) {
+      this.completions.length = 0;
+      this.completionHead = 0;
+    } else if (this.completionHead > 1024 && this.completionHead * 2 > this.completions.length) {
       this.completions.splice(0, this.completionHead);
       this.completionHead = 0;
     }
