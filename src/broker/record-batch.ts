@@ -16,6 +16,7 @@
 // Integrity is the storage layer's job (CRC32C per frame); this layer checks structure.
 
 import { assert } from '../raft/errors.js';
+import { entryDataSlab } from '../storage/byte-slab.js';
 
 export const BATCH_KIND_RECORDS = 1;
 const BATCH_VERSION = 1;
@@ -68,7 +69,7 @@ function recordBytes(record: RecordInput): number {
   return size;
 }
 
-/** Encodes records into one batch buffer, allocated once at its exact size. */
+/** Encodes records into one batch buffer, allocated once at its exact size (from a slab when small). */
 export function encodeBatch(
   baseOffset: number,
   records: readonly RecordInput[],
@@ -80,8 +81,8 @@ export function encodeBatch(
   const timed = appendTimeMs !== null;
   let size = HEADER_BYTES + (timed ? 8 : 0) + (producerId ? 2 + producerId.length + 8 : 0);
   for (const record of records) size += recordBytes(record);
-  const bytes = new Uint8Array(size);
-  const view = new DataView(bytes.buffer);
+  const bytes = entryDataSlab.take(size);
+  const view = viewOf(bytes);
   view.setUint8(0, BATCH_KIND_RECORDS);
   view.setUint8(1, BATCH_VERSION);
   view.setUint16(2, (producer ? FLAG_PRODUCER : 0) | (timed ? FLAG_APPEND_TIME : 0), true);

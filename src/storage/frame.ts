@@ -16,6 +16,7 @@
 
 import { assert } from '../raft/errors.js';
 import type { Entry, EntryType } from '../raft/types.js';
+import { ByteSlab } from './byte-slab.js';
 import { crc32c } from './crc32c.js';
 
 export const FRAME_MAGIC = 0x31464c52; // 'RLF1' read as a little-endian u32
@@ -25,6 +26,9 @@ export const TERM_RUN_BYTES = 12;
 export const ENTRY_TABLE_BYTES = 20;
 /** No single write may be larger; a length field above it is corruption, not a huge frame. */
 export const FRAME_BYTES_MAX = 256 * 1024 * 1024;
+
+// A frame lives only until its write is done: a slab is freed soon after its last frame is written.
+const frameSlab = new ByteSlab({ slabBytes: 64 * 1024, ownBufferBytesMin: 16 * 1024 });
 
 /** What the driver tells storage about an entry's records, so storage can index by offset. */
 export interface RecordRange {
@@ -71,8 +75,10 @@ function countTermRuns(entries: readonly Entry[], start: number, end: number): n
 }
 
 /**
- * Encodes entries[start, end) (consecutive indexes) as one frame in its own ArrayBuffer, so the
- * buffer can be transferred to a worker. `ranges[i - start]` is the record range of entries[i].
+ * Encodes entries[start, end) (consecutive indexes) as one frame. A small frame is carved from a
+ * shared slab (the executor copies it for a worker, see isSlabBuffer); a large one gets its own
+ * ArrayBuffer, transferred to a worker without a copy. `ranges[i - start]` is the record range of
+ * entries[i].
  */
 export function encodeFrame(
   entries: readonly Entry[],
@@ -89,8 +95,8 @@ export function encodeFrame(
   const dataAt = tableAt + count * ENTRY_TABLE_BYTES;
   const frameBytes = dataAt + dataBytes;
   assert(frameBytes <= FRAME_BYTES_MAX, `encodeFrame: ${frameBytes} bytes is over FRAME_BYTES_MAX`);
-  const bytes = new Uint8Array(new ArrayBuffer(frameBytes));
-  const view = new DataView(bytes.buffer);
+  const bytes = frameSlab.take(frameBytes);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, frameBytes);
   const firstIndex = entries[start]!.index;
   view.setUint32(0, FRAME_MAGIC, true);
   view.setUint32(8, frameBytes, true);

@@ -1,10 +1,11 @@
 // Runs I/O tasks off the event loop: a piscina pool in production (small page-cache writes
 // excepted, see smallWriteShape, and the fdatasyncs after one or alone, which go to libuv's
 // threadpool); in-process for tests that put a fault-injecting file system underneath. Write
-// buffers are transferred, never copied.
+// buffers are transferred, except small ones carved from a shared slab, which are copied.
 
 import { fdatasync, writev } from 'node:fs';
 import { Piscina } from 'piscina';
+import { isSlabBuffer } from './byte-slab.js';
 import { dropPrefix, nodeFileSystem, type SyncFileSystem } from './file-system.js';
 import {
   type IoStep,
@@ -45,6 +46,34 @@ export interface IoExecutor {
   list(directoryPath: string): Promise<string[]>;
   walScan(task: WalScanTask): Promise<WalScanResult>;
   close(): Promise<void>;
+}
+
+/**
+ * The task as a worker gets it: write buffers of their own are transferred (no copy); a buffer
+ * carved from a shared slab is copied first, since transferring the slab would detach every other
+ * view of it.
+ */
+function forWorker(task: StepsTask, transferList: ArrayBuffer[]): StepsTask {
+  let steps: IoStep[] | null = null;
+  for (let i = 0; i < task.steps.length; i++) {
+    const step = task.steps[i]!;
+    if (step.kind !== 'write') continue;
+    let buffers: Uint8Array[] | null = null;
+    for (let j = 0; j < step.buffers.length; j++) {
+      const buffer = step.buffers[j]!;
+      if (!isSlabBuffer(buffer.buffer)) {
+        transferList.push(buffer.buffer as ArrayBuffer);
+        continue;
+      }
+      buffers ??= step.buffers.slice();
+      buffers[j] = buffer.slice();
+      transferList.push(buffers[j]!.buffer as ArrayBuffer);
+    }
+    if (buffers === null) continue;
+    steps ??= task.steps.slice();
+    steps[i] = { ...step, buffers };
+  }
+  return steps === null ? task : { ...task, steps };
 }
 
 /**
@@ -271,13 +300,8 @@ export class PoolExecutor implements IoExecutor {
 
   private runGroup(group: PendingSteps[]): void {
     const transferList: ArrayBuffer[] = [];
-    for (const { task } of group) {
-      for (const step of task.steps) {
-        if (step.kind === 'write')
-          for (const buffer of step.buffers) transferList.push(buffer.buffer as ArrayBuffer);
-      }
-    }
-    const task = { kind: 'multi', parts: group.map((pending) => pending.task) };
+    const parts = group.map((pending) => forWorker(pending.task, transferList));
+    const task = { kind: 'multi', parts };
     (this.pool.run(task, { transferList }) as Promise<MultiStepsResult>).then(
       (results) => {
         for (let i = 0; i < group.length; i++) {

@@ -23,7 +23,8 @@
 // which is either the socket's read chunk (at most 64 KiB, exactly sized by Node) or, for a frame
 // that spanned chunks, one Buffer of exactly the frame's size. Holding any one entry keeps its
 // whole chunk or frame alive. Entries are mostly what frames are made of, so the overhead is the
-// headers of the other messages; a store that keeps entries in memory for long can copy them.
+// headers of the other messages. The log's cache, which keeps entries for long, copies them
+// (storage/partition-log.ts, cacheable).
 
 import {
   AssertionError,
