@@ -6,7 +6,7 @@
 import { assert, RaftError } from '../raft/errors.js';
 import { limitBytes } from '../raft/storage.js';
 import { type ConfState, type Entry, entryBytes, type HardState, type Snapshot } from '../raft/types.js';
-import { entryDataSlab, isSlabBuffer } from './byte-slab.js';
+import { EntryCache } from './entry-cache.js';
 import { StorageError } from './errors.js';
 import {
   type DescribeEntry,
@@ -86,21 +86,6 @@ interface PendingCompletion {
 
 const FRAME_DATA_BYTES_TARGET = 16 * 1024 * 1024;
 
-/**
- * The entry as the cache keeps it. Data that is a view into a larger buffer (a socket's read
- * chunk: transport/codec.ts decodes without copies) is copied into a slab, so that a cached entry
- * does not keep its chunk alive: one ArrayBuffer per received read, each surviving young GCs,
- * held 20 MB of chunks for a follower's 4 MiB of cached 100-byte records, and most of its
- * scavenge time.
- */
-function cacheable(entry: Entry): Entry {
-  const data = entry.data;
-  if (data.byteLength === data.buffer.byteLength || isSlabBuffer(data.buffer)) return entry;
-  const copy = entryDataSlab.take(data.byteLength);
-  copy.set(data);
-  return { term: entry.term, index: entry.index, type: entry.type, data: copy };
-}
-
 export class PartitionLog {
   readonly groupId: string;
   readonly mode: PersistenceMode;
@@ -124,14 +109,8 @@ export class PartitionLog {
   private appliedIndex: number;
   private appliedDirty = false;
 
-  // The cache of recent entries: tail[tailHead..] holds [tailFirst, lastIndex]. Parallel arrays
-  // give each entry's first record offset (-1: none) and the running next record offset after it.
-  private tail: Entry[] = [];
-  private tailBaseOffsets: number[] = [];
-  private tailOffsetEnds: number[] = [];
-  private tailHead = 0;
-  private tailFirst: number;
-  private tailBytes = 0;
+  /** Recent entries, [cache.first, lastIndex]: in memory mode, every entry. */
+  private readonly cache: EntryCache;
   // The last range loaded from disk for entries(): loaded[i] has index loadedFirst + i.
   private loaded: Entry[] = [];
   private loadedFirst = 0;
@@ -155,7 +134,7 @@ export class PartitionLog {
     this.prevTerm = recovered.start.prevTerm;
     this.generation = recovered.start.generation;
     this.lastIndexValue = recovered.lastIndex;
-    this.tailFirst = recovered.lastIndex + 1;
+    this.cache = new EntryCache(recovered.lastIndex + 1);
     this.snap = { metadata: recovered.snapshot.metadata, data: recovered.snapshot.data };
     this.hard = recovered.hardState;
     this.storedTerm = recovered.hardState.term;
@@ -200,7 +179,7 @@ export class PartitionLog {
 
   entries(lo: number, hi: number, maxBytes: number): Entry[] {
     this.checkRange(lo, hi);
-    if (lo >= this.tailFirst) return this.fromTail(lo, hi, maxBytes);
+    if (lo >= this.cache.first) return this.cache.slice(lo, hi, maxBytes);
     const loadedEnd = this.loadedFirst + this.loaded.length;
     if (lo >= this.loadedFirst && lo < loadedEnd) {
       return limitBytes(
@@ -210,7 +189,7 @@ export class PartitionLog {
         maxBytes,
       );
     }
-    this.startLoad(lo, Math.min(hi, this.tailFirst), maxBytes);
+    this.startLoad(lo, Math.min(hi, this.cache.first), maxBytes);
     throw new RaftError('EntriesPending', `entries(${lo}, ${hi}): loading from disk`);
   }
 
@@ -355,7 +334,7 @@ export class PartitionLog {
     for (let i = start; i < entries.length; i++) {
       const entry = entries[i]!;
       const range = describe ? describe(entry) : null;
-      this.pushTail(entry, range);
+      this.cache.push(entry, range);
       this.terms.append(entry.index, entry.term);
       ranges.push(range);
       frameDataBytes += entry.data.length;
@@ -370,39 +349,13 @@ export class PartitionLog {
     this.evictCache();
   }
 
-  private pushTail(entry: Entry, range: { baseOffset: number; recordCount: number } | null): void {
-    const count = this.tail.length;
-    const previousEnd = count > this.tailHead ? this.tailOffsetEnds[count - 1]! : -1;
-    this.tail.push(cacheable(entry));
-    this.tailBaseOffsets.push(range ? range.baseOffset : -1);
-    this.tailOffsetEnds.push(range ? range.baseOffset + range.recordCount : previousEnd);
-    this.tailBytes += entryBytes(entry);
-  }
-
   private cutInMemory(index: number): void {
     this.layoutVersion++;
-    if (index >= this.tailFirst) {
-      const keep = this.tailHead + index - this.tailFirst;
-      for (let i = keep; i < this.tail.length; i++) this.tailBytes -= entryBytes(this.tail[i]!);
-      this.tail.length = keep;
-      this.tailBaseOffsets.length = keep;
-      this.tailOffsetEnds.length = keep;
-    } else {
-      this.clearTail(index);
-    }
+    this.cache.truncateFrom(index);
     const loadedEnd = this.loadedFirst + this.loaded.length;
     if (loadedEnd > index) this.loaded.length = Math.max(0, index - this.loadedFirst);
     this.terms.truncateFrom(index);
     this.lastIndexValue = index - 1;
-  }
-
-  private clearTail(first: number): void {
-    this.tail = [];
-    this.tailBaseOffsets = [];
-    this.tailOffsetEnds = [];
-    this.tailHead = 0;
-    this.tailBytes = 0;
-    this.tailFirst = first;
   }
 
   private installSnapshot(snapshot: Snapshot): void {
@@ -417,7 +370,7 @@ export class PartitionLog {
     this.prevTerm = term;
     this.lastIndexValue = index;
     this.terms.clear();
-    this.clearTail(index + 1);
+    this.cache.clear(index + 1);
     this.loaded = [];
     this.layoutVersion++;
     this.context.store.putSnapshot(this.context.logId, snapshot);
@@ -575,36 +528,15 @@ export class PartitionLog {
 
   private evictCache(): void {
     if (this.writer === null) return; // memory mode: the cache is the log
-    const limit = this.writer.evictableUpTo();
-    const budget = this.context.cacheBytesMax;
-    while (this.tailBytes > budget && this.tailFirst <= limit && this.tail.length - this.tailHead > 1) {
-      this.tailBytes -= entryBytes(this.tail[this.tailHead]!);
-      this.tail[this.tailHead] = undefined as unknown as Entry; // let the data go
-      this.tailHead++;
-      this.tailFirst++;
-    }
-    if (this.tailHead > 1024 && this.tailHead * 2 > this.tail.length) this.compactTailArrays();
-  }
-
-  private compactTailArrays(): void {
-    this.tail = this.tail.slice(this.tailHead);
-    this.tailBaseOffsets = this.tailBaseOffsets.slice(this.tailHead);
-    this.tailOffsetEnds = this.tailOffsetEnds.slice(this.tailHead);
-    this.tailHead = 0;
+    this.cache.evict(this.context.cacheBytesMax, this.writer.evictableUpTo());
   }
 
   private dropCacheBelow(index: number): void {
-    while (this.tailFirst < index && this.tail.length > this.tailHead) {
-      this.tailBytes -= entryBytes(this.tail[this.tailHead]!);
-      this.tailHead++;
-      this.tailFirst++;
-    }
-    if (this.tailFirst < index) this.tailFirst = index;
+    this.cache.dropBelow(index);
     if (this.loadedFirst < index) {
       this.loaded = this.loaded.slice(Math.min(this.loaded.length, index - this.loadedFirst));
       this.loadedFirst = index;
     }
-    this.compactTailArrays();
   }
 
   // ---- reads -------------------------------------------------------------------------------
@@ -642,17 +574,11 @@ export class PartitionLog {
     );
   }
 
-  /** Entries in [lo, hi) from the in-memory tail; lo >= tailFirst. */
-  private fromTail(lo: number, hi: number, maxBytes: number): Entry[] {
-    const head = this.tailHead - this.tailFirst;
-    return limitBytes(this.tail, head + lo, head + hi, maxBytes);
-  }
-
   /** Entries in [lo, hi) up to maxBytes (at least one), from memory or disk. */
   async readEntries(lo: number, hi: number, maxBytes: number): Promise<Entry[]> {
     this.checkRange(lo, hi);
-    if (lo >= this.tailFirst) return this.fromTail(lo, hi, maxBytes);
-    return this.readFromDisk(lo, Math.min(hi, this.tailFirst), maxBytes);
+    if (lo >= this.cache.first) return this.cache.slice(lo, hi, maxBytes);
+    return this.readFromDisk(lo, Math.min(hi, this.cache.first), maxBytes);
   }
 
   private async readFromDisk(lo: number, hi: number, maxBytes: number): Promise<Entry[]> {
@@ -725,10 +651,11 @@ export class PartitionLog {
   async readRecords(fromOffset: number, options: { maxBytes: number; maxIndex?: number }): Promise<Entry[]> {
     if (this.closed) throw new StorageError('Closed', `log ${this.groupId} is closed`);
     const maxIndex = Math.min(options.maxIndex ?? this.lastIndexValue, this.lastIndexValue);
-    const fromTail = this.recordsFromTail(fromOffset, options.maxBytes, maxIndex);
-    if (fromTail !== null || this.writer === null) return fromTail ?? [];
+    const writer = this.writer;
+    const cached = this.cache.recordsFrom(fromOffset, options.maxBytes, maxIndex, writer === null);
+    if (cached !== null || writer === null) return cached ?? [];
     const maxBytes = options.maxBytes;
-    return this.writer.withSegments(async (segments) => {
+    return writer.withSegments(async (segments) => {
       for (let s = startSegmentForOffset(segments, fromOffset); s < segments.length; s++) {
         const segment = segments[s]!;
         if (segment.baseIndex > maxIndex) break;
@@ -764,32 +691,6 @@ export class PartitionLog {
         out.push(entry);
       }
       at += header.frameBytes;
-    }
-    return out;
-  }
-
-  /** Records from the cache when it reaches back to fromOffset; null when it does not. */
-  private recordsFromTail(fromOffset: number, maxBytes: number, maxIndex: number): Entry[] | null {
-    let firstWithRecords = this.tailHead;
-    while (firstWithRecords < this.tail.length && this.tailBaseOffsets[firstWithRecords]! < 0)
-      firstWithRecords++;
-    if (firstWithRecords >= this.tail.length) return this.writer === null ? [] : null;
-    if (this.tailBaseOffsets[firstWithRecords]! > fromOffset && this.writer !== null) return null;
-    // First entry whose records end after fromOffset (tailOffsetEnds is non-decreasing).
-    let lo = this.tailHead;
-    let hi = this.tail.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.tailOffsetEnds[mid]! > fromOffset) hi = mid;
-      else lo = mid + 1;
-    }
-    const out: Entry[] = [];
-    let total = 0;
-    for (let i = lo; i < this.tail.length && this.tail[i]!.index <= maxIndex; i++) {
-      if (this.tailBaseOffsets[i]! < 0) continue;
-      total += entryBytes(this.tail[i]!);
-      if (total > maxBytes && out.length > 0) break;
-      out.push(this.tail[i]!);
     }
     return out;
   }
