@@ -24,7 +24,7 @@
 // that spanned chunks, one Buffer of exactly the frame's size. Holding any one entry keeps its
 // whole chunk or frame alive. Entries are mostly what frames are made of, so the overhead is the
 // headers of the other messages. The log's cache, which keeps entries for long, copies them
-// (storage/partition-log.ts, cacheable).
+// (storage/entry-cache.ts).
 
 import {
   AssertionError,
