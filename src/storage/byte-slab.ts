@@ -38,8 +38,9 @@ export class ByteSlab {
     this.ownBufferBytesMin = options.ownBufferBytesMin;
   }
 
-  /** A zeroed buffer of `bytes` bytes. */
+  /** A zeroed buffer of `bytes` bytes (encoders may rely on the zeroes). */
   take(bytes: number): Uint8Array {
+    assert(Number.isSafeInteger(bytes) && bytes >= 0, `ByteSlab.take(${bytes}): not a byte count`);
     if (bytes >= this.ownBufferBytesMin) return new Uint8Array(new ArrayBuffer(bytes));
     if (this.slab === null || this.used + bytes > this.slabBytes) {
       this.slab = new ArrayBuffer(this.slabBytes);
@@ -48,6 +49,7 @@ export class ByteSlab {
     }
     const view = new Uint8Array(this.slab, this.used, bytes);
     this.used += bytes;
+    assert(this.used <= this.slabBytes, 'ByteSlab: carved past the end of a slab');
     return view;
   }
 }

@@ -7,6 +7,7 @@
 import { assert } from '../raft/errors.js';
 import { ENTRY_OVERHEAD_BYTES, type Entry, type EntryType } from '../raft/types.js';
 import { entryDataSlab, isSlabBuffer } from './byte-slab.js';
+import type { RecordRange } from './frame.js';
 
 /** Arrays are compacted once this many dropped positions lead them (and they are half dropped). */
 const DROPPED_POSITIONS_COMPACT_MIN = 1024;
@@ -58,7 +59,7 @@ export class EntryCache {
    * transport decodes without copies) is copied into a slab first, so that caching an entry does
    * not keep its chunk alive.
    */
-  push(entry: Entry, range: { baseOffset: number; recordCount: number } | null): void {
+  push(entry: Entry, range: RecordRange | null): void {
     assert(entry.index === this.end, `cache: entry ${entry.index} pushed at ${this.end}`);
     let data = entry.data;
     if (data.byteLength !== data.buffer.byteLength && !isSlabBuffer(data.buffer)) {
@@ -82,7 +83,8 @@ export class EntryCache {
     assert(lo >= this.firstIndex && hi <= this.end && lo < hi, `cache: slice(${lo}, ${hi}) outside`);
     const out: Entry[] = [];
     let total = 0;
-    for (let p = this.positionOf(lo); p < this.positionOf(hi); p++) {
+    const endPosition = this.positionOf(hi);
+    for (let p = this.positionOf(lo); p < endPosition; p++) {
       total += this.dataLengths[p]! + ENTRY_OVERHEAD_BYTES;
       if (total > maxBytes && out.length > 0) break;
       out.push(this.entryAt(p));
@@ -92,10 +94,16 @@ export class EntryCache {
 
   /**
    * Entries holding records from `fromOffset` on, up to maxBytes (at least one), none past
-   * maxIndex. Null when the cache does not reach back to fromOffset (unless `whole`: the cache is
-   * the whole log, and then what it holds is the answer).
+   * maxIndex. Null when the cache does not reach back to fromOffset (unless `wholeLog`: the cache
+   * is the whole log, in memory mode, and then what it holds is the answer).
    */
-  recordsFrom(fromOffset: number, maxBytes: number, maxIndex: number, whole: boolean): Entry[] | null {
+  recordsFrom(options: {
+    fromOffset: number;
+    maxBytes: number;
+    maxIndex: number;
+    wholeLog: boolean;
+  }): Entry[] | null {
+    const { fromOffset, maxBytes, maxIndex, wholeLog: whole } = options;
     const length = this.terms.length;
     let firstWithRecords = this.head;
     while (firstWithRecords < length && this.baseOffsets[firstWithRecords]! < 0) firstWithRecords++;
@@ -123,11 +131,12 @@ export class EntryCache {
 
   /** Drops every entry at or after `index`; below first, empties the cache to start there. */
   truncateFrom(index: number): void {
+    assert(index <= this.end, `cache: truncateFrom(${index}) past its end ${this.end}`);
     if (index <= this.firstIndex) {
       this.clear(index);
       return;
     }
-    const keep = this.positionOf(Math.min(index, this.end));
+    const keep = this.positionOf(index);
     for (let p = keep; p < this.terms.length; p++)
       this.bytesValue -= this.dataLengths[p]! + ENTRY_OVERHEAD_BYTES;
     this.buffers.length = keep;
@@ -153,9 +162,10 @@ export class EntryCache {
     this.firstIndex = first;
   }
 
-  /** Drops the oldest entries while over budgetBytes, none above upTo, always keeping one. */
-  evict(budgetBytes: number, upTo: number): void {
-    while (this.bytesValue > budgetBytes && this.firstIndex <= upTo && this.count > 1) this.dropOldest();
+  /** Drops the oldest entries while over budgetBytes, none above indexMax, always keeping one. */
+  evict(options: { budgetBytes: number; indexMax: number }): void {
+    const { budgetBytes, indexMax } = options;
+    while (this.bytesValue > budgetBytes && this.firstIndex <= indexMax && this.count > 1) this.dropOldest();
     this.maybeCompact();
   }
 

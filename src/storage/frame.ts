@@ -28,7 +28,13 @@ export const ENTRY_TABLE_BYTES = 20;
 export const FRAME_BYTES_MAX = 256 * 1024 * 1024;
 
 // A frame lives only until its write is done: a slab is freed soon after its last frame is written.
-const frameSlab = new ByteSlab({ slabBytes: 64 * 1024, ownBufferBytesMin: 16 * 1024 });
+const FRAME_SLAB_BYTES = 64 * 1024;
+/** Frames this large get their own ArrayBuffer, which a worker can take without a copy. */
+const FRAME_OWN_BUFFER_BYTES_MIN = 16 * 1024;
+const frameSlab = new ByteSlab({
+  slabBytes: FRAME_SLAB_BYTES,
+  ownBufferBytesMin: FRAME_OWN_BUFFER_BYTES_MIN,
+});
 
 /** What the driver tells storage about an entry's records, so storage can index by offset. */
 export interface RecordRange {
@@ -104,6 +110,7 @@ export function encodeFrame(
   view.setUint16(14, termRunCount, true);
   view.setFloat64(16, firstIndex, true);
   view.setUint32(24, count, true);
+  view.setUint32(28, 0, true); // reserved
   let runAt = FRAME_HEADER_BYTES - TERM_RUN_BYTES;
   let runTerm = -1;
   let firstOffset = -1;
@@ -116,6 +123,7 @@ export function encodeFrame(
       runAt += TERM_RUN_BYTES;
       runTerm = entry.term;
       view.setFloat64(runAt, runTerm, true);
+      view.setUint32(runAt + 8, 0, true);
     }
     view.setUint32(runAt + 8, view.getUint32(runAt + 8, true) + 1, true);
     const range = ranges[i - start] ?? null;

@@ -361,7 +361,7 @@ export class LogWriter {
     if (sync) steps.push({ kind: 'sync', fd: activeFd });
     if (created.length > 0) steps.push({ kind: 'syncDirectory', path: this.context.directory });
     if (steps.length === 0) return { durable: null };
-    // The WAL copies the frames now: the segment task transfers their buffers to a worker.
+    // The WAL copies the frames now: the segment task may transfer their buffers to a worker.
     const walDurable = wal !== null && wrote ? this.appendToWal(wal, placements) : null;
     // Should the segment task fail, the WAL's verdict no longer matters (and must not go unheard).
     walDurable?.catch(() => {});

@@ -440,12 +440,12 @@ export class PartitionLog {
 
   /** Appends entries [lo, hi] of a verified frame, with the record ranges the frame carries. */
   private appendFromFrame(frame: Uint8Array, lo: number, hi: number): void {
-    // A copy: the entries stay in the cache, and must not pin the whole WAL file in memory.
-    const own = frame.slice();
-    const header = readFrameHeader(own, 0, own.length)!;
+    // The entries are views into the WAL file's bytes: the cache copies what it keeps
+    // (entry-cache.ts), so they do not pin the file in memory.
+    const header = readFrameHeader(frame, 0, frame.length)!;
     const entries: Entry[] = [];
-    decodeFrameEntries(own, 0, header, lo, hi + 1, entries);
-    const ranges = frameRecordRanges(own, 0, header);
+    decodeFrameEntries(frame, 0, header, lo, hi + 1, entries);
+    const ranges = frameRecordRanges(frame, 0, header);
     const describe = (entry: Entry): RecordRange | null => {
       const i = entry.index - header.firstIndex;
       const baseOffset = ranges[2 * i]!;
@@ -528,7 +528,7 @@ export class PartitionLog {
 
   private evictCache(): void {
     if (this.writer === null) return; // memory mode: the cache is the log
-    this.cache.evict(this.context.cacheBytesMax, this.writer.evictableUpTo());
+    this.cache.evict({ budgetBytes: this.context.cacheBytesMax, indexMax: this.writer.evictableUpTo() });
   }
 
   private dropCacheBelow(index: number): void {
@@ -652,7 +652,12 @@ export class PartitionLog {
     if (this.closed) throw new StorageError('Closed', `log ${this.groupId} is closed`);
     const maxIndex = Math.min(options.maxIndex ?? this.lastIndexValue, this.lastIndexValue);
     const writer = this.writer;
-    const cached = this.cache.recordsFrom(fromOffset, options.maxBytes, maxIndex, writer === null);
+    const cached = this.cache.recordsFrom({
+      fromOffset,
+      maxBytes: options.maxBytes,
+      maxIndex,
+      wholeLog: writer === null,
+    });
     if (cached !== null || writer === null) return cached ?? [];
     const maxBytes = options.maxBytes;
     return writer.withSegments(async (segments) => {

@@ -58,7 +58,7 @@ export function parseWalFileName(name: string): number | null {
 export interface WalFrame {
   segmentSequence: number;
   position: number;
-  /** The encoded segment frame (copied here: the original is transferred to a worker). */
+  /** The encoded segment frame (copied here: the original may be transferred to a worker). */
   bytes: Uint8Array;
 }
 

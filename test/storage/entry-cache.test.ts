@@ -41,9 +41,10 @@ describe('EntryCache', () => {
     expect(cache.slice(4, 11, 1).length).toBe(1);
   });
 
-  it('refuses to be pushed an entry out of sequence', () => {
+  it('refuses an entry out of sequence, and a cut past its end', () => {
     const cache = filled(1, 3);
     expect(() => cache.push(makeEntries(5, 1, 2)[0]!, null)).toThrow(/pushed at 4/);
+    expect(() => cache.truncateFrom(5)).toThrow(/past its end 4/);
   });
 
   it('truncates from an index, and starts afresh when cut below its first entry', () => {
@@ -61,11 +62,11 @@ describe('EntryCache', () => {
   it('evicts the oldest entries over budget, never above upTo, and always keeps one', () => {
     const perEntry = 32 + ENTRY_OVERHEAD_BYTES;
     const cache = filled(1, 3000);
-    cache.evict(100 * perEntry, 2000);
+    cache.evict({ budgetBytes: 100 * perEntry, indexMax: 2000 });
     expect([cache.first, cache.end]).toEqual([2001, 3001]);
-    cache.evict(100 * perEntry, Number.MAX_SAFE_INTEGER);
+    cache.evict({ budgetBytes: 100 * perEntry, indexMax: Number.MAX_SAFE_INTEGER });
     expect([cache.first, cache.count]).toEqual([2901, 100]);
-    cache.evict(0, Number.MAX_SAFE_INTEGER);
+    cache.evict({ budgetBytes: 0, indexMax: Number.MAX_SAFE_INTEGER });
     expect(cache.count).toBe(1);
     // After compaction of its arrays, reads still map indexes right.
     expect(entryProblem(cache.slice(3000, 3001, 0)[0]!)).toBeNull();
@@ -84,14 +85,36 @@ describe('EntryCache', () => {
   it('finds entries by record offset, skipping those without records, up to maxIndex', () => {
     const cache = filled(1, 20);
     // Offset 7 is in entry 8; entry 10 carries no records.
-    expect(indexes(cache.recordsFrom(7, Number.MAX_SAFE_INTEGER, 12, false)!)).toEqual([8, 9, 11, 12]);
-    expect(cache.recordsFrom(0, Number.MAX_SAFE_INTEGER, 20, false)!.length).toBe(16);
-    cache.evict(0, 5);
+    expect(
+      indexes(
+        cache.recordsFrom({
+          fromOffset: 7,
+          maxBytes: Number.MAX_SAFE_INTEGER,
+          maxIndex: 12,
+          wholeLog: false,
+        })!,
+      ),
+    ).toEqual([8, 9, 11, 12]);
+    expect(
+      cache.recordsFrom({ fromOffset: 0, maxBytes: Number.MAX_SAFE_INTEGER, maxIndex: 20, wholeLog: false })!
+        .length,
+    ).toBe(16);
+    cache.evict({ budgetBytes: 0, indexMax: 5 });
     // Offset 2 was in entry 3, evicted: the caller must read the disk.
-    expect(cache.recordsFrom(2, Number.MAX_SAFE_INTEGER, 20, false)).toBeNull();
+    expect(
+      cache.recordsFrom({ fromOffset: 2, maxBytes: Number.MAX_SAFE_INTEGER, maxIndex: 20, wholeLog: false }),
+    ).toBeNull();
     // Unless the cache is the whole log (memory mode): then it answers with what it holds.
-    expect(indexes(cache.recordsFrom(2, Number.MAX_SAFE_INTEGER, 7, true)!)).toEqual([6, 7]);
-    expect(new EntryCache(1).recordsFrom(0, 100, 10, true)).toEqual([]);
-    expect(new EntryCache(1).recordsFrom(0, 100, 10, false)).toBeNull();
+    expect(
+      indexes(
+        cache.recordsFrom({ fromOffset: 2, maxBytes: Number.MAX_SAFE_INTEGER, maxIndex: 7, wholeLog: true })!,
+      ),
+    ).toEqual([6, 7]);
+    expect(
+      new EntryCache(1).recordsFrom({ fromOffset: 0, maxBytes: 100, maxIndex: 10, wholeLog: true }),
+    ).toEqual([]);
+    expect(
+      new EntryCache(1).recordsFrom({ fromOffset: 0, maxBytes: 100, maxIndex: 10, wholeLog: false }),
+    ).toBeNull();
   });
 });
