@@ -41,7 +41,6 @@ interface PartitionShare {
   /** Positions of this partition's records in the request. */
   positions: number[];
   records: ProduceInput[];
-  wire: ProduceRecord[];
 }
 
 interface FetchQuery {
@@ -76,12 +75,11 @@ function splitByPartition(broker: BrokerNode, topic: TopicMeta, body: ProduceReq
     checkPartition(topic, partition);
     let share = shares.get(partition);
     if (!share) {
-      share = { partition, positions: [], records: [], wire: [] };
+      share = { partition, positions: [], records: [] };
       shares.set(partition, share);
     }
     share.positions.push(position);
     share.records.push(record);
-    share.wire.push({ ...wire, partition });
   });
   return [...shares.values()];
 }
@@ -118,7 +116,12 @@ async function produceShare(
       `${topic.name}/${share.partition} has no leader right now; retry shortly`,
     );
   }
-  const forwarded: ProduceRequest = { ...body, records: share.wire };
+  // Built only here: a copy of every record per request would be garbage on the leader's path.
+  const records: ProduceRecord[] = share.positions.map((position) => ({
+    ...body.records[position]!,
+    partition: share.partition,
+  }));
+  const forwarded: ProduceRequest = { ...body, records };
   const response = await forwarder.forward(leader, {
     method: 'POST',
     url: `/v1/topics/${encodeURIComponent(topic.name)}/records`,
