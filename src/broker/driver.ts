@@ -37,8 +37,8 @@ const READYS_PER_GROUP_PER_TURN_MAX = 64;
  */
 const PROMPT_TURNS_PER_LOOP_MAX = 8;
 
-interface QueuedMessage {
-  toNodeId: NodeId;
+/** A Commit notice held for the next turn; it goes to message.to. */
+interface HeldCommitNotice {
   groupId: number;
   message: Message;
 }
@@ -51,7 +51,7 @@ export class Driver {
   private promptScheduled = false;
   private promptTurnsThisLoop = 0;
   /** Commit notices held back from the turn that made them; sent by the next turn or flush. */
-  private commitNotices: QueuedMessage[] = [];
+  private readonly commitNotices: HeldCommitNotice[] = [];
   private commitNoticeFlushScheduled = false;
   private ticker: NodeJS.Timeout | null = null;
   private stopped = false;
@@ -136,10 +136,7 @@ export class Driver {
     queueMicrotask(this.promptTurn);
   }
 
-  private readonly scheduledTurn = (): void => {
-    this.scheduled = false;
-    this.runTurn();
-  };
+  private readonly scheduledTurn = (): void => this.turn();
 
   private readonly promptTurn = (): void => {
     this.promptScheduled = false;
@@ -151,7 +148,7 @@ export class Driver {
     this.promptTurnsThisLoop = 0;
   };
 
-  /** One turn over every group with work. Public for tests that step the loop by hand. */
+  /** One turn over every group with work (what setImmediate runs). Public for tests that step by hand. */
   turn(): void {
     this.scheduled = false;
     this.runTurn();
@@ -188,9 +185,10 @@ export class Driver {
 
   private sendCommitNotices(): void {
     if (this.commitNotices.length === 0) return;
-    const notices = this.commitNotices;
-    this.commitNotices = [];
-    for (const notice of notices) this.options.sink.send(notice.toNodeId, notice.groupId, notice.message);
+    // Sending never holds more notices, so the array is emptied in place (no array per turn).
+    for (const notice of this.commitNotices)
+      this.options.sink.send(notice.message.to, notice.groupId, notice.message);
+    this.commitNotices.length = 0;
   }
 
   private processGroup(group: RaftGroup, writes: Array<{ store: GroupStore; write: GroupWrite }>): void {
@@ -214,7 +212,7 @@ export class Driver {
       }
       for (const message of ready.messages) {
         if (message.type === MessageType.Commit) {
-          this.commitNotices.push({ toNodeId: message.to, groupId: group.groupId, message });
+          this.commitNotices.push({ groupId: group.groupId, message });
         } else {
           this.options.sink.send(message.to, group.groupId, message);
         }

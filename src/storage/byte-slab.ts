@@ -3,7 +3,7 @@
 // each young-generation GC. Two per produced record (its batch and its segment frame) made that the
 // largest part of a leader's scavenge pause (docs/storage.md, "Byte slabs").
 
-import { assert } from '../raft/errors.js';
+import { AssertionError, assert } from '../raft/errors.js';
 
 /** The slabs of every ByteSlab: a slab must never be transferred to a worker (see isSlabBuffer). */
 const slabBuffers = new WeakSet<ArrayBufferLike>();
@@ -40,7 +40,9 @@ export class ByteSlab {
 
   /** A zeroed buffer of `bytes` bytes (encoders may rely on the zeroes). */
   take(bytes: number): Uint8Array {
-    assert(Number.isSafeInteger(bytes) && bytes >= 0, `ByteSlab.take(${bytes}): not a byte count`);
+    // Per record: the message is built only on failure.
+    if (!Number.isSafeInteger(bytes) || bytes < 0)
+      throw new AssertionError(`ByteSlab.take(${bytes}): not a byte count`);
     if (bytes >= this.ownBufferBytesMin) return new Uint8Array(new ArrayBuffer(bytes));
     if (this.slab === null || this.used + bytes > this.slabBytes) {
       this.slab = new ArrayBuffer(this.slabBytes);

@@ -11,7 +11,13 @@ import path from 'node:path';
 import { assert } from '../raft/errors.js';
 import { StorageError } from './errors.js';
 import type { SyncFileSystem } from './file-system.js';
-import { InlineExecutor, type IoExecutor, type IoExecutorStats, PoolExecutor } from './io-executor.js';
+import {
+  InlineExecutor,
+  type IoExecutor,
+  type IoExecutorStats,
+  PoolExecutor,
+  SMALL_WRITE_STALL_WINDOW_MS_DEFAULT,
+} from './io-executor.js';
 import { KeyValueArea } from './kv.js';
 import { type LogContext, type LogWrite, PartitionLog, type PartitionLogOptions } from './partition-log.js';
 import { recoverLog } from './recovery.js';
@@ -104,7 +110,7 @@ const DEFAULTS = {
   walDirectBytesMin: 256 * 1024,
   smallWriteBytesMax: 64 * 1024,
   smallWriteStallMs: 5,
-  smallWriteStallWindowMs: 1000,
+  smallWriteStallWindowMs: SMALL_WRITE_STALL_WINDOW_MS_DEFAULT,
   bootIdPath: '/proc/sys/kernel/random/boot_id',
 };
 

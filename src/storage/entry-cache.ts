@@ -4,7 +4,7 @@
 // live for seconds, through many young GCs: an Entry and its data view per cached entry were copied
 // and then promoted by them, about 150 bytes per produced record on every replica.
 
-import { assert } from '../raft/errors.js';
+import { AssertionError, assert } from '../raft/errors.js';
 import { ENTRY_OVERHEAD_BYTES, type Entry, type EntryType } from '../raft/types.js';
 import { entryDataSlab, isSlabBuffer } from './byte-slab.js';
 import type { RecordRange } from './frame.js';
@@ -60,7 +60,9 @@ export class EntryCache {
    * not keep its chunk alive.
    */
   push(entry: Entry, range: RecordRange | null): void {
-    assert(entry.index === this.end, `cache: entry ${entry.index} pushed at ${this.end}`);
+    // Per entry: the message is built only on failure.
+    if (entry.index !== this.end)
+      throw new AssertionError(`cache: entry ${entry.index} pushed at ${this.end}`);
     let data = entry.data;
     if (data.byteLength !== data.buffer.byteLength && !isSlabBuffer(data.buffer)) {
       const copy = entryDataSlab.take(data.byteLength);
@@ -80,16 +82,10 @@ export class EntryCache {
 
   /** Entries [lo, hi) (within [first, end)), stopping before maxBytes is passed but at least one. */
   slice(lo: number, hi: number, maxBytes: number): Entry[] {
-    assert(lo >= this.firstIndex && hi <= this.end && lo < hi, `cache: slice(${lo}, ${hi}) outside`);
-    const out: Entry[] = [];
-    let total = 0;
-    const endPosition = this.positionOf(hi);
-    for (let p = this.positionOf(lo); p < endPosition; p++) {
-      total += this.dataLengths[p]! + ENTRY_OVERHEAD_BYTES;
-      if (total > maxBytes && out.length > 0) break;
-      out.push(this.entryAt(p));
+    if (lo < this.firstIndex || hi > this.end || lo >= hi) {
+      throw new AssertionError(`cache: slice(${lo}, ${hi}) outside [${this.firstIndex}, ${this.end})`);
     }
-    return out;
+    return this.collect({ from: this.positionOf(lo), to: this.positionOf(hi), maxBytes, recordsOnly: false });
   }
 
   /**
@@ -117,13 +113,21 @@ export class EntryCache {
       if (this.offsetEnds[mid]! > fromOffset) hi = mid;
       else lo = mid + 1;
     }
+    const to = Math.min(length, this.positionOf(maxIndex + 1));
+    return this.collect({ from: lo, to, maxBytes, recordsOnly: true });
+  }
+
+  /**
+   * Entries at positions [from, to), stopping before maxBytes is passed but at least one; with
+   * recordsOnly, entries without records are skipped.
+   */
+  private collect(range: { from: number; to: number; maxBytes: number; recordsOnly: boolean }): Entry[] {
     const out: Entry[] = [];
     let total = 0;
-    const endPosition = Math.min(length, this.positionOf(maxIndex + 1));
-    for (let p = lo; p < endPosition; p++) {
-      if (this.baseOffsets[p]! < 0) continue;
-      total += this.dataLengths[p]! + ENTRY_OVERHEAD_BYTES;
-      if (total > maxBytes && out.length > 0) break;
+    for (let p = range.from; p < range.to; p++) {
+      if (range.recordsOnly && this.baseOffsets[p]! < 0) continue;
+      total += this.bytesAt(p);
+      if (total > range.maxBytes && out.length > 0) break;
       out.push(this.entryAt(p));
     }
     return out;
@@ -137,8 +141,7 @@ export class EntryCache {
       return;
     }
     const keep = this.positionOf(index);
-    for (let p = keep; p < this.terms.length; p++)
-      this.bytesValue -= this.dataLengths[p]! + ENTRY_OVERHEAD_BYTES;
+    for (let p = keep; p < this.terms.length; p++) this.bytesValue -= this.bytesAt(p);
     this.buffers.length = keep;
     this.dataOffsets.length = keep;
     this.dataLengths.length = keep;
@@ -177,7 +180,7 @@ export class EntryCache {
   }
 
   private dropOldest(): void {
-    this.bytesValue -= this.dataLengths[this.head]! + ENTRY_OVERHEAD_BYTES;
+    this.bytesValue -= this.bytesAt(this.head);
     this.buffers[this.head] = undefined; // let the data go
     this.head++;
     this.firstIndex++;
@@ -194,6 +197,11 @@ export class EntryCache {
     this.baseOffsets = this.baseOffsets.slice(head);
     this.offsetEnds = this.offsetEnds.slice(head);
     this.head = 0;
+  }
+
+  /** What entryBytes() counts for the entry at a position. */
+  private bytesAt(position: number): number {
+    return this.dataLengths[position]! + ENTRY_OVERHEAD_BYTES;
   }
 
   private positionOf(index: number): number {

@@ -14,7 +14,7 @@
 //   ..      entryCount x { u32 type, u32 dataBytes, f64 baseOffset (-1: no records), u32 recordCount }
 //   ..      the entries' data, concatenated
 
-import { assert } from '../raft/errors.js';
+import { AssertionError, assert } from '../raft/errors.js';
 import type { Entry, EntryType } from '../raft/types.js';
 import { ByteSlab } from './byte-slab.js';
 import { crc32c } from './crc32c.js';
@@ -113,19 +113,24 @@ export function encodeFrame(
   view.setUint32(28, 0, true); // reserved
   let runAt = FRAME_HEADER_BYTES - TERM_RUN_BYTES;
   let runTerm = -1;
+  let runCount = 0;
   let firstOffset = -1;
   let nextOffset = -1;
   let dataCursor = dataAt;
   for (let i = start; i < end; i++) {
     const entry = entries[i]!;
-    assert(entry.index === firstIndex + (i - start), `encodeFrame: entry ${entry.index} out of sequence`);
+    // Per entry: the message is built only on failure.
+    if (entry.index !== firstIndex + (i - start)) {
+      throw new AssertionError(`encodeFrame: entry ${entry.index} out of sequence`);
+    }
     if (entry.term !== runTerm) {
+      if (runCount > 0) view.setUint32(runAt + 8, runCount, true);
       runAt += TERM_RUN_BYTES;
       runTerm = entry.term;
+      runCount = 0;
       view.setFloat64(runAt, runTerm, true);
-      view.setUint32(runAt + 8, 0, true);
     }
-    view.setUint32(runAt + 8, view.getUint32(runAt + 8, true) + 1, true);
+    runCount++;
     const range = ranges[i - start] ?? null;
     const rowAt = tableAt + (i - start) * ENTRY_TABLE_BYTES;
     view.setUint32(rowAt, entry.type, true);
@@ -139,6 +144,7 @@ export function encodeFrame(
     bytes.set(entry.data, dataCursor);
     dataCursor += entry.data.length;
   }
+  view.setUint32(runAt + 8, runCount, true);
   view.setUint32(4, crc32c(bytes, 8, frameBytes), true);
   return { bytes, frameBytes, firstIndex, entryCount: count, firstOffset, nextOffset };
 }

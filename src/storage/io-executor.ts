@@ -90,7 +90,7 @@ function workerUrl(): string {
 /** How long small writes go through the pool once two of them stalled the event loop... */
 const SMALL_WRITES_OFF_MS = 10_000;
 /** ...within this long of each other (a lone stall is more often the process not running). */
-const SMALL_WRITE_STALL_WINDOW_MS_DEFAULT = 1000;
+export const SMALL_WRITE_STALL_WINDOW_MS_DEFAULT = 1000;
 /** Bytes of small writes run on the event loop per turn of it, at most (about 0.1 ms of copying). */
 const SMALL_WRITE_BYTES_PER_TURN_MAX = 256 * 1024;
 
@@ -201,13 +201,16 @@ export class PoolExecutor implements IoExecutor {
     this.smallWriteBytesThisTurn += bytes;
     if (!this.turnResetScheduled) {
       this.turnResetScheduled = true;
-      setImmediate(() => {
-        this.turnResetScheduled = false;
-        this.smallWriteBytesThisTurn = 0;
-      });
+      setImmediate(this.resetTurnBudget);
     }
     return true;
   }
+
+  /** Made once: the write path schedules it every pass of the event loop that writes here. */
+  private readonly resetTurnBudget = (): void => {
+    this.turnResetScheduled = false;
+    this.smallWriteBytesThisTurn = 0;
+  };
 
   /**
    * A microtask later: the turn's WAL window, written in an earlier microtask (WalWriter.append),
@@ -263,7 +266,7 @@ export class PoolExecutor implements IoExecutor {
     return result;
   }
 
-  /** Runs write steps on this thread; two slow ones in a row turn small writes off for a while. */
+  /** Runs write steps on this thread; two slow ones within the window turn small writes off a while. */
   private writeHere(steps: readonly IoStep[]): StepsResult {
     const startedMs = performance.now();
     const result = runSteps(nodeFileSystem, steps);

@@ -2,7 +2,6 @@
 // worker; the log's cache copies entry data out of larger buffers so it never pins them.
 
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ByteSlab, isSlabBuffer } from '../../src/storage/byte-slab.js';
@@ -47,11 +46,11 @@ describe('PoolExecutor with slab buffers', () => {
   afterEach(async () => {
     await executor?.close();
     executor = null;
-    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    if (dir) removeDir(dir);
   });
 
   it('copies slab buffers for a worker and transfers its own: the slab stays usable', async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'raftlog-byte-slab-'));
+    dir = tempDir('byte-slab');
     const fd = fs.openSync(path.join(dir, 'file'), 'w+');
     try {
       // smallWriteBytesMax 0: every write goes to the pool, as a large or sync-mode write would.
