@@ -1,5 +1,6 @@
 // The safety invariants, checked incrementally on every step of every run: election safety, log
-// matching, leader completeness, state machine safety, monotonic commit, no lost acknowledgement.
+// matching, leader completeness, state machine safety, monotonic commit, no lost acknowledgement,
+// and real-time order of linearizable reads.
 
 import {
   type Entry,
@@ -79,6 +80,8 @@ export class InvariantChecker {
   /** Index of each applied value, when values must be unique (swarm runs). */
   private readonly valueIndex: Map<string, number> | null;
   highestCommit = 0;
+  /** The highest index a client has seen acknowledged so far, in virtual time order. */
+  highestAcked = 0;
 
   constructor(
     private readonly nodes: () => Iterable<CheckedNode>,
@@ -287,6 +290,26 @@ export class InvariantChecker {
     if (earlier && !bytesEqual(earlier, data))
       fail('lost acknowledgement', `two values acknowledged at ${index}`);
     this.acked.set(index, data);
+    if (index > this.highestAcked) this.highestAcked = index;
+  }
+
+  /**
+   * A linearizable read started at `startedMs` was answered with `readIndex`: the state applied up
+   * to there must hold every write acknowledged before the read began (`mustReach`, the value of
+   * highestAcked then). An answer may be late or never come; a stale one is a violation.
+   */
+  readAnswered(
+    node: NodeId,
+    read: { id: number; startedMs: number; mustReach: number },
+    readIndex: number,
+  ): void {
+    if (readIndex < read.mustReach) {
+      fail(
+        'linearizable read',
+        `n${node} answered read ${read.id} (started at ${read.startedMs.toFixed(3)} ms) with index ` +
+          `${readIndex}, but index ${read.mustReach} was acknowledged before it started`,
+      );
+    }
   }
 
   /** At the end: every acknowledged value is in the history, and every node that got there has it. */

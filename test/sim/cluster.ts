@@ -33,6 +33,7 @@ import {
   type NodeId,
   type RaftConfig,
   type RawNode,
+  type ReadState,
   StateRole,
   type Status,
 } from '../../src/raft/index.js';
@@ -95,6 +96,19 @@ export interface ClientStats {
   acked: number;
   /** Another entry took the proposal's index: definitely not applied there. */
   failed: number;
+  /** Linearizable reads started, and those the core answered (the rest were dropped or late). */
+  readsStarted: number;
+  readsAnswered: number;
+}
+
+/** A client's linearizable read, from its start until the core answers it. */
+interface PendingRead {
+  id: number;
+  node: NodeId;
+  incarnation: number;
+  startedMs: number;
+  /** The highest index acknowledged when the read started: the answer must reach it. */
+  mustReach: number;
 }
 
 /** Guards against a run that schedules events forever without time passing. */
@@ -113,7 +127,7 @@ export class Cluster implements NodeHost {
   readonly checker: InvariantChecker;
   readonly tracer: Tracer;
   readonly diskRandom: SimRandom;
-  readonly clientStats: ClientStats = { proposed: 0, acked: 0, failed: 0 };
+  readonly clientStats: ClientStats = { proposed: 0, acked: 0, failed: 0, readsStarted: 0, readsAnswered: 0 };
   /** Every node id that exists, started or not, in order. */
   readonly ids: NodeId[] = [];
   private readonly nodes = new Map<NodeId, SimNode>();
@@ -124,6 +138,8 @@ export class Cluster implements NodeHost {
   private readonly onNewLeader: ((id: NodeId, term: number) => void) | null;
   private now = 0;
   private failure: Error | null = null;
+  private readonly reads = new Map<number, PendingRead>();
+  private nextReadId = 1;
   /** The membership at the highest index any node applied: only moves forward. */
   private latestMembers: { index: number; conf: ConfState };
 
@@ -261,7 +277,7 @@ export class Cluster implements NodeHost {
       return;
     }
     if (to.paused) {
-      to.pausedInbox.push(m);
+      to.pausedInbox.push({ message: m, readId: 0 });
       return;
     }
     this.tracer.add(this.now, m.to, TraceKind.Deliver, m, null);
@@ -348,6 +364,24 @@ export class Cluster implements NodeHost {
 
   scheduleDiskDone(node: SimNode, atMs: number): void {
     this.push(atMs, EventKind.DiskDone, node.id, node.incarnation, 0, null, null);
+  }
+
+  onReadState(node: SimNode, state: ReadState): void {
+    const read = this.reads.get(state.requestId);
+    if (!read || read.node !== node.id || read.incarnation !== node.incarnation) return;
+    this.reads.delete(read.id);
+    this.clientStats.readsAnswered++;
+    this.tracer.add(
+      this.now,
+      node.id,
+      TraceKind.Note,
+      null,
+      null,
+      read.id,
+      state.index,
+      `read ${read.id} answered: index ${state.index}`,
+    );
+    this.checker.readAnswered(node.id, read, state.index);
   }
 
   onApplied(node: SimNode, entry: Entry): void {
@@ -517,11 +551,15 @@ export class Cluster implements NodeHost {
       this.settle(node);
       const inbox = node.pausedInbox;
       node.pausedInbox = [];
-      for (const m of inbox) {
+      for (const { message, readId } of inbox) {
         if (!node.up || node.paused) break;
-        this.tracer.add(this.now, id, TraceKind.Deliver, m, null);
-        node.raw.step(m);
-        this.settle(node);
+        if (message) {
+          this.tracer.add(this.now, id, TraceKind.Deliver, message, null);
+          node.raw.step(message);
+          this.settle(node);
+        } else {
+          this.startRead(node, readId);
+        }
       }
     });
   }
@@ -636,6 +674,46 @@ export class Cluster implements NodeHost {
       this.settle(node);
       return first;
     });
+  }
+
+  /**
+   * A client's linearizable read at `id` (the leader, or a follower that asks it): the answer must
+   * cover every write acknowledged before now. A paused node gets the read on resume, in arrival
+   * order with its messages, as a stopped process finds requests waiting in its sockets. Returns
+   * the read's id, or null when the node is down. The answer is checked in onReadState; one that
+   * never comes (no leader, the node restarted) is allowed.
+   */
+  read(id: NodeId): number | null {
+    this.throwIfFailed();
+    const node = this.node(id);
+    if (!node.up) return null;
+    const read: PendingRead = {
+      id: this.nextReadId++,
+      node: id,
+      incarnation: node.incarnation,
+      startedMs: this.now,
+      mustReach: this.checker.highestAcked,
+    };
+    this.reads.set(read.id, read);
+    this.clientStats.readsStarted++;
+    this.tracer.add(
+      this.now,
+      id,
+      TraceKind.Note,
+      null,
+      null,
+      read.id,
+      read.mustReach,
+      `read ${read.id} starts${node.paused ? ' (queued: paused)' : ''}, must reach ${read.mustReach}`,
+    );
+    if (node.paused) node.pausedInbox.push({ message: null, readId: read.id });
+    else this.guard(() => this.startRead(node, read.id));
+    return read.id;
+  }
+
+  private startRead(node: SimNode, readId: number): void {
+    node.raw.readIndex(readId);
+    this.settle(node);
   }
 
   /** Proposes a membership change on `id`; null when refused (not leader, one pending, invalid). */

@@ -21,6 +21,8 @@ interface SeedReport {
   params: string;
   virtualMs: number;
   acked: number;
+  readsStarted: number;
+  readsAnswered: number;
   digest: number;
 }
 
@@ -55,6 +57,8 @@ function toReport(r: SeedResult): SeedReport {
     params: describeParams(r.params),
     virtualMs: r.virtualMs,
     acked: r.acked,
+    readsStarted: r.readsStarted,
+    readsAnswered: r.readsAnswered,
     digest: r.digest,
   };
 }
@@ -82,7 +86,8 @@ function runOne(seed: number, trace: boolean): number {
   console.log(`seed ${seed}: ${report.params}`);
   console.log(
     `seed ${seed}: ${(result.virtualMs / 1000).toFixed(1)} s virtual, ${result.proposed} proposed, ` +
-      `${result.acked} acknowledged, ${result.crashes} crashes, ${result.partitions} partitions, ` +
+      `${result.acked} acknowledged, ${result.readsAnswered}/${result.readsStarted} reads answered, ` +
+      `${result.crashes} crashes, ${result.partitions} partitions, ` +
       `${result.messages} messages, digest ${result.digest.toString(16)}`,
   );
   if (report.invariant) {
@@ -145,10 +150,12 @@ function summarize(
   }
   const virtualS = reports.reduce((sum, r) => sum + r.virtualMs, 0) / 1000;
   const acked = reports.reduce((sum, r) => sum + r.acked, 0);
+  const reads = reports.reduce((sum, r) => sum + r.readsAnswered, 0);
   const wallS = (performance.now() - startedMs) / 1000;
   // Wall time goes to stderr so that stdout depends on the seeds only.
   console.error(
-    `sim: ${virtualS.toFixed(0)} s virtual, ${acked} acknowledged proposals, ${wallS.toFixed(1)} s wall on ${workers} workers`,
+    `sim: ${virtualS.toFixed(0)} s virtual, ${acked} acknowledged proposals, ${reads} linearizable reads checked, ` +
+      `${wallS.toFixed(1)} s wall on ${workers} workers`,
   );
 }
 

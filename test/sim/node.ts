@@ -9,6 +9,7 @@ import {
   type NodeId,
   type RaftConfig,
   RawNode,
+  type ReadState,
   type Ready,
   StateRole,
 } from '../../src/raft/index.js';
@@ -27,6 +28,15 @@ export interface NodeHost {
   send(from: SimNode, messages: Message[]): void;
   scheduleDiskDone(node: SimNode, atMs: number): void;
   onApplied(node: SimNode, entry: Entry): void;
+  /** The core answered a linearizable read this node started (or forwarded to its leader). */
+  onReadState(node: SimNode, state: ReadState): void;
+}
+
+/** What waits for a paused node, in arrival order: a peer's message, or a client's read. */
+export interface InboxItem {
+  message: Message | null;
+  /** A read's id when message is null. */
+  readId: number;
 }
 
 export interface SimNodeOptions {
@@ -60,9 +70,9 @@ export class SimNode implements CheckedNode {
   /** Bumped by every start: events of an older incarnation are dropped. */
   incarnation = 0;
   up = false;
-  /** Stopped like SIGSTOP: no ticks or steps; messages and durable writes wait for resume. */
+  /** Stopped like SIGSTOP: no ticks or steps; messages, reads and durable writes wait for resume. */
   paused = false;
-  pausedInbox: Message[] = [];
+  pausedInbox: InboxItem[] = [];
   pausedPersistId = 0;
   /** Removed from the group for good; never restarted. */
   retired = false;
@@ -174,6 +184,7 @@ export class SimNode implements CheckedNode {
       );
     }
     if (ready.messages.length > 0) host.send(this, ready.messages);
+    for (const state of ready.readStates) host.onReadState(this, state);
     let confChanged = false;
     for (const entry of ready.committedEntries) confChanged = this.apply(host, entry) || confChanged;
     this.raw.advance(ready);

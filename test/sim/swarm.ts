@@ -35,6 +35,8 @@ export interface SwarmParams {
   /** Chance that a newly elected leader is crashed within leaderChurnMaxMs of its election. */
   leaderChurnRate: number;
   leaderChurnMaxMs: number;
+  /** Mean time between linearizable reads by clients (0: no reads). */
+  readIntervalMs: number;
   /** Which family of runs this seed drew. */
   profile: 'swarm' | 'figure8';
 }
@@ -46,6 +48,8 @@ export interface SeedResult {
   virtualMs: number;
   proposed: number;
   acked: number;
+  readsStarted: number;
+  readsAnswered: number;
   crashes: number;
   partitions: number;
   messages: number;
@@ -63,7 +67,10 @@ const MAX_UNCOMMITTED_ENTRIES = 256;
 export function drawParams(seed: number): SwarmParams {
   const rng = new SimRandom(mixSeed(seed, 0x5eed));
   const params = drawSwarmParams(rng);
-  return rng.chance(0.25) ? figure8(params, rng) : params;
+  const drawn = rng.chance(0.25) ? figure8(params, rng) : params;
+  // Reads draw from a stream of their own, so adding them left every seed's other draws as they were.
+  const reads = new SimRandom(mixSeed(seed, 0x4ead));
+  return { ...drawn, readIntervalMs: reads.chance(0.75) ? reads.floatIn(2, 40) : 0 };
 }
 
 /**
@@ -148,6 +155,7 @@ function drawSwarmParams(rng: SimRandom): SwarmParams {
     leaderKillRate: rng.chance(0.3) ? rng.floatIn(0.02, 0.2) : 0,
     leaderChurnRate: rng.chance(0.2) ? rng.floatIn(0.05, 0.5) : 0,
     leaderChurnMaxMs: rng.intIn(5, 500),
+    readIntervalMs: 0,
     profile: 'swarm',
   };
 }
@@ -186,6 +194,7 @@ class SwarmRun {
   readonly cluster: Cluster;
   private readonly faults: SimRandom;
   private readonly client: SimRandom;
+  private readonly reader: SimRandom;
   private stopped = false;
   private partitioned = false;
   private nextValue = 0;
@@ -201,6 +210,7 @@ class SwarmRun {
     const root = new SimRandom(mixSeed(seed, 0xfa17));
     this.faults = root.fork(1);
     this.client = root.fork(2);
+    this.reader = root.fork(3);
     this.cluster = new Cluster({
       seed,
       nodes: params.nodes,
@@ -228,6 +238,8 @@ class SwarmRun {
     if (p.confChanges) this.every(1.5, () => this.changeMembership());
     if (p.profile === 'figure8') this.cluster.schedule(0, () => this.figure8Round());
     else this.cluster.schedule(this.client.floatIn(0, p.proposalIntervalMs), () => this.proposeLoop());
+    if (p.readIntervalMs > 0)
+      this.cluster.schedule(this.reader.floatIn(0, p.readIntervalMs), () => this.readLoop());
     this.cluster.runFor(p.faultPhaseMs);
     this.stopped = true;
     this.liveness();
@@ -394,6 +406,22 @@ class SwarmRun {
     c.schedule(this.client.floatIn(0.5, 1.5) * this.params.proposalIntervalMs, () => this.proposeLoop());
   }
 
+  /**
+   * Linearizable reads at the leader, at any running node, or at a paused one (whose read waits
+   * for its resume, as a request waits in a stopped process's socket): the checker requires each
+   * answer to cover every write acknowledged before the read started.
+   */
+  private readLoop(): void {
+    if (this.stopped) return;
+    const c = this.cluster;
+    const up = c.upIds();
+    const paused = up.filter((id) => c.node(id).paused);
+    const choice = this.reader.weighted([3, up.length > 0 ? 4 : 0, paused.length > 0 ? 2 : 0]);
+    const target = choice === 0 ? c.leader() : choice === 1 ? this.reader.pick(up) : this.reader.pick(paused);
+    if (target !== undefined) c.read(target);
+    c.schedule(this.reader.floatIn(0.5, 1.5) * this.params.readIntervalMs, () => this.readLoop());
+  }
+
   /** One round of 6.824's Figure 8: propose on the leader, wait a little, crash it. */
   private figure8Round(): void {
     if (this.stopped) return;
@@ -509,6 +537,8 @@ export function runSeed(seed: number, traceSink: ((line: string) => void) | null
     virtualMs: c.nowMs,
     proposed: c.clientStats.proposed,
     acked: c.clientStats.acked,
+    readsStarted: c.clientStats.readsStarted,
+    readsAnswered: c.clientStats.readsAnswered,
     crashes: run.crashes,
     partitions: run.partitions,
     messages: c.messagesSent(),
@@ -542,6 +572,8 @@ export function describeParams(p: SwarmParams): string {
     p.raft.preVote ? 'prevote' : '',
     p.raft.checkQuorum ? 'checkquorum' : '',
     p.raft.maxBytesPerMessage ? `msg≤${p.raft.maxBytesPerMessage}B` : '',
+    p.raft.leaseReads ? 'lease' : '',
+    p.readIntervalMs ? `reads/${p.readIntervalMs.toFixed(0)}ms` : '',
   ].filter(Boolean);
   return (
     `${p.nodes} nodes, ${features.join(' ')}; drop ${p.network.dropRate.toFixed(2)} dup ${p.network.duplicateRate.toFixed(2)} ` +
