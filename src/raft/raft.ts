@@ -40,6 +40,8 @@ export interface RaftOptions {
    * count toward commit, so its lost acknowledgements cannot elect a stale leader.
    */
   recovering?: boolean;
+  /** The driver's clock at start, in ticks (see Raft.now). */
+  nowTicks?: number;
 }
 
 /** Vote context marking an election started by TimeoutNow: voters ignore their leader lease. */
@@ -91,17 +93,36 @@ export class Raft {
   /** Recovering: voters seen campaigning while recovering too (all of them: the data is gone). */
   private readonly recoveringPeers = new Set<NodeId>();
 
-  /** Every tick since start; the clock of leases and timeouts. */
+  /**
+   * Time, in two kinds. Safety is judged by a clock: `now`, in ticks (fractional), which a driver
+   * sets from a monotonic clock before every input (tick(now), advanceClock(now)). The lease and
+   * the vote guard that protects it compare against it, so a process that was stopped (SIGSTOP, a
+   * long GC pause, a VM stall) sees at once how long it was gone. Invariant: never decreases.
+   *
+   * Liveness is counted in ticks, one per tick() call: the election and heartbeat timers, the
+   * check-quorum window, the transfer and snapshot timeouts. No safety property rests on them
+   * (elections are safe at any time; leaseValid does not trust check-quorum; a transfer ends the
+   * lease for its term), and counting callbacks means a stall of a whole machine, which stops
+   * every node's timers alike, does not make followers campaign against a leader that is fine.
+   */
+  now = 0;
   tickCount = 0;
   private electionElapsed = 0;
   private heartbeatElapsed = 0;
   private randomizedElectionTicks = 0;
-  /** tickCount of the last message from a leader (start counts: see the lease guard in stepVote). */
-  private lastLeaderContactTick = 0;
+  /** `now` at the last message from a leader (start counts: see the lease guard in inLease). */
+  private lastLeaderContactAt = 0;
+  /**
+   * Leader: a TimeoutNow went out in this term. It lets its target campaign through every voter's
+   * lease guard whenever it arrives, even after the transfer was abandoned here (a target that was
+   * paused with the message in its socket campaigns on resume), so this leader's lease proves
+   * nothing any more: until the next term, reads take a heartbeat round.
+   */
+  private leaseForfeited = false;
 
-  /** Leader: heartbeat round number, and the tick each recent round was sent at. */
+  /** Leader: heartbeat round number, and `now` when each recent round was sent. */
   private round = 0;
-  private readonly roundSentTicks = new Float64Array(ROUND_RING_SIZE);
+  private readonly roundSentAt = new Float64Array(ROUND_RING_SIZE);
   private pendingReads: PendingRead[] = [];
   /** Leader: reads waiting for the first commit of this term. */
   private readsBeforeCommit: PendingRead[] = [];
@@ -136,6 +157,8 @@ export class Raft {
     this.id = options.id;
     this.config = resolveConfig(options.config);
     this.random = options.random;
+    this.now = options.nowTicks ?? 0;
+    assert(Number.isFinite(this.now), `raft: start clock ${this.now} is not a number`);
     this.log = new RaftLog(options.storage, options.applied ?? 0);
     this.tracker = new ProgressTracker(this.config.maxInflightMessages, this.config.maxInflightBytes);
     const { hardState, confState } = options.initialState;
@@ -155,7 +178,7 @@ export class Raft {
     this.becomeFollower(this.term, NONE);
     // A restarted node may have acked a leader's heartbeat just before it stopped, and that leader
     // may still rely on the lease: treat the start as leader contact. At term 0 no leader existed.
-    this.lastLeaderContactTick = this.term > 0 ? 0 : -this.config.electionTicks;
+    this.lastLeaderContactAt = this.term > 0 ? this.now : this.now - this.config.electionTicks;
   }
 
   // ---- hard state -------------------------------------------------------------------------
@@ -180,6 +203,7 @@ export class Raft {
     this.heartbeatElapsed = 0;
     this.randomizedElectionTicks = this.config.electionTicks + this.random.int(this.config.electionTicks);
     this.leadTransferee = NONE;
+    this.leaseForfeited = false;
     this.tracker.resetVotes();
     this.pendingReads = [];
     this.readsBeforeCommit = [];
@@ -242,9 +266,16 @@ export class Raft {
 
   // ---- ticks -------------------------------------------------------------------------------
 
-  tick(): void {
+  /** One tick of the timers, at clock reading `nowTicks` (see `now`). */
+  tick(nowTicks: number): void {
+    this.advanceClock(nowTicks);
     this.tickCount++;
     this.tickRole();
+  }
+
+  advanceClock(nowTicks: number): void {
+    assert(Number.isFinite(nowTicks), `raft: clock reading ${nowTicks} is not a number`);
+    if (nowTicks > this.now) this.now = nowTicks;
   }
 
   private tickElection(): void {
@@ -367,12 +398,14 @@ export class Raft {
 
   /**
    * With check-quorum, a node that heard from a leader within an election timeout (or started
-   * less than one ago) ignores vote requests: this is what makes the leader lease safe.
+   * less than one ago) ignores vote requests: this is what makes the leader lease safe. Measured
+   * by the clock, which the driver advanced before the message was stepped: a contact dated by a
+   * stale clock would end the guard early.
    */
   private inLease(): boolean {
     if (!this.config.checkQuorum) return false;
     if (this.role === StateRole.Leader) return true;
-    return this.tickCount - this.lastLeaderContactTick < this.config.electionTicks;
+    return this.now - this.lastLeaderContactAt < this.config.electionTicks;
   }
 
   private answerLowerTerm(m: Message): void {
@@ -470,7 +503,7 @@ export class Raft {
   private heardFromLeader(from: NodeId): void {
     this.electionElapsed = 0;
     this.lead = from;
-    this.lastLeaderContactTick = this.tickCount;
+    this.lastLeaderContactAt = this.now;
     this.recoveringPeers.clear();
   }
 
@@ -809,7 +842,7 @@ export class Raft {
 
   private bcastHeartbeat(): number {
     this.round++;
-    this.roundSentTicks[this.round % ROUND_RING_SIZE] = this.tickCount;
+    this.roundSentAt[this.round % ROUND_RING_SIZE] = this.now;
     for (const [id, pr] of this.tracker.progress) {
       if (id === this.id) continue;
       const m = makeMessage(MessageType.Heartbeat, this.id, id, this.term);
@@ -823,6 +856,7 @@ export class Raft {
   }
 
   private sendTimeoutNow(to: NodeId): void {
+    this.leaseForfeited = true;
     this.msgs.push(makeMessage(MessageType.TimeoutNow, this.id, to, this.term));
   }
 
@@ -947,16 +981,17 @@ export class Raft {
 
   /**
    * The lease: a quorum answered a heartbeat round sent less than electionTicks - margin ago, so
-   * none of them votes for anyone else yet, and no other leader can exist.
+   * none of them votes for anyone else yet (inLease), and no other leader can exist. Judged at
+   * `now`, which the driver set when the read arrived: a read that waited out a pause finds the
+   * lease expired. A round is dated when the core made it, at or before it left: never too late.
    */
   leaseValid(): boolean {
-    if (this.role !== StateRole.Leader || this.leadTransferee !== NONE || !this.config.checkQuorum) {
-      return false;
-    }
+    if (this.role !== StateRole.Leader || !this.config.checkQuorum) return false;
+    if (this.leadTransferee !== NONE || this.leaseForfeited) return false;
     const round = this.tracker.quorumAckedRound(this.id, this.round);
     if (round === 0 || this.round - round >= ROUND_RING_SIZE) return false;
-    const sentTick = this.roundSentTicks[round % ROUND_RING_SIZE]!;
-    return this.tickCount < sentTick + this.config.electionTicks - this.config.leaseMarginTicks;
+    const sentAt = this.roundSentAt[round % ROUND_RING_SIZE]!;
+    return this.now < sentAt + this.config.electionTicks - this.config.leaseMarginTicks;
   }
 
   // ---- leadership transfer -----------------------------------------------------------------

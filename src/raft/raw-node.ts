@@ -31,6 +31,8 @@ export interface RawNodeOptions {
   config?: Partial<RaftConfig>;
   /** See RaftOptions.recovering: the replica lost acknowledged entries in the restart. */
   recovering?: boolean;
+  /** The driver's monotonic clock at start, in ticks (see tick); 0 on virtual time. */
+  nowTicks?: number;
 }
 
 export interface ProgressStatus {
@@ -80,6 +82,7 @@ export class RawNode {
       applied: options.applied,
       config: options.config,
       recovering: options.recovering,
+      nowTicks: options.nowTicks,
     });
     this.prevSoftState = { lead: this.raft.lead, role: this.raft.role };
     this.prevHardState = this.raft.hardState();
@@ -87,11 +90,26 @@ export class RawNode {
 
   // ---- inputs ------------------------------------------------------------------------------
 
-  tick(): void {
-    this.raft.tick();
+  /**
+   * One tick of the election, heartbeat and check-quorum timers, which count ticks (see Raft.now).
+   * `nowTicks` is the driver's monotonic clock in ticks (milliseconds / tick length): the core's
+   * clock, which leases are judged by, moves there, so a process that was stopped for two seconds
+   * sees two seconds. Without it the clock moves one tick (tests on virtual ticks).
+   */
+  tick(nowTicks?: number): void {
+    this.raft.tick(nowTicks ?? this.raft.now + 1);
   }
 
-  /** Feeds a message from a peer. Messages for another node are a driver bug. */
+  /**
+   * Moves the core's clock to `nowTicks` (it never goes back) without running timers. A driver
+   * calls it before it steps messages or starts a read, with the clock read after they arrived:
+   * leases and the vote guard are judged by it, and after a pause the last tick is long stale.
+   */
+  advanceClock(nowTicks: number): void {
+    this.raft.advanceClock(nowTicks);
+  }
+
+  /** Feeds a message from a peer; advance the clock first. Messages for another node are a driver bug. */
   step(message: Message): void {
     assert(message.to === this.id, `node ${this.id} got a message for node ${message.to}`);
     if (message.from === this.id) return;
@@ -124,8 +142,9 @@ export class RawNode {
   }
 
   /**
-   * Starts a linearizable read. Its ReadState (with this requestId) comes out of a later Ready;
-   * without a leader it is dropped and the caller retries after its own timeout.
+   * Starts a linearizable read; advance the clock first. Its ReadState (with this requestId) comes
+   * out of a later Ready; without a leader it is dropped and the caller retries after its own
+   * timeout.
    */
   readIndex(requestId: number): void {
     this.raft.readIndex(requestId);
@@ -255,6 +274,11 @@ export class RawNode {
 
   get leaderId(): NodeId {
     return this.raft.lead;
+  }
+
+  /** The core's clock, in ticks: the latest time handed to tick or advanceClock. */
+  get nowTicks(): number {
+    return this.raft.now;
   }
 
   get commitIndex(): number {

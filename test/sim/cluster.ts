@@ -186,6 +186,14 @@ export class Cluster implements NodeHost {
     return this.now;
   }
 
+  /**
+   * The nodes' clock in ticks, as a real driver reads its monotonic clock: handed to a core before
+   * each input (tick, step, read), so a node that was paused sees the time it lost.
+   */
+  get nowTicks(): number {
+    return this.now / this.tickMs;
+  }
+
   /** Advances virtual time by `ms`, running every event due. */
   runFor(ms: number): void {
     this.runUntilTime(this.now + ms, null);
@@ -260,7 +268,7 @@ export class Cluster implements NodeHost {
     if (!node) return;
     this.push(this.now + this.tickMs, EventKind.Tick, node.id, node.incarnation, 0, null, null);
     if (node.paused) return;
-    node.raw.tick();
+    node.raw.tick(this.nowTicks);
     this.settle(node);
   }
 
@@ -277,10 +285,13 @@ export class Cluster implements NodeHost {
       return;
     }
     if (to.paused) {
-      to.pausedInbox.push({ message: m, readId: 0 });
+      if (to.pausedLinksDrop)
+        this.tracer.add(this.now, m.to, TraceKind.Drop, m, null, 0, 0, 'paused, link down');
+      else to.pausedInbox.push({ message: m, readId: 0 });
       return;
     }
     this.tracer.add(this.now, m.to, TraceKind.Deliver, m, null);
+    to.raw.advanceClock(this.nowTicks);
     to.raw.step(m);
     this.settle(to);
   }
@@ -295,6 +306,7 @@ export class Cluster implements NodeHost {
       return;
     }
     this.tracer.add(this.now, node.id, TraceKind.Durable, null, null, write.persistId);
+    node.raw.advanceClock(this.nowTicks);
     node.raw.reportPersisted(write.persistId);
     this.settle(node);
   }
@@ -439,7 +451,7 @@ export class Cluster implements NodeHost {
   }
 
   private startNode(node: SimNode): void {
-    node.start();
+    node.start(this.nowTicks);
     this.checker.onRestart(node);
     const phaseMs = this.harnessRandom.float() * this.tickMs;
     this.push(this.now + phaseMs, EventKind.Tick, node.id, node.incarnation, 0, null, null);
@@ -519,16 +531,33 @@ export class Cluster implements NodeHost {
     const node = this.node(id);
     if (!node.up || node.paused) return;
     this.guard(() => {
+      node.raw.advanceClock(this.nowTicks);
       action(node.raw);
       this.settle(node);
     });
   }
 
-  /** SIGSTOP: the node neither ticks nor steps; what arrives waits for resume. */
-  pause(id: NodeId): void {
+  /**
+   * SIGSTOP: the node neither ticks nor steps; what arrives waits for resume. With `linksDrop`,
+   * peers' messages sent meanwhile are lost instead, as when their connections to a stopped
+   * process give up (bounded queues, timeouts); clients' reads still wait in its sockets.
+   */
+  pause(id: NodeId, linksDrop = false): void {
     const node = this.node(id);
-    if (node.up) node.paused = true;
-    this.tracer.add(this.now, id, TraceKind.Note, null, null, 0, 0, 'pause');
+    if (node.up) {
+      node.paused = true;
+      node.pausedLinksDrop = linksDrop;
+    }
+    this.tracer.add(
+      this.now,
+      id,
+      TraceKind.Note,
+      null,
+      null,
+      0,
+      0,
+      linksDrop ? 'pause, links drop' : 'pause',
+    );
   }
 
   resume(id: NodeId): void {
@@ -546,6 +575,8 @@ export class Cluster implements NodeHost {
       `resume with ${node.pausedInbox.length} messages`,
     );
     this.guard(() => {
+      // Everything that waited is handled now, before the next tick: the clock first.
+      node.raw.advanceClock(this.nowTicks);
       if (node.pausedPersistId > 0) node.raw.reportPersisted(node.pausedPersistId);
       node.pausedPersistId = 0;
       this.settle(node);
@@ -555,6 +586,7 @@ export class Cluster implements NodeHost {
         if (!node.up || node.paused) break;
         if (message) {
           this.tracer.add(this.now, id, TraceKind.Deliver, message, null);
+          node.raw.advanceClock(this.nowTicks);
           node.raw.step(message);
           this.settle(node);
         } else {
@@ -712,6 +744,7 @@ export class Cluster implements NodeHost {
   }
 
   private startRead(node: SimNode, readId: number): void {
+    node.raw.advanceClock(this.nowTicks);
     node.raw.readIndex(readId);
     this.settle(node);
   }

@@ -73,6 +73,8 @@ export class SimNode implements CheckedNode {
   /** Stopped like SIGSTOP: no ticks or steps; messages, reads and durable writes wait for resume. */
   paused = false;
   pausedInbox: InboxItem[] = [];
+  /** While paused, peers' messages are lost rather than queued (see Cluster.pause). */
+  pausedLinksDrop = false;
   pausedPersistId = 0;
   /** Removed from the group for good; never restarted. */
   retired = false;
@@ -95,8 +97,8 @@ export class SimNode implements CheckedNode {
     return this.options.persistence;
   }
 
-  /** Builds a new core from the durable image only (the first start finds it empty). */
-  start(): void {
+  /** Builds a new core from the durable image only (the first start finds it empty), at `nowTicks`. */
+  start(nowTicks: number): void {
     const o = this.options;
     this.incarnation++;
     const memory = o.persistence === 'memory';
@@ -117,6 +119,7 @@ export class SimNode implements CheckedNode {
       config: o.raft,
       // A memory-mode replica that ran before lost what it acknowledged.
       recovering: memory && this.incarnation > 1,
+      nowTicks,
     });
     this.lastSnapshotIndex = snapshot.metadata.index;
     this.checkedCommit = this.raw.commitIndex;

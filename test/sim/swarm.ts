@@ -337,7 +337,7 @@ class SwarmRun {
     const ids = c.upIds();
     if (ids.length === 0) return;
     const id = this.faults.chance(0.5) ? (c.leader() ?? this.faults.pick(ids)) : this.faults.pick(ids);
-    c.pause(id);
+    c.pause(id, this.faults.chance(0.5));
     c.schedule(this.faults.floatIn(50, 1500), () => c.resume(id));
   }
 
