@@ -55,8 +55,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     peers: options.peers,
     onMessages: (_from, batch) => {
       if (!broker) return;
+      const nowTicks = broker.driver.nowTicks();
       for (let i = 0; i < batch.messages.length; i++)
-        broker.driver.deliver(batch.groupIds[i]!, batch.messages[i]!);
+        broker.driver.deliver(batch.groupIds[i]!, batch.messages[i]!, nowTicks);
     },
     onPeerDown: (nodeId) => broker?.reportUnreachable(nodeId),
     logger: logger.child({ component: 'transport' }),

@@ -9,6 +9,11 @@
 // response leave before the event loop polls again, rather than one pass later (on this machine a
 // pass costs an epoll_wait, tens of microseconds). Commit notices are the exception: nothing waits
 // on them, so they go out with the next turn, or after setImmediate, behind the responses.
+//
+// Time: every core judges its lease and the vote guard that protects it by the clock this driver
+// hands it (nowTicks: the monotonic clock, in ticks), set before each message is stepped and at
+// each tick; RaftGroup sets it before a read. A process that was stopped (SIGSTOP, a GC pause, a
+// VM stall) therefore sees at once how long it was gone, whatever arrives first on resume.
 
 import type { Logger } from 'pino';
 import { type Message, MessageType, type NodeId } from '../raft/index.js';
@@ -27,6 +32,8 @@ export interface DriverOptions {
   sink: MessageSink;
   tickMs: number;
   logger: Logger;
+  /** A monotonic clock in milliseconds (default performance.now: it runs on while stopped). */
+  clockMs?: () => number;
 }
 
 /** Readys taken from one group in one turn; more would mean a livelock in the core. */
@@ -55,6 +62,7 @@ export class Driver {
   private commitNoticeFlushScheduled = false;
   private ticker: NodeJS.Timeout | null = null;
   private stopped = false;
+  private readonly clockMs: () => number;
   /**
    * Turns run so far (promptTurns of them in a microtask), and messages dropped because their
    * group is not (yet) here.
@@ -63,7 +71,14 @@ export class Driver {
   promptTurns = 0;
   droppedForUnknownGroup = 0;
 
-  constructor(private readonly options: DriverOptions) {}
+  constructor(private readonly options: DriverOptions) {
+    this.clockMs = options.clockMs ?? (() => performance.now());
+  }
+
+  /** The clock the cores judge time by: monotonic, in ticks. */
+  nowTicks(): number {
+    return this.clockMs() / this.options.tickMs;
+  }
 
   start(): void {
     this.ticker = setInterval(() => this.tickAll(), this.options.tickMs);
@@ -96,22 +111,27 @@ export class Driver {
     this.schedule();
   }
 
-  /** Messages from a peer, already decoded: step each into its group. */
-  deliver(groupId: number, message: Message): void {
+  /**
+   * A message from a peer, already decoded: step it into its group. `nowTicks` is the clock read
+   * after it arrived (one reading serves a whole batch).
+   */
+  deliver(groupId: number, message: Message, nowTicks = this.nowTicks()): void {
     const group = this.groups.get(groupId);
     if (!group) {
       // Created on this node once the metadata that names it is applied; Raft resends.
       this.droppedForUnknownGroup++;
       return;
     }
+    group.raw.advanceClock(nowTicks);
     group.raw.step(message);
     this.dirty.add(group);
     this.schedulePrompt();
   }
 
   private tickAll(): void {
+    const nowTicks = this.nowTicks();
     for (const group of this.groups.values()) {
-      group.raw.tick();
+      group.raw.tick(nowTicks);
       this.dirty.add(group);
     }
     this.schedule();

@@ -37,7 +37,7 @@ import {
 } from './partition-machine.js';
 import { RoundRobin } from './partitioner.js';
 import { DEFAULT_PRODUCER_LIMITS, type ProducerLimits } from './producer-state.js';
-import { type GroupObserver, RaftGroup } from './raft-group.js';
+import { type GroupMachine, type GroupObserver, RaftGroup } from './raft-group.js';
 import { RetentionRunner } from './retention.js';
 
 /** Storage's counts of where its I/O tasks ran, for metrics (the api layer sees only the broker). */
@@ -251,13 +251,12 @@ export class BrokerNode {
       config: this.raftConfig(),
       // Rebuilt after corruption (openGroupStore): no vote, no ack counted, until caught up.
       recovering: store.mayHaveLostEntries,
+      nowTicks: this.driver.nowTicks(),
     });
     this.metadataMachine = new MetadataGroupMachine(this.metadata, snapshot.metadata.index, () =>
       this.afterMetadataChange(),
     );
-    const group = new RaftGroup(METADATA_GROUP_ID, raw, store, this.metadataMachine, this.logger, (g) =>
-      this.onLeadershipChange(g),
-    );
+    const group = this.newGroup(METADATA_GROUP_ID, raw, store, this.metadataMachine);
     group.observer = this.observer;
     this.metadataGroup = group;
     store.onEntriesAvailable(() => {
@@ -430,15 +429,9 @@ export class BrokerNode {
       applied,
       config: this.raftConfig(),
       recovering,
+      nowTicks: this.driver.nowTicks(),
     });
-    const group = new RaftGroup(
-      placement.groupId,
-      raw,
-      store,
-      new PartitionGroupMachine(machine),
-      this.logger,
-      (g) => this.onLeadershipChange(g),
-    );
+    const group = this.newGroup(placement.groupId, raw, store, new PartitionGroupMachine(machine));
     group.observer = this.observer;
     const local: LocalPartition = {
       topic: topic.name,
@@ -448,6 +441,18 @@ export class BrokerNode {
       machine,
     };
     return local;
+  }
+
+  private newGroup(groupId: number, raw: RawNode, store: GroupStore, machine: GroupMachine): RaftGroup {
+    return new RaftGroup({
+      groupId,
+      raw,
+      store,
+      machine,
+      logger: this.logger,
+      onLeadership: (g) => this.onLeadershipChange(g),
+      nowTicks: () => this.driver.nowTicks(),
+    });
   }
 
   /** The preferred leader of a new group campaigns until a leader exists (peers may lag). */

@@ -44,6 +44,17 @@ interface ReadWaiter {
 /** Leadership changes the node wants to hear about (routing table, metrics). */
 export type LeadershipListener = (group: RaftGroup) => void;
 
+export interface RaftGroupOptions {
+  groupId: number;
+  raw: RawNode;
+  store: GroupStore;
+  machine: GroupMachine;
+  logger: Logger;
+  onLeadership: LeadershipListener;
+  /** The driver's clock (Driver.nowTicks), handed to the core before each read. */
+  nowTicks: () => number;
+}
+
 /**
  * What a group reports for metrics. Called per proposal (one per request batch) or per role
  * change, never per record; implementations must be cheap and must not throw.
@@ -75,16 +86,24 @@ export class RaftGroup {
   observer: GroupObserver | null = null;
   private wasRecovering: boolean;
 
-  constructor(
-    readonly groupId: number,
-    readonly raw: RawNode,
-    readonly store: GroupStore,
-    readonly machine: GroupMachine,
-    readonly logger: Logger,
-    private readonly onLeadership: LeadershipListener,
-  ) {
-    this.term = raw.term;
-    this.wasRecovering = raw.recovering;
+  readonly groupId: number;
+  readonly raw: RawNode;
+  readonly store: GroupStore;
+  readonly machine: GroupMachine;
+  readonly logger: Logger;
+  private readonly onLeadership: LeadershipListener;
+  private readonly nowTicks: () => number;
+
+  constructor(options: RaftGroupOptions) {
+    this.groupId = options.groupId;
+    this.raw = options.raw;
+    this.store = options.store;
+    this.machine = options.machine;
+    this.logger = options.logger;
+    this.onLeadership = options.onLeadership;
+    this.nowTicks = options.nowTicks;
+    this.term = this.raw.term;
+    this.wasRecovering = this.raw.recovering;
   }
 
   get isLeader(): boolean {
@@ -126,6 +145,9 @@ export class RaftGroup {
       }, timeoutMs);
       this.reads.set(requestId, { resolve, reject, timer });
     });
+    // The lease is judged at the time the read arrived, not at the last tick (a pause between the
+    // two is exactly when a stale lease would answer).
+    this.raw.advanceClock(this.nowTicks());
     this.raw.readIndex(requestId);
     return promise;
   }

@@ -59,13 +59,22 @@ function emptyReady(): Ready {
   };
 }
 
-/** A group whose next Readys are queued by the test; step() and reportPersisted() are recorded. */
+/**
+ * A group whose next Readys are queued by the test; step(), reportPersisted() and the clock it is
+ * handed (inputs: 'clock N', 'tick N', 'step T') are recorded.
+ */
 function scriptedGroup(groupId: number) {
   const readys: Ready[] = [];
   const stepped: Message[] = [];
   const persisted: number[] = [];
+  const inputs: string[] = [];
   const raw = {
-    step: (message: Message) => stepped.push(message),
+    advanceClock: (nowTicks: number) => inputs.push(`clock ${nowTicks}`),
+    tick: (nowTicks: number) => inputs.push(`tick ${nowTicks}`),
+    step: (message: Message) => {
+      inputs.push(`step ${MessageType[message.type]}`);
+      stepped.push(message);
+    },
     hasReady: () => readys.length > 0,
     ready: () => readys.shift()!,
     advance: () => {},
@@ -80,17 +89,17 @@ function scriptedGroup(groupId: number) {
     applyCommitted: (_entries: readonly Entry[]) => {},
     answerReads: () => {},
   };
-  return { group: group as unknown as RaftGroup, readys, stepped, persisted };
+  return { group: group as unknown as RaftGroup, readys, stepped, persisted, inputs };
 }
 
 function message(type: MessageType): Message {
   return makeMessage(type, 1, 2, 1);
 }
 
-function makeDriver() {
+function makeDriver(clockMs?: () => number) {
   const sink = new RecordingSink();
   const store = new ManualStore();
-  const driver = new Driver({ store, sink, tickMs: 1000, logger: pino({ level: 'silent' }) });
+  const driver = new Driver({ store, sink, tickMs: 1000, logger: pino({ level: 'silent' }), clockMs });
   return { driver, sink, store };
 }
 
@@ -104,6 +113,29 @@ async function runningWithGroup(groupId: number) {
   await nextLoopPass();
   return { ...made, fake };
 }
+
+describe('driver clock', () => {
+  it('hands a group the monotonic clock before it steps a message, however long since a tick', () => {
+    let clockMs = 5000;
+    const { driver } = makeDriver(() => clockMs);
+    const fake = scriptedGroup(4);
+    driver.add(fake.group);
+    driver.deliver(4, message(MessageType.Heartbeat));
+    clockMs = 7500; // a pause: no tick ran, the clock went on
+    driver.deliver(4, message(MessageType.ReadIndex));
+    driver.deliver(4, message(MessageType.App), 9);
+    expect(fake.inputs).toEqual([
+      'clock 5',
+      'step Heartbeat',
+      'clock 7.5',
+      'step ReadIndex',
+      'clock 9',
+      'step App',
+    ]);
+    expect(driver.nowTicks()).toBe(7.5);
+    driver.stop();
+  });
+});
 
 describe('driver turns', () => {
   it("answers a peer's message in a microtask, before the event loop polls again", async () => {
