@@ -131,7 +131,7 @@ export class Driver {
   private tickAll(): void {
     const nowTicks = this.nowTicks();
     for (const group of this.groups.values()) {
-      group.raw.tick(nowTicks);
+      group.tick(nowTicks);
       this.dirty.add(group);
     }
     this.schedule();

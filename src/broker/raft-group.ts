@@ -39,7 +39,16 @@ interface ReadWaiter {
   resolve: (index: number) => void;
   reject: (error: Error) => void;
   timer: NodeJS.Timeout;
+  /** The clock (ticks) when the core was last asked for this read. */
+  askedAtTicks: number;
 }
+
+/**
+ * A read with no answer this long after it was asked is asked again. The core drops a read while
+ * no leader is known, and a ReadIndex to the leader (or its answer) may be lost, for example on a
+ * link that is still reconnecting after a pause; a second answer finds no waiter.
+ */
+const READ_RETRY_TICKS = 3;
 
 /** Leadership changes the node wants to hear about (routing table, metrics). */
 export type LeadershipListener = (group: RaftGroup) => void;
@@ -133,6 +142,9 @@ export class RaftGroup {
   /** Asks for a linearizable read index (ReadIndex through the leader, or its lease). */
   readIndex(timeoutMs: number): Promise<number> {
     const requestId = this.nextReadId++;
+    // The lease is judged at the time the read arrived, not at the last tick (a pause between the
+    // two is exactly when a stale lease would answer).
+    const nowTicks = this.nowTicks();
     const promise = new Promise<number>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.reads.delete(requestId);
@@ -143,13 +155,22 @@ export class RaftGroup {
           ),
         );
       }, timeoutMs);
-      this.reads.set(requestId, { resolve, reject, timer });
+      this.reads.set(requestId, { resolve, reject, timer, askedAtTicks: nowTicks });
     });
-    // The lease is judged at the time the read arrived, not at the last tick (a pause between the
-    // two is exactly when a stale lease would answer).
-    this.raw.advanceClock(this.nowTicks());
+    this.raw.advanceClock(nowTicks);
     this.raw.readIndex(requestId);
     return promise;
+  }
+
+  /** The driver's tick: the core's timers, then reads that went unanswered too long. */
+  tick(nowTicks: number): void {
+    this.raw.tick(nowTicks);
+    if (this.reads.size === 0) return;
+    for (const [requestId, waiter] of this.reads) {
+      if (nowTicks - waiter.askedAtTicks < READ_RETRY_TICKS) continue;
+      waiter.askedAtTicks = nowTicks;
+      this.raw.readIndex(requestId);
+    }
   }
 
   /** Runs before the Ready's writes start: the log and the leader view change here. */

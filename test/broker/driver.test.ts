@@ -85,6 +85,7 @@ function scriptedGroup(groupId: number) {
     closed: false,
     raw,
     store: {} as GroupStore,
+    tick: (nowTicks: number) => raw.tick(nowTicks),
     beforePersist: () => {},
     applyCommitted: (_entries: readonly Entry[]) => {},
     answerReads: () => {},
