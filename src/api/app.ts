@@ -83,7 +83,9 @@ export function buildApp(context: ApiContext, logger: Logger) {
 }
 
 export function sendError(reply: FastifyReply, error: BrokerError): FastifyReply {
-  if (error.statusCode === 503) reply.header('retry-after', String(RETRY_AFTER_SECONDS));
+  if (error.statusCode === 503 || error.statusCode === 429) {
+    reply.header('retry-after', String(RETRY_AFTER_SECONDS));
+  }
   return reply.code(error.statusCode).type('application/json').send(JSON.stringify(error.toBody()));
 }
 
