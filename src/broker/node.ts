@@ -14,6 +14,7 @@ import {
   StateRole,
 } from '../raft/index.js';
 import { type IoExecutorStats, isStorageError } from '../storage/index.js';
+import { PRODUCE_WAITING_BYTES_MAX_DEFAULT, ProduceBackpressure } from './backpressure.js';
 import { Driver, type MessageSink } from './driver.js';
 import { BrokerError } from './errors.js';
 import { MetadataGroupMachine, PartitionGroupMachine } from './group-machines.js';
@@ -84,7 +85,21 @@ export interface BrokerNodeOptions {
   announcer?: Announcer;
   /** Idempotent-producer expiry and table size; must be the same on every node. */
   producerLimits?: Partial<ProducerLimits>;
+  /** Bounds on what produce may hold in memory (defaults: 64 MiB each). */
+  produceLimits?: Partial<ProduceLimits>;
 }
+
+export interface ProduceLimits {
+  /** Bytes of proposed, uncommitted entries a partition leader holds at most (Raft's budget). */
+  uncommittedBytesMax: number;
+  /** Bytes of produce batches a node holds while they wait for room in a full budget. */
+  waitingBytesMax: number;
+}
+
+export const DEFAULT_PRODUCE_LIMITS: Readonly<ProduceLimits> = Object.freeze({
+  uncommittedBytesMax: 64 * 1024 * 1024,
+  waitingBytesMax: PRODUCE_WAITING_BYTES_MAX_DEFAULT,
+});
 
 /** What a node reports for metrics (src/api/metrics.ts); keeps prom-client out of the broker. */
 export interface NodeObserver extends GroupObserver {
@@ -125,6 +140,9 @@ export class BrokerNode {
   readonly partitions = new Map<number, LocalPartition>();
   readonly logger: Logger;
   readonly defaultPersistence: PersistenceMode;
+  /** Produce requests waiting for room in a full uncommitted budget (bounded per node). */
+  readonly backpressure: ProduceBackpressure;
+  private readonly produceLimits: ProduceLimits;
   private metadataGroup: RaftGroup | null = null;
   private metadataMachine: MetadataGroupMachine | null = null;
   private readonly opening = new Map<number, Promise<void>>();
@@ -146,6 +164,8 @@ export class BrokerNode {
     this.timing = { ...DEFAULT_TIMING, ...options.timing };
     this.logger = options.logger;
     this.defaultPersistence = options.defaultPersistence;
+    this.produceLimits = { ...DEFAULT_PRODUCE_LIMITS, ...options.produceLimits };
+    this.backpressure = new ProduceBackpressure(this.produceLimits.waitingBytesMax);
     this.metadata = new MetadataState([...options.peers.keys()]);
     this.driver = new Driver({
       store: options.store,
@@ -166,7 +186,11 @@ export class BrokerNode {
   }
 
   private raftConfig(): Partial<RaftConfig> {
-    return { electionTicks: this.timing.electionTicks, heartbeatTicks: this.timing.heartbeatTicks };
+    return {
+      electionTicks: this.timing.electionTicks,
+      heartbeatTicks: this.timing.heartbeatTicks,
+      maxUncommittedBytes: this.produceLimits.uncommittedBytesMax,
+    };
   }
 
   // ---- lifecycle ---------------------------------------------------------------------------
@@ -550,6 +574,7 @@ export class BrokerNode {
       if (isRaftError(error, 'NotLeader') || isRaftError(error, 'ProposalDropped')) {
         throw new BrokerError('NO_LEADER', error.message);
       }
+      if (isRaftError(error, 'UncommittedBytesFull')) throw new BrokerError('THROTTLED', error.message);
       throw error;
     }
   }

@@ -2,9 +2,10 @@
 // entry, stamped with the next offsets and the leader's clock, proposed, and answered once
 // applied. An idempotent request is first checked against the producer table plus the batches
 // in the log not applied yet: a retry of a committed batch gets its original offsets, a retry of
-// one still in flight waits for it, and nothing is appended twice.
+// one still in flight waits for it, and nothing is appended twice. A leader whose uncommitted
+// budget is full holds the request until there is room (backpressure.ts).
 
-import { BrokerError } from './errors.js';
+import { BrokerError, isBrokerError } from './errors.js';
 import type { BrokerNode, LocalPartition } from './node.js';
 import { encodeBatch, type ProducerInfo, type RecordInput } from './record-batch.js';
 
@@ -20,6 +21,8 @@ export interface ProduceLocalResult {
 
 /** How many times a retry waits for its in-flight original before giving up (bounds the loop). */
 const PENDING_WAITS_MAX = 16;
+/** Bound on the loop of a request waiting for room; its deadline ends it long before. */
+const ROOM_WAITS_MAX = 1_000_000;
 
 export async function produceLocal(
   node: BrokerNode,
@@ -30,7 +33,8 @@ export async function produceLocal(
 ): Promise<ProduceLocalResult> {
   const deadlineMs = Date.now() + timeoutMs;
   const recordCount = records.length;
-  for (let waits = 0; ; waits++) {
+  let pendingWaits = 0;
+  for (let roomWaits = 0; roomWaits < ROOM_WAITS_MAX; roomWaits++) {
     const group = local.group;
     if (!group.isLeader) {
       throw new BrokerError(
@@ -55,7 +59,7 @@ export async function produceLocal(
       if (check.kind === 'refused') throw new BrokerError(check.code, check.message);
       if (check.kind === 'duplicate') return { baseOffset: check.baseOffset, recordCount, duplicate: true };
       if (check.kind === 'pending') {
-        if (waits >= PENDING_WAITS_MAX) throw timeoutError(timeoutMs);
+        if (pendingWaits++ >= PENDING_WAITS_MAX) throw timeoutError(timeoutMs);
         // The same batch is in the log, not committed yet: its outcome is this request's.
         await waitUntilSettled(local, check.index, deadlineMs, timeoutMs);
         continue;
@@ -70,12 +74,28 @@ export async function produceLocal(
     }));
     const baseOffset = local.machine.logEndOffset();
     const data = encodeBatch(baseOffset, stamped, producer, nowMs);
-    const index = node.propose(group, data);
+    let index: number;
+    try {
+      index = node.propose(group, data);
+    } catch (error) {
+      if (!isBrokerError(error, 'THROTTLED')) throw error;
+      // Nothing was appended: wait for room, then check and stamp again (offsets may have moved).
+      await node.backpressure.waitForRoom(local.machine, {
+        // A lost leadership ends the wait too: the loop then answers NO_LEADER.
+        hasRoom: () => !group.isLeader || group.raw.hasRoomFor(data.length),
+        batchBytes: data.length,
+        deadlineMs,
+        timeoutMs,
+        partition: `${local.topic}/${local.partition}`,
+      });
+      continue;
+    }
     const term = group.raw.term;
     local.machine.noteAppended(index, { baseOffset, recordCount, producer, appendTimeMs: nowMs });
     await group.waitForProposal(index, term, Math.max(1, deadlineMs - Date.now()));
     return { baseOffset, recordCount, duplicate: false };
   }
+  throw timeoutError(timeoutMs);
 }
 
 function timeoutError(timeoutMs: number): BrokerError {

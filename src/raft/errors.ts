@@ -12,8 +12,10 @@ export type RaftErrorCode =
   | 'SnapshotTemporarilyUnavailable'
   /** A proposal reached a node that is not the leader. */
   | 'NotLeader'
-  /** The leader refused a proposal: transferring leadership, or over maxUncommittedBytes. */
+  /** The leader refused a proposal: it is transferring leadership. */
   | 'ProposalDropped'
+  /** The leader refused a proposal: it would take uncommitted entries over maxUncommittedBytes. */
+  | 'UncommittedBytesFull'
   /** A membership change while another is still pending, or an invalid one. */
   | 'ConfChangeRejected';
 

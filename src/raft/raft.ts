@@ -875,15 +875,24 @@ export class Raft {
     }
     let bytes = 0;
     for (let i = 0; i < entries.length; i++) bytes += entryBytes(entries[i]!);
-    const limit = this.config.maxUncommittedBytes;
-    if (limit > 0 && this.uncommittedBytes > 0 && this.uncommittedBytes + bytes > limit) {
-      throw new RaftError('ProposalDropped', `over maxUncommittedBytes (${limit}): slow down`);
+    if (!this.hasUncommittedRoom(bytes)) {
+      throw new RaftError(
+        'UncommittedBytesFull',
+        `uncommitted entries hold ${this.uncommittedBytes} bytes; ${bytes} more would pass ` +
+          `maxUncommittedBytes (${this.config.maxUncommittedBytes})`,
+      );
     }
     this.uncommittedBytes += bytes;
     const first = this.appendEntries(entries);
     // Sent at the next Ready: every proposal of one driver turn leaves as one App per follower.
     this.appendsPending = true;
     return first;
+  }
+
+  /** Whether entries of `bytes` (entryBytes) fit the budget; one always fits an empty budget. */
+  hasUncommittedRoom(bytes: number): boolean {
+    const limit = this.config.maxUncommittedBytes;
+    return limit === 0 || this.uncommittedBytes === 0 || this.uncommittedBytes + bytes <= limit;
   }
 
   proposeConfChange(change: ConfChange): number {

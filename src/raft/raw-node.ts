@@ -10,6 +10,7 @@ import type { RandomSource } from './random.js';
 import type { InitialState, LogStorage } from './storage.js';
 import {
   type ConfState,
+  ENTRY_OVERHEAD_BYTES,
   type Entry,
   EntryType,
   type HardState,
@@ -121,9 +122,17 @@ export class RawNode {
     this.raft.campaign(this.raft.config.preVote ? 'pre-election' : 'election');
   }
 
-  /** Proposes one entry; returns its index. Throws RaftError NotLeader or ProposalDropped. */
+  /**
+   * Proposes one entry; returns its index. Throws RaftError NotLeader, ProposalDropped (a transfer
+   * is running) or UncommittedBytesFull (room comes back as entries commit and are applied).
+   */
   propose(data: Uint8Array): number {
     return this.raft.propose([{ term: 0, index: 0, type: EntryType.Normal, data }]);
+  }
+
+  /** Whether one entry of `dataBytes` would fit the uncommitted budget now (see propose). */
+  hasRoomFor(dataBytes: number): boolean {
+    return this.raft.hasUncommittedRoom(dataBytes + ENTRY_OVERHEAD_BYTES);
   }
 
   /** Proposes entries as one contiguous batch; returns the index of the first. */

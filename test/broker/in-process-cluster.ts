@@ -5,7 +5,7 @@
 import pino from 'pino';
 import type { PartitionStatus } from '../../src/broker/leadership.js';
 import type { Announcer, BrokerTiming, LocalPartition } from '../../src/broker/node.js';
-import { BrokerNode, type NodeTransport } from '../../src/broker/node.js';
+import { BrokerNode, type BrokerNodeOptions, type NodeTransport } from '../../src/broker/node.js';
 import type { Message, NodeId } from '../../src/raft/index.js';
 import { MemoryNodeStore } from './memory-store.js';
 
@@ -52,8 +52,13 @@ export class InProcessCluster {
   readonly peers: Map<number, string>;
   /** Cut links "from-to": messages are dropped. */
   readonly cut = new Set<string>();
+  /** Messages for which this returns true are dropped too. */
+  dropIf: ((from: NodeId, to: NodeId, message: Message) => boolean) | null = null;
 
-  constructor(readonly size: number) {
+  constructor(
+    readonly size: number,
+    private readonly nodeOptions: Pick<BrokerNodeOptions, 'produceLimits'> = {},
+  ) {
     this.peers = new Map(Array.from({ length: size }, (_, i) => [i + 1, `http://127.0.0.1:${9990 + i}`]));
     for (const id of this.peers.keys()) this.stores.set(id, new MemoryNodeStore());
   }
@@ -72,6 +77,7 @@ export class InProcessCluster {
       defaultPersistence: 'async',
       timing: FAST_TIMING,
       announcer: new LocalAnnouncer(this, id),
+      ...this.nodeOptions,
     });
     this.nodes.set(id, node);
     await node.start();
@@ -92,7 +98,7 @@ export class InProcessCluster {
 
   deliver(from: NodeId, batch: Array<{ to: NodeId; groupId: number; message: Message }>): void {
     for (const { to, groupId, message } of batch) {
-      if (this.cut.has(`${from}-${to}`)) continue;
+      if (this.cut.has(`${from}-${to}`) || this.dropIf?.(from, to, message)) continue;
       this.nodes.get(to)?.driver.deliver(groupId, message);
     }
   }

@@ -206,7 +206,7 @@ describe('replication', () => {
     } catch (e) {
       error = e;
     }
-    expect(isRaftError(error, 'ProposalDropped')).toBe(true);
+    expect(isRaftError(error, 'UncommittedBytesFull')).toBe(true);
     net.heal();
     net.tick(2);
     expect(() => net.raw(1).propose(new Uint8Array(600))).not.toThrow();

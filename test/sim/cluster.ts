@@ -688,7 +688,12 @@ export class Cluster implements NodeHost {
       try {
         first = values.length === 1 ? node.raw.propose(values[0]!) : node.raw.proposeBatch(values);
       } catch (error) {
-        if (isRaftError(error, 'NotLeader') || isRaftError(error, 'ProposalDropped')) return null;
+        if (
+          isRaftError(error, 'NotLeader') ||
+          isRaftError(error, 'ProposalDropped') ||
+          isRaftError(error, 'UncommittedBytesFull')
+        )
+          return null;
         throw error;
       }
       for (let i = 0; i < values.length; i++) node.proposals.set(first + i, values[i]!);
