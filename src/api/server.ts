@@ -9,6 +9,7 @@ import { BrokerNode, clusterIdOf } from '../broker/node.js';
 import { Transport } from '../transport/index.js';
 import type { PersistenceMode } from '../wire/types.js';
 import { buildApp } from './app.js';
+import { HttpDrain } from './drain.js';
 import { HttpForwarder } from './forward.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -75,6 +76,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   });
   const forwarder = new HttpForwarder(options.peers, options.nodeId);
   const app = buildApp({ broker, forwarder }, logger);
+  const drain = new HttpDrain(app, options.nodeId);
   transport.attach(app.server);
   await broker.start();
   await app.listen({ host: options.listen.host, port: options.listen.port });
@@ -91,18 +93,46 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     broker: running,
     close: () => {
       closing ??= (async () => {
-        // Leadership hand-off needs the transport; upgraded peer sockets then keep the HTTP
-        // server from closing, so the transport goes before the server.
-        await running.stop();
+        // See "Shutdown" in docs/operations.md. New requests are refused from here on; those
+        // accepted get answers: hand-off first, so their writes commit under the new leaders
+        // and are answered as this replica applies them. Leadership hand-off needs the
+        // transport; upgraded peer sockets then keep the HTTP server from closing, so the
+        // transport goes before the server.
+        const startedMs = performance.now();
+        drain.begin();
+        await running.handOffLeadership(SHUTDOWN_HAND_OFF_MS);
+        const answered = await drain.idle(Math.max(0, SHUTDOWN_ANSWER_MS - (performance.now() - startedMs)));
+        await running.stop(0);
+        // What still waited got a coded error from stop(); let those answers leave.
+        if (!answered) await drain.idle(SHUTDOWN_LAST_ANSWERS_MS);
+        // Requests already on the wire when the drain began still get a coded answer (BUSY).
+        const lingerMs = SHUTDOWN_LINGER_MS - (performance.now() - startedMs);
+        if (lingerMs > 0) await new Promise((resolve) => setTimeout(resolve, lingerMs));
         await transport.close();
+        app.server.closeAllConnections(); // streams, and a client that never read its answer
         await app.close();
         await forwarder.close();
-        logger.info('node stopped');
+        logger.info(
+          { shutdownMs: Math.round(performance.now() - startedMs), unansweredAtStop: drain.inFlight },
+          'node stopped',
+        );
       })();
       return closing;
     },
   };
 }
+
+/** Shutdown: how long leadership hand-off may take, and when in-flight requests must be answered. */
+const SHUTDOWN_HAND_OFF_MS = 1500;
+const SHUTDOWN_ANSWER_MS = 2000;
+/** After stop(), the coded errors of requests that still waited get this long to leave. */
+const SHUTDOWN_LAST_ANSWERS_MS = 300;
+/**
+ * Connections stay open at least this long after the drain began, answering BUSY with
+ * `connection: close`: a client that wrote a request just as the drain began gets an answer, not
+ * a reset.
+ */
+const SHUTDOWN_LINGER_MS = 250;
 
 /**
  * Test-only knobs (integration tests run real processes with tiny segments and frequent

@@ -155,6 +155,8 @@ export class BrokerNode {
   private announceScheduled = false;
   private snapshotInFlight = false;
   private stopping = false;
+  /** handOffLeadership ran (a drain): stop() does not hand off again. */
+  private handedOff = false;
   private observer: NodeObserver | null = null;
 
   constructor(private readonly options: BrokerNodeOptions) {
@@ -207,15 +209,22 @@ export class BrokerNode {
     this.retentionTimer.unref();
   }
 
-  /** Stops: hands leadership away where a peer is caught up, then stops the loop and storage. */
+  /**
+   * Stops: hands leadership away (see handOffLeadership; a drain has usually done that already),
+   * then stops the loop and storage. Callers still waiting on a group get NO_LEADER.
+   */
   async stop(handOffMs = 3000): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    await this.handOffLeadership(handOffMs);
+    if (!this.handedOff) await this.handOffLeadership(handOffMs);
     if (this.gossipTimer) clearInterval(this.gossipTimer);
     if (this.retentionTimer) clearInterval(this.retentionTimer);
     this.driver.stop();
-    const closing = new BrokerError('NO_LEADER', 'the node is shutting down; retry on another node');
+    const closing = new BrokerError(
+      'NO_LEADER',
+      `node ${this.nodeId} is shutting down; a write it had not answered may or may not have ` +
+        'committed: a retry with the same producer sequence is safe; retry on another node',
+    );
     for (const local of this.partitions.values()) {
       local.group.close(closing);
       local.machine.close();
@@ -227,12 +236,19 @@ export class BrokerNode {
     await this.gossip.close();
   }
 
-  private async handOffLeadership(deadlineMs: number): Promise<void> {
+  /**
+   * Hands the leadership of every group this node leads to its most caught-up live voter (the
+   * core sends it what it lacks, then tells it to campaign), and waits until none is led here or
+   * `deadlineMs` passes. Writes in flight then commit under the new leader and are answered here
+   * as this replica applies them. The node keeps running: stop() comes after.
+   */
+  async handOffLeadership(deadlineMs: number): Promise<void> {
+    this.handedOff = true;
     const groups = [...this.partitions.values()].map((p) => p.group);
     if (this.metadataGroup) groups.push(this.metadataGroup);
     const led = groups.filter((g) => g.isLeader);
     for (const group of led) {
-      const target = this.caughtUpPeer(group);
+      const target = this.handOffTarget(group);
       if (target !== null) {
         group.raw.transferLeader(target);
         this.driver.markDirty(group);
@@ -244,14 +260,19 @@ export class BrokerNode {
     }
   }
 
-  private caughtUpPeer(group: RaftGroup): number | null {
+  /** The live voter with the highest match (under load none may be exactly caught up). */
+  private handOffTarget(group: RaftGroup): number | null {
     const status = group.raw.status();
     if (!status.progress) return null;
+    let best: number | null = null;
+    let bestMatch = -1;
     for (const [id, pr] of status.progress) {
       if (id === this.nodeId || pr.isLearner || pr.recovering) continue;
-      if (pr.match === status.lastIndex && this.options.transport.isPeerAlive(id)) return id;
+      if (!this.options.transport.isPeerAlive(id) || pr.match <= bestMatch) continue;
+      best = id;
+      bestMatch = pr.match;
     }
-    return null;
+    return best;
   }
 
   // ---- metadata group ----------------------------------------------------------------------
