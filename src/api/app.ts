@@ -11,6 +11,8 @@ import type { BrokerNode } from '../broker/node.js';
 import { RETRY_AFTER_SECONDS } from '../wire/errors.js';
 import { MAX_REQUEST_BYTES, NODE_HEADER } from '../wire/types.js';
 import type { Forwarder } from './forward.js';
+import { allowedMethods, clientErrorHandler, installHttpEdge } from './http-edge.js';
+import { HTTP_LIMITS, type HttpLimits, nodeServerOptions } from './http-limits.js';
 import { clusterRoutes } from './routes/cluster.js';
 import { groupRoutes } from './routes/groups.js';
 import { internalRoutes } from './routes/internal.js';
@@ -28,14 +30,22 @@ export interface ApiContext {
 /** Longest path parameter the router accepts; names are at most 249 characters. */
 const PATH_PARAM_BYTES_MAX = 512;
 
-export function buildApp(context: ApiContext, logger: Logger) {
+/** `limits` bound the receiving of each request (docs/operations.md, "Limits and timeouts"). */
+export function buildApp(context: ApiContext, logger: Logger, limits: HttpLimits = HTTP_LIMITS) {
+  const edge = { nodeId: context.broker.nodeId, limits };
   const app = Fastify({
     loggerInstance: logger,
     // Nothing is logged per request: that would be per record on the produce path.
     logController: new LogController({ disableRequestLogging: true }),
-    bodyLimit: MAX_REQUEST_BYTES,
-    // Requests forwarded between nodes can wait up to their own timeouts.
-    requestTimeout: 0,
+    bodyLimit: limits.requestBytesMax,
+    // Timeouts on receiving a request, never on answering it (long-polls, streams, forwards).
+    http: nodeServerOptions(limits),
+    requestTimeout: limits.requestTimeoutMs,
+    keepAliveTimeout: limits.keepAliveIdleTimeoutMs,
+    // No socket idle timeout: a quiet long-poll or stream is not a stalled request.
+    connectionTimeout: 0,
+    // Node's parser errors and timeouts answer in the contract's shape, not fastify's.
+    clientErrorHandler: clientErrorHandler({ ...edge, logger }),
     // Topic and group names may be 249 characters (the router's default limit is 100).
     routerOptions: { maxParamLength: PATH_PARAM_BYTES_MAX },
     // Errors the router raises before any route runs answer in the contract's shape too.
@@ -56,13 +66,22 @@ export function buildApp(context: ApiContext, logger: Logger) {
     reply.header(NODE_HEADER, nodeId);
     done(null, payload);
   });
+  installHttpEdge(app, edge);
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const coded = toBrokerError(error);
     if (coded.code === 'INTERNAL') request.log.error({ err: error }, 'request failed');
     sendError(reply, coded);
   });
   app.setNotFoundHandler((request, reply) => {
-    sendError(reply, new BrokerError('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`));
+    const path = request.url.split('?')[0];
+    const allow = allowedMethods(app, request.url);
+    if (allow.length === 0)
+      return sendError(reply, new BrokerError('NOT_FOUND', `no route ${request.method} ${path}`));
+    reply.header('allow', allow.join(', '));
+    sendError(
+      reply,
+      new BrokerError('METHOD_NOT_ALLOWED', `${path} takes ${allow.join(', ')}, not ${request.method}`),
+    );
   });
   // The OpenAPI document is generated from the route schemas: /docs (UI) and /docs/json.
   app.register(swagger, {
@@ -102,7 +121,10 @@ export function toBrokerError(error: FastifyError | Error): BrokerError {
         `the request body is over maxRequestBytes (${MAX_REQUEST_BYTES})`,
       );
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new BrokerError('INVALID_REQUEST', 'the body must be JSON (content-type: application/json)');
+      return new BrokerError(
+        'UNSUPPORTED_MEDIA_TYPE',
+        'the body must be JSON (content-type: application/json)',
+      );
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return new BrokerError('INVALID_REQUEST', 'the JSON body is empty');
     default:
