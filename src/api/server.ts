@@ -8,6 +8,8 @@ import { DiskNodeStore } from '../broker/disk-store.js';
 import { BrokerNode, clusterIdOf } from '../broker/node.js';
 import { Transport } from '../transport/index.js';
 import type { PersistenceMode } from '../wire/types.js';
+import { MAX_REQUEST_BYTES } from '../wire/types.js';
+import { ADMISSION_LIMITS_DEFAULT, BodyAdmission } from './admission.js';
 import { buildApp } from './app.js';
 import { HttpDrain } from './drain.js';
 import { HttpForwarder } from './forward.js';
@@ -77,6 +79,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const forwarder = new HttpForwarder(options.peers, options.nodeId);
   const app = buildApp({ broker, forwarder }, logger);
   const drain = new HttpDrain(app, options.nodeId);
+  new BodyAdmission(
+    app,
+    { ...ADMISSION_LIMITS_DEFAULT, chunkedBodyBytes: MAX_REQUEST_BYTES },
+    options.nodeId,
+  );
   transport.attach(app.server);
   await broker.start();
   await app.listen({ host: options.listen.host, port: options.listen.port });
