@@ -236,6 +236,41 @@ export class NodeMetrics implements NodeObserver {
       "Small write+fdatasync tasks whose writes also ran on libuv's threadpool (inline writes off)",
       (stats) => stats.threadpoolWrites,
     );
+    // Backpressure on produce (docs/operations.md, "Memory and backpressure").
+    const pressure = broker.backpressure;
+    const pressureCounter = (name: string, help: string, value: () => number) =>
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          this.reset();
+          this.inc(value());
+        },
+      });
+    pressureCounter(
+      'raftlog_produce_waited_total',
+      "Produce requests that waited for room in a partition leader's full uncommitted budget",
+      () => pressure.waited,
+    );
+    pressureCounter(
+      'raftlog_produce_throttled_total',
+      'Produce requests answered 429 THROTTLED: the budget stayed full for their timeoutMs',
+      () => pressure.throttled,
+    );
+    pressureCounter(
+      'raftlog_produce_busy_total',
+      'Produce requests answered 503 BUSY: the bytes waiting for room on this node were at their bound',
+      () => pressure.refusedBusy,
+    );
+    new Gauge({
+      name: 'raftlog_produce_waiting_bytes',
+      help: 'Bytes of produce batches waiting for room in a full uncommitted budget',
+      registers,
+      collect() {
+        this.set(pressure.waitingBytes);
+      },
+    });
     new Gauge({
       name: 'raftlog_metadata_term',
       help: 'Raft term of the metadata group on this node',
