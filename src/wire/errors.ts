@@ -14,6 +14,7 @@ export const ERROR_STATUS = {
   TOPIC_EXISTS: 409,
   OUT_OF_ORDER_SEQUENCE: 409,
   PRODUCER_FENCED: 409,
+  UNKNOWN_PRODUCER: 409,
   RECORD_TOO_LARGE: 413,
   REQUEST_TOO_LARGE: 413,
   URI_TOO_LONG: 414,
@@ -24,6 +25,8 @@ export const ERROR_STATUS = {
   NO_LEADER: 503,
   NOT_ENOUGH_REPLICAS: 503,
   BUSY: 503,
+  DISK_FULL: 507,
+  MEMORY_FULL: 507,
   NOT_READY: 503,
   TIMEOUT: 504,
   INTERNAL: 500,
@@ -31,5 +34,5 @@ export const ERROR_STATUS = {
 
 export type ErrorCode = keyof typeof ERROR_STATUS;
 
-/** Seconds a client should wait before retrying a 503 or a 429. */
+/** Seconds a client should wait before retrying a 503, a 507 or a 429. */
 export const RETRY_AFTER_SECONDS = 1;
