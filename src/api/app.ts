@@ -13,6 +13,7 @@ import { MAX_REQUEST_BYTES, NODE_HEADER } from '../wire/types.js';
 import type { Forwarder } from './forward.js';
 import { allowedMethods, clientErrorHandler, installHttpEdge } from './http-edge.js';
 import { HTTP_LIMITS, type HttpLimits, nodeServerOptions } from './http-limits.js';
+import { registerStrictJsonParser } from './json-body.js';
 import { clusterRoutes } from './routes/cluster.js';
 import { groupRoutes } from './routes/groups.js';
 import { internalRoutes } from './routes/internal.js';
@@ -21,6 +22,7 @@ import { metricsRoutes } from './routes/metrics.js';
 import { recordRoutes } from './routes/records.js';
 import { streamRoutes } from './routes/streams.js';
 import { topicRoutes } from './routes/topics.js';
+import { compileTextValidator } from './text-validator.js';
 
 export interface ApiContext {
   broker: BrokerNode;
@@ -54,13 +56,16 @@ export function buildApp(context: ApiContext, logger: Logger, limits: HttpLimits
       sendError(reply, new BrokerError('INVALID_REQUEST', error.message));
     },
   });
-  // Query strings and path parameters are text: their numbers are converted. JSON bodies are
-  // not: a null or boolean `value` is an INVALID_REQUEST, never silently the string "" or "true".
+  // Query strings and path parameters are text: their numbers are converted, from canonical
+  // decimal only (src/api/text-validator.ts). JSON bodies are not: a null or boolean `value` is
+  // an INVALID_REQUEST, never silently the string "" or "true".
   const bodyValidator = new Ajv({ coerceTypes: false, useDefaults: true, strict: false });
   const textValidator = new Ajv({ coerceTypes: 'array', useDefaults: true, strict: false });
   app.setValidatorCompiler(({ schema, httpPart }) =>
-    (httpPart === 'body' ? bodyValidator : textValidator).compile(schema),
+    httpPart === 'body' ? bodyValidator.compile(schema) : compileTextValidator(textValidator, schema),
   );
+  // Bodies must be UTF-8 and their numbers canonical safe integers (src/api/json-body.ts).
+  registerStrictJsonParser(app);
   const nodeId = String(context.broker.nodeId);
   app.addHook('onSend', (_request, reply, payload, done) => {
     reply.header(NODE_HEADER, nodeId);
@@ -102,7 +107,7 @@ export function buildApp(context: ApiContext, logger: Logger, limits: HttpLimits
 }
 
 export function sendError(reply: FastifyReply, error: BrokerError): FastifyReply {
-  if (error.statusCode === 503 || error.statusCode === 429) {
+  if (error.statusCode === 503 || error.statusCode === 507 || error.statusCode === 429) {
     reply.header('retry-after', String(RETRY_AFTER_SECONDS));
   }
   return reply.code(error.statusCode).type('application/json').send(JSON.stringify(error.toBody()));

@@ -3,6 +3,23 @@
 
 import { FETCH_LIMIT_MAX } from '../wire/types.js';
 
+// Integer bounds (docs/api.md, "Integers and text"). Every integer of the API passes through a JavaScript
+// number in the broker, so none may exceed 2^53 - 1 (Kafka's int64 fields, cut to what a double
+// holds exactly); a body's larger integers are refused by the JSON parser before any schema runs.
+
+/** Partitions are Kafka's int32. */
+export const PARTITION_MAX = 2_147_483_647;
+/** Offsets, retention, and any other 64-bit field: what a JavaScript number holds exactly. */
+export const SAFE_INTEGER_MAX = Number.MAX_SAFE_INTEGER;
+/**
+ * The last millisecond of year 9999 (9999-12-31T23:59:59.999Z): the window for record timestamps
+ * is 0 to this. Every date in it prints as a four-digit-year ISO string, and it is far below
+ * 2^53 - 1, so a timestamp is stored and shown exactly as sent.
+ */
+export const TIMESTAMP_MS_MAX = 253_402_300_799_999;
+/** An offset in a query: `earliest`, `latest`, or canonical decimal (at most 16 digits, checked further). */
+export const OFFSET_QUERY_PATTERN = '^(earliest|latest|0|[1-9][0-9]{0,15})$';
+
 export const errorSchema = {
   type: 'object',
   properties: {
@@ -20,8 +37,8 @@ const topicConfigSchema = {
   type: 'object',
   properties: {
     persistence: { type: 'string', enum: ['sync', 'async', 'memory'] },
-    retentionMs: { type: 'integer', minimum: -1 },
-    retentionBytes: { type: 'integer', minimum: -1 },
+    retentionMs: { type: 'integer', minimum: -1, maximum: SAFE_INTEGER_MAX },
+    retentionBytes: { type: 'integer', minimum: -1, maximum: SAFE_INTEGER_MAX },
   },
 } as const;
 
@@ -68,7 +85,10 @@ export const topicParamsSchema = {
 
 export const partitionParamsSchema = {
   type: 'object',
-  properties: { topic: { type: 'string' }, partition: { type: 'integer', minimum: 0 } },
+  properties: {
+    topic: { type: 'string' },
+    partition: { type: 'integer', minimum: 0, maximum: PARTITION_MAX },
+  },
   required: ['topic', 'partition'],
 } as const;
 
@@ -88,8 +108,8 @@ export const produceBodySchema = {
             type: ['object', 'null'],
             additionalProperties: { type: ['string', 'null'] },
           },
-          partition: { type: 'integer', minimum: 0 },
-          timestamp: { type: 'integer', minimum: 0 },
+          partition: { type: 'integer', minimum: 0, maximum: PARTITION_MAX },
+          timestamp: { type: 'integer', minimum: 0, maximum: TIMESTAMP_MS_MAX },
         },
         required: ['value'],
         additionalProperties: false,
@@ -131,13 +151,13 @@ export const produceResponseSchema = {
 export const fetchQuerySchema = {
   type: 'object',
   properties: {
-    offset: { type: 'string', pattern: '^(earliest|latest|[0-9]{1,16})$' },
+    offset: { type: 'string', pattern: OFFSET_QUERY_PATTERN },
     limit: { type: 'integer', minimum: 1, maximum: FETCH_LIMIT_MAX },
     maxBytes: { type: 'integer', minimum: 1, maximum: 64 * 1024 * 1024 },
     waitMs: { type: 'integer', minimum: 0, maximum: 60_000 },
     encoding: { type: 'string', enum: ['utf8', 'base64'] },
     consistency: { type: 'string', enum: ['local', 'linearizable'] },
-    minOffset: { type: 'integer', minimum: 0 },
+    minOffset: { type: 'integer', minimum: 0, maximum: SAFE_INTEGER_MAX },
   },
   additionalProperties: false,
 } as const;

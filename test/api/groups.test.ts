@@ -12,6 +12,10 @@ beforeAll(async () => {
   const created = await json(1, 'POST', '/v1/topics', { name: 'orders', partitions: 2 });
   expect(created.status).toBe(201);
   expect((await json(1, 'POST', '/v1/topics', { name: 'payments', partitions: 1 })).status).toBe(201);
+  // Offsets at or below each partition's high watermark can be committed.
+  await produce('orders', 0, 25);
+  await produce('orders', 1, 4);
+  await produce('payments', 0, 7);
 }, 30_000);
 
 afterAll(async () => {
@@ -21,6 +25,12 @@ afterAll(async () => {
 async function json(nodeId: number, method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, body?: unknown) {
   const { status, body: parsed } = await api.json(nodeId, method, url, body);
   return { status, body: parsed };
+}
+
+async function produce(topic: string, partition: number, count: number): Promise<void> {
+  const records = Array.from({ length: count }, (_, i) => ({ value: `v${i}`, partition }));
+  const res = await json(1, 'POST', `/v1/topics/${topic}/records`, { records });
+  expect(res.status, JSON.stringify(res.body)).toBe(200);
 }
 
 /** A node that does not lead the metadata group (so its writes must be forwarded). */
@@ -71,6 +81,7 @@ describe('consumer group offsets', () => {
 
   it('drops the offsets of a deleted topic', async () => {
     expect((await json(1, 'POST', '/v1/topics', { name: 'brief', partitions: 1 })).status).toBe(201);
+    await produce('brief', 0, 3);
     const put = await json(1, 'PUT', '/v1/groups/g1/offsets', {
       offsets: [
         { topic: 'brief', partition: 0, offset: 3 },

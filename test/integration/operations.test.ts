@@ -107,6 +107,16 @@ describe('operations on a 3-node cluster of processes', () => {
   it('commits consumer-group offsets from any node', async () => {
     const created = await cluster.request(1, 'POST', '/v1/topics', { name: 'events', partitions: 2 });
     expect(created.status, JSON.stringify(created.body)).toBe(201);
+    // A group may commit up to a partition's high watermark (19 on 0, 4 on 1), no further.
+    const counts = [
+      [0, 19],
+      [1, 4],
+    ] as const;
+    for (const [partition, count] of counts) {
+      const records = Array.from({ length: count }, (_, i) => ({ value: `e${i}`, partition }));
+      const produced = await cluster.request(1, 'POST', '/v1/topics/events/records', { records });
+      expect(produced.status, JSON.stringify(produced.body)).toBe(200);
+    }
     const put = await cluster.request(3, 'PUT', '/v1/groups/audit/offsets', {
       offsets: [
         { topic: 'events', partition: 0, offset: 18 },

@@ -1,15 +1,17 @@
 // Consumer-group offsets: commit and read. Commits are metadata commands (replicated and durable
 // through the metadata Raft group), proposed on its leader (forwarded there from any other
-// node); reads confirm with the metadata leader first, so a node never answers older than a
-// commit acknowledged before the read.
+// node), which first checks no offset is past its partition's high watermark; reads confirm
+// with the metadata leader first, so a node never answers older than a commit acknowledged
+// before the read.
 
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { BrokerError } from '../../broker/errors.js';
-import type { MetadataCommand } from '../../broker/metadata-state.js';
+import { type MetadataCommand, validateTopicName } from '../../broker/metadata-state.js';
 import type { BrokerNode } from '../../broker/node.js';
 import type { ApiContext } from '../app.js';
-import { forwardRequest, METADATA_SYNC_TIMEOUT_MS, topicMeta } from '../relay.js';
-import { errorResponses } from '../schemas.js';
+import { checkBelowHighWatermarks } from '../high-watermark.js';
+import { forwardRequest, hopsOf, METADATA_SYNC_TIMEOUT_MS, topicMeta } from '../relay.js';
+import { errorResponses, PARTITION_MAX, SAFE_INTEGER_MAX } from '../schemas.js';
 
 /** Group names follow the topic name rule: 1 to 249 chars of [a-zA-Z0-9._-], not '.' or '..'. */
 export const GROUP_NAME_MAX_CHARS = 249;
@@ -28,8 +30,8 @@ const groupOffsetSchema = {
   type: 'object',
   properties: {
     topic: { type: 'string' },
-    partition: { type: 'integer', minimum: 0 },
-    offset: { type: 'integer', minimum: 0 },
+    partition: { type: 'integer', minimum: 0, maximum: PARTITION_MAX },
+    offset: { type: 'integer', minimum: 0, maximum: SAFE_INTEGER_MAX },
   },
   required: ['topic', 'partition', 'offset'],
   additionalProperties: false,
@@ -71,8 +73,22 @@ export function validateGroupName(name: string): void {
   }
 }
 
+/**
+ * A name no topic can have is INVALID_TOPIC_NAME, not UNKNOWN_TOPIC (the request is wrong, not
+ * the cluster's state), with the field named.
+ */
+function validateTopicField(topic: string, field: string): void {
+  try {
+    validateTopicName(topic);
+  } catch (error) {
+    throw new BrokerError('INVALID_TOPIC_NAME', `${field}: ${(error as Error).message}`);
+  }
+}
+
 /** Every offset names an existing topic and partition (catching up on metadata if need be). */
 async function validateOffsets(broker: BrokerNode, offsets: readonly GroupOffset[]): Promise<void> {
+  for (const [index, { topic }] of offsets.entries())
+    validateTopicField(topic, `body/offsets/${index}/topic`);
   for (const { topic, partition } of offsets) {
     await topicMeta(broker, topic);
     broker.metadata.partition(topic, partition);
@@ -88,7 +104,7 @@ export function groupRoutes({ broker, forwarder }: ApiContext): FastifyPluginAsy
           summary: "Commit a consumer group's offsets (replicated through the metadata group)",
           params: groupParamsSchema,
           body: commitBodySchema,
-          response: errorResponses(400, 404, 503, 504),
+          response: errorResponses(400, 404, 416, 503, 504),
         },
       },
       async (request, reply) => {
@@ -103,6 +119,8 @@ export function groupRoutes({ broker, forwarder }: ApiContext): FastifyPluginAsy
           }
           return forwardRequest(forwarder, request, reply, leader, request.body);
         }
+        // Checked by the node that proposes, so once per commit however it was routed.
+        await checkBelowHighWatermarks({ broker, forwarder }, offsets, hopsOf(request));
         const command: MetadataCommand = {
           type: 'commitOffsets',
           group,
@@ -132,8 +150,9 @@ export function groupRoutes({ broker, forwarder }: ApiContext): FastifyPluginAsy
       async (request) => {
         const group = request.params.group;
         validateGroupName(group);
-        await broker.syncMetadata(METADATA_SYNC_TIMEOUT_MS);
         const topic = request.query.topic;
+        if (topic !== undefined) validateTopicField(topic, 'querystring/topic');
+        await broker.syncMetadata(METADATA_SYNC_TIMEOUT_MS);
         if (topic !== undefined) broker.metadata.topic(topic);
         return { offsets: broker.metadata.offsetsOf(group, topic) };
       },

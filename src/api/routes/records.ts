@@ -33,6 +33,7 @@ import {
   partitionParamsSchema,
   produceBodySchema,
   produceResponseSchema,
+  SAFE_INTEGER_MAX,
   topicParamsSchema,
 } from '../schemas.js';
 
@@ -224,8 +225,12 @@ async function handleFetch(
 function parseOffset(value: string | undefined): number | 'earliest' | 'latest' | undefined {
   if (value === undefined || value === 'earliest' || value === 'latest') return value;
   const offset = Number(value);
+  // The pattern has let through canonical decimal of at most 16 digits; some exceed 2^53 - 1.
   if (!Number.isSafeInteger(offset))
-    throw new BrokerError('INVALID_REQUEST', `querystring/offset ${value} is too large`);
+    throw new BrokerError(
+      'INVALID_REQUEST',
+      `querystring/offset must be at most ${SAFE_INTEGER_MAX}, not ${value}`,
+    );
   return offset;
 }
 

@@ -15,7 +15,13 @@ import { type Encoding, MAX_REQUEST_BYTES, NDJSON_CONTENT_TYPE } from '../../wir
 import type { ApiContext } from '../app.js';
 import { FORWARD_HOPS_MAX, FORWARDED_HEADER } from '../forward.js';
 import { hopsOf, topicMeta } from '../relay.js';
-import { errorResponses, partitionParamsSchema, topicParamsSchema } from '../schemas.js';
+import {
+  errorResponses,
+  OFFSET_QUERY_PATTERN,
+  partitionParamsSchema,
+  SAFE_INTEGER_MAX,
+  topicParamsSchema,
+} from '../schemas.js';
 import { formatOf, StreamWriter } from '../stream-writer.js';
 
 interface StreamQuery {
@@ -28,7 +34,7 @@ type StreamOffset = number | 'earliest' | 'latest';
 export const streamQuerySchema = {
   type: 'object',
   properties: {
-    offset: { type: 'string', pattern: '^(earliest|latest|[0-9]{1,16})$' },
+    offset: { type: 'string', pattern: OFFSET_QUERY_PATTERN },
     encoding: { type: 'string', enum: ['utf8', 'base64'] },
   },
   additionalProperties: false,
@@ -51,8 +57,12 @@ function parseOffset(value: string | undefined): StreamOffset {
   if (value === undefined || value === 'latest') return 'latest';
   if (value === 'earliest') return value;
   const offset = Number(value);
+  // The pattern has let through canonical decimal of at most 16 digits; some exceed 2^53 - 1.
   if (!Number.isSafeInteger(offset))
-    throw new BrokerError('INVALID_REQUEST', `querystring/offset ${value} is too large`);
+    throw new BrokerError(
+      'INVALID_REQUEST',
+      `querystring/offset must be at most ${SAFE_INTEGER_MAX}, not ${value}`,
+    );
   return offset;
 }
 
