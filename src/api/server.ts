@@ -4,6 +4,7 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import pino, { type Logger } from 'pino';
+import { DISK_FREE_BYTES_MIN_DEFAULT, DiskGuard } from '../broker/disk-guard.js';
 import { DiskNodeStore } from '../broker/disk-store.js';
 import { BrokerNode, clusterIdOf } from '../broker/node.js';
 import { Transport } from '../transport/index.js';
@@ -29,6 +30,10 @@ export interface ServerOptions {
   logLevel: LogLevel;
   /** A logger to use instead of one built from logLevel (tests). */
   logger?: Logger;
+  /** Free bytes the data directory keeps (default DISK_FREE_BYTES_MIN_DEFAULT, 256 MiB). */
+  diskFreeBytesMin?: number;
+  /** Bytes of memory-topic data the node holds at most (default: a quarter of the memory). */
+  memoryTopicsBytesMax?: number;
 }
 
 export interface RunningServer {
@@ -51,6 +56,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     dataDir: path.resolve(options.dataDir),
     ...(tuning.segmentBytesMax === undefined ? {} : { segmentBytesMax: tuning.segmentBytesMax }),
   });
+  const diskGuard = new DiskGuard({
+    dataDir: path.resolve(options.dataDir),
+    freeBytesMin: options.diskFreeBytesMin ?? DISK_FREE_BYTES_MIN_DEFAULT,
+    logger,
+    ...(tuning.diskCheckMs === undefined ? {} : { checkIntervalMs: tuning.diskCheckMs }),
+  });
+  await diskGuard.start();
   let broker: BrokerNode | null = null;
   const transport = new Transport({
     nodeId: options.nodeId,
@@ -72,6 +84,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     transport,
     logger,
     defaultPersistence: options.defaultPersistence,
+    diskGuard,
+    ...(options.memoryTopicsBytesMax === undefined
+      ? {}
+      : { memoryTopicsBytesMax: options.memoryTopicsBytesMax }),
     ...(tuning.retentionCheckMs === undefined
       ? {}
       : { timing: { retentionCheckMs: tuning.retentionCheckMs } }),
@@ -91,7 +107,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : options.listen.port;
   const url = `http://${options.listen.host}:${port}`;
-  logger.info({ url, peers: [...options.peers.keys()] }, 'node started');
+  logger.info(
+    { url, peers: [...options.peers.keys()], memoryTopicsBytesMax: broker.memoryTopics.bytesMax },
+    'node started',
+  );
   const running = broker;
   let closing: Promise<void> | null = null;
   return {
@@ -110,6 +129,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         await running.handOffLeadership(SHUTDOWN_HAND_OFF_MS);
         const answered = await drain.idle(Math.max(0, SHUTDOWN_ANSWER_MS - (performance.now() - startedMs)));
         await running.stop(0);
+        diskGuard.stop();
         // What still waited got a coded error from stop(); let those answers leave.
         if (!answered) await drain.idle(SHUTDOWN_LAST_ANSWERS_MS);
         // Requests already on the wire when the drain began still get a coded answer (BUSY).
@@ -143,10 +163,11 @@ const SHUTDOWN_LINGER_MS = 250;
 
 /**
  * Test-only knobs (integration tests run real processes with tiny segments and frequent
- * retention checks): RAFTLOG_TEST_SEGMENT_BYTES and RAFTLOG_TEST_RETENTION_CHECK_MS. Not
- * part of the CLI contract; unset, the defaults apply.
+ * retention checks, or a free-space reading that goes stale so that a real ENOSPC happens):
+ * RAFTLOG_TEST_SEGMENT_BYTES, RAFTLOG_TEST_RETENTION_CHECK_MS and RAFTLOG_TEST_DISK_CHECK_MS.
+ * Not part of the CLI contract; unset, the defaults apply.
  */
-function testTuning(): { segmentBytesMax?: number; retentionCheckMs?: number } {
+function testTuning(): { segmentBytesMax?: number; retentionCheckMs?: number; diskCheckMs?: number } {
   const positive = (name: string): number | undefined => {
     const raw = process.env[name];
     if (raw === undefined || raw === '') return undefined;
@@ -157,5 +178,6 @@ function testTuning(): { segmentBytesMax?: number; retentionCheckMs?: number } {
   return {
     segmentBytesMax: positive('RAFTLOG_TEST_SEGMENT_BYTES'),
     retentionCheckMs: positive('RAFTLOG_TEST_RETENTION_CHECK_MS'),
+    diskCheckMs: positive('RAFTLOG_TEST_DISK_CHECK_MS'),
   };
 }

@@ -5,6 +5,7 @@
 import type { Entry, InitialState, Snapshot } from '../raft/index.js';
 import {
   type IoExecutorStats,
+  type MemoryAppendPlan,
   type PartitionLog,
   StorageEngine,
   type StorageEngineOptions,
@@ -52,6 +53,15 @@ class DiskGroupStore implements GroupStore {
   }
   diskBytes(): number {
     return this.log.diskBytes();
+  }
+  memoryBytes(): number {
+    return this.log.memoryBytes();
+  }
+  planMemoryAppend(dataBytes: number, after: MemoryAppendPlan | null): MemoryAppendPlan | null {
+    return this.log.planMemoryAppend(dataBytes, after);
+  }
+  failure(): Error | null {
+    return this.log.failed;
   }
   segmentSummaries(): Array<{ baseIndex: number; lastIndex: number; sizeBytes: number }> {
     return this.log.segmentSummaries();
@@ -103,6 +113,7 @@ class DiskGroupStore implements GroupStore {
 
 export class DiskNodeStore implements NodeStore {
   private nextPersistId = 1;
+  private groupFailed: ((groupId: number, error: Error) => void) | null = null;
 
   private constructor(readonly engine: StorageEngine) {}
 
@@ -117,6 +128,7 @@ export class DiskNodeStore implements NodeStore {
       describeEntry: entryOffsets,
       onPersisted: (persistId) => store?.persisted(persistId),
       onEntriesAvailable: () => store?.entriesLoaded(),
+      onError: (error) => this.groupFailed?.(groupId, error),
     });
     store = new DiskGroupStore(log, mode);
     return store;
@@ -130,15 +142,23 @@ export class DiskNodeStore implements NodeStore {
     return this.engine.discardLog(String(groupId));
   }
 
+  onGroupFailed(listener: (groupId: number, error: Error) => void): void {
+    this.groupFailed = listener;
+  }
+
   submit(writes: Array<{ store: GroupStore; write: GroupWrite }>): void {
-    const logWrites = writes.map(({ store, write }) => {
+    const logWrites = [];
+    for (const { store, write } of writes) {
       const disk = store as DiskGroupStore;
+      // A log whose write failed takes no more: its writes are dropped, never reported durable,
+      // so this replica acknowledges nothing it did not store (Raft stays safe without it).
+      if (disk.log.failed !== null) continue;
       let persistId = 0;
       if (write.mustSync) {
         persistId = this.nextPersistId++;
         disk.waiting.set(persistId, write.onDurable);
       }
-      return {
+      logWrites.push({
         log: disk.log,
         entries: write.entries,
         hardState: write.hardState,
@@ -146,8 +166,8 @@ export class DiskNodeStore implements NodeStore {
         confState: write.confState,
         mustSync: write.mustSync,
         persistId,
-      };
-    });
+      });
+    }
     this.engine.write(logWrites);
   }
 
@@ -157,6 +177,10 @@ export class DiskNodeStore implements NodeStore {
 
   ioStats(): IoExecutorStats {
     return this.engine.ioStats();
+  }
+
+  memoryModeBytes(): number {
+    return this.engine.memoryModeBytes();
   }
 
   async close(): Promise<void> {

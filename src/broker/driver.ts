@@ -70,6 +70,8 @@ export class Driver {
   turns = 0;
   promptTurns = 0;
   droppedForUnknownGroup = 0;
+  /** Leaders' entries turned away because this replica may not write them now (disk floor). */
+  droppedEntriesRefused = 0;
 
   constructor(private readonly options: DriverOptions) {
     this.clockMs = options.clockMs ?? (() => performance.now());
@@ -120,6 +122,11 @@ export class Driver {
     if (!group) {
       // Created on this node once the metadata that names it is applied; Raft resends.
       this.droppedForUnknownGroup++;
+      return;
+    }
+    if (message.entries.length > 0 && !group.admitsEntries(message)) {
+      // As if lost: the leader sends them again, and commits with the other replicas meanwhile.
+      this.droppedEntriesRefused++;
       return;
     }
     group.raw.advanceClock(nowTicks);

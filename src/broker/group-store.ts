@@ -2,7 +2,7 @@
 // on disk (segments, lmdb, worker pool); tests can use an in-memory implementation.
 
 import type { ConfState, Entry, HardState, InitialState, LogStorage, Snapshot } from '../raft/index.js';
-import type { IoExecutorStats } from '../storage/index.js';
+import type { IoExecutorStats, MemoryAppendPlan } from '../storage/index.js';
 import type { PersistenceMode } from './metadata-state.js';
 
 /** The writes of one Ready of one group. */
@@ -49,12 +49,24 @@ export interface GroupStore extends LogStorage {
   /** The core left `recovering`: the replica holds its group's log again. */
   markCaughtUp(): void;
   /**
-   * Segment files at or above the log start, oldest first, the last being the active one
-   * (absent or empty: no files, as in memory mode). Retention cuts whole closed segments.
+   * Segment files at or above the log start, oldest first, the last being the active one; in
+   * memory mode, the in-memory chunks (absent or empty: none). Retention cuts whole closed ones.
    */
   segmentSummaries?(): Array<{ baseIndex: number; lastIndex: number; sizeBytes: number }>;
   /** Bytes of the log on disk, for metrics (absent: not on disk). */
   diskBytes?(): number;
+  /** Bytes a memory-mode log holds in process memory, for metrics (absent or 0: none). */
+  memoryBytes?(): number;
+  /**
+   * What appending an entry of `dataBytes`, after those planned in `after`, would add to
+   * memoryBytes() (absent, or null: not a memory-mode log).
+   */
+  planMemoryAppend?(dataBytes: number, after: MemoryAppendPlan | null): MemoryAppendPlan | null;
+  /**
+   * The write that failed (ENOSPC, EIO), if one did: the log takes no more writes and this replica
+   * acknowledges nothing more until the node restarts (absent: the store never fails).
+   */
+  failure?(): Error | null;
 }
 
 export interface NodeStore {
@@ -75,4 +87,11 @@ export interface NodeStore {
   observeFsync?(observer: (durationMs: number) => void): void;
   /** Metrics: where the disk's I/O tasks ran so far (absent: no disk). */
   ioStats?(): IoExecutorStats;
+  /**
+   * Bytes every memory-mode log of the node holds in process memory (absent: not counted). The
+   * node's bound on memory-topic data is held against it.
+   */
+  memoryModeBytes?(): number;
+  /** Called once per log whose write failed (ENOSPC, EIO); later writes to it are skipped. */
+  onGroupFailed?(listener: (groupId: number, error: Error) => void): void;
 }

@@ -15,11 +15,14 @@ import {
 } from '../raft/index.js';
 import { type IoExecutorStats, isStorageError } from '../storage/index.js';
 import { PRODUCE_WAITING_BYTES_MAX_DEFAULT, ProduceBackpressure } from './backpressure.js';
+import type { DiskGuard } from './disk-guard.js';
+import { DiskPressure } from './disk-pressure.js';
 import { Driver, type MessageSink } from './driver.js';
 import { BrokerError } from './errors.js';
 import { MetadataGroupMachine, PartitionGroupMachine } from './group-machines.js';
 import type { GroupStore, NodeStore } from './group-store.js';
 import { LeadershipGossip, LeadershipTable, type PartitionStatus } from './leadership.js';
+import { defaultMemoryTopicsBytesMax, MemoryTopicsBound } from './memory-bound.js';
 import {
   encodeCommand,
   METADATA_GROUP_ID,
@@ -55,6 +58,11 @@ export interface BrokerTiming {
   metadataSnapshotEveryEntries: number;
   /** Each replica checks its partitions' retention (age, size) this often. */
   retentionCheckMs: number;
+  /**
+   * The same for memory topics, more often: what they hold between checks is memory, taken from
+   * the node's bound (and their cuts cost no file I/O, only an lmdb write).
+   */
+  memoryRetentionCheckMs: number;
 }
 
 export const DEFAULT_TIMING: Readonly<BrokerTiming> = Object.freeze({
@@ -66,6 +74,7 @@ export const DEFAULT_TIMING: Readonly<BrokerTiming> = Object.freeze({
   gossipIntervalMs: 1000,
   metadataSnapshotEveryEntries: 1000,
   retentionCheckMs: 5000,
+  memoryRetentionCheckMs: 250,
 });
 
 export interface NodeTransport extends MessageSink {
@@ -87,6 +96,13 @@ export interface BrokerNodeOptions {
   producerLimits?: Partial<ProducerLimits>;
   /** Bounds on what produce may hold in memory (defaults: 64 MiB each). */
   produceLimits?: Partial<ProduceLimits>;
+  /**
+   * Bytes of memory-topic data this node may hold before its leaders refuse produce to memory
+   * topics with MEMORY_FULL (default: defaultMemoryTopicsBytesMax(), a quarter of the memory).
+   */
+  memoryTopicsBytesMax?: number;
+  /** The data directory's free-space floor (absent: no disk, or not watched). */
+  diskGuard?: DiskGuard;
 }
 
 export interface ProduceLimits {
@@ -142,6 +158,10 @@ export class BrokerNode {
   readonly defaultPersistence: PersistenceMode;
   /** Produce requests waiting for room in a full uncommitted budget (bounded per node). */
   readonly backpressure: ProduceBackpressure;
+  /** The bound on memory-topic data held here, and its refusals. */
+  readonly memoryTopics: MemoryTopicsBound;
+  /** The disk's floor and failed logs: what produce and replication may write. */
+  readonly disk: DiskPressure;
   private readonly produceLimits: ProduceLimits;
   private metadataGroup: RaftGroup | null = null;
   private metadataMachine: MetadataGroupMachine | null = null;
@@ -151,7 +171,10 @@ export class BrokerNode {
   private readonly roundRobin = new Map<string, RoundRobin>();
   private gossipTimer: NodeJS.Timeout | null = null;
   private retentionTimer: NodeJS.Timeout | null = null;
+  private memoryRetentionTimer: NodeJS.Timeout | null = null;
+  /** Retention of disk topics, and of memory topics: separate, so that neither waits on the other. */
   private readonly retention: RetentionRunner;
+  private readonly memoryRetention: RetentionRunner;
   private announceScheduled = false;
   private snapshotInFlight = false;
   private stopping = false;
@@ -168,6 +191,20 @@ export class BrokerNode {
     this.defaultPersistence = options.defaultPersistence;
     this.produceLimits = { ...DEFAULT_PRODUCE_LIMITS, ...options.produceLimits };
     this.backpressure = new ProduceBackpressure(this.produceLimits.waitingBytesMax);
+    this.memoryTopics = new MemoryTopicsBound(options.memoryTopicsBytesMax ?? defaultMemoryTopicsBytesMax(), {
+      heldBytes: () => options.store.memoryModeBytes?.() ?? 0,
+      turn: () => this.driver.turns,
+    });
+    this.disk = new DiskPressure(
+      {
+        diskGroups: () => this.diskGroups(),
+        group: (groupId) => this.partitions.get(groupId)?.group,
+        handOff: (group) => this.handOff(group),
+        logger: options.logger,
+      },
+      options.diskGuard ?? null,
+    );
+    options.store.onGroupFailed?.((groupId, error) => this.disk.groupFailed(groupId, error));
     this.metadata = new MetadataState([...options.peers.keys()]);
     this.driver = new Driver({
       store: options.store,
@@ -177,6 +214,7 @@ export class BrokerNode {
     });
     this.gossip = options.announcer ?? new LeadershipGossip(options.nodeId, options.peers, options.logger);
     this.retention = new RetentionRunner(options.logger);
+    this.memoryRetention = new RetentionRunner(options.logger);
   }
 
   /** Sends metrics events of every group, present and future, and of storage to `observer`. */
@@ -202,11 +240,26 @@ export class BrokerNode {
     this.driver.start();
     this.gossipTimer = setInterval(() => this.announceAll(), this.timing.gossipIntervalMs);
     this.gossipTimer.unref();
-    this.retentionTimer = setInterval(() => {
-      if (!this.stopping)
-        this.retention.run([...this.partitions.values()], (topic) => this.metadata.topics.get(topic)?.config);
-    }, this.timing.retentionCheckMs);
+    this.retentionTimer = setInterval(
+      () => this.runRetention(this.retention, false),
+      this.timing.retentionCheckMs,
+    );
     this.retentionTimer.unref();
+    this.memoryRetentionTimer = setInterval(() => {
+      this.runRetention(this.memoryRetention, true);
+      this.memoryTopics.warnIfOver(this.logger, Date.now());
+    }, this.timing.memoryRetentionCheckMs);
+    this.memoryRetentionTimer.unref();
+  }
+
+  /** Starts a retention pass over this node's memory-topic replicas, or over the others. */
+  private runRetention(runner: RetentionRunner, memory: boolean): void {
+    if (this.stopping) return;
+    const partitions: LocalPartition[] = [];
+    for (const local of this.partitions.values()) {
+      if ((local.group.store.mode === 'memory') === memory) partitions.push(local);
+    }
+    runner.run(partitions, (topic) => this.metadata.topics.get(topic)?.config);
   }
 
   /**
@@ -219,6 +272,7 @@ export class BrokerNode {
     if (!this.handedOff) await this.handOffLeadership(handOffMs);
     if (this.gossipTimer) clearInterval(this.gossipTimer);
     if (this.retentionTimer) clearInterval(this.retentionTimer);
+    if (this.memoryRetentionTimer) clearInterval(this.memoryRetentionTimer);
     this.driver.stop();
     const closing = new BrokerError(
       'NO_LEADER',
@@ -232,6 +286,7 @@ export class BrokerNode {
     this.metadataGroup?.close(closing);
     await Promise.allSettled(this.opening.values());
     await this.retention.idle();
+    await this.memoryRetention.idle();
     await this.options.store.close();
     await this.gossip.close();
   }
@@ -257,6 +312,21 @@ export class BrokerNode {
     const deadline = Date.now() + deadlineMs;
     while (led.some((g) => g.raw.role === StateRole.Leader) && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  /** Transfers one group's leadership to its best peer (see handOffTarget); false if none. */
+  handOff(group: RaftGroup): boolean {
+    const target = this.handOffTarget(group);
+    if (target === null) return false;
+    group.raw.transferLeader(target);
+    this.driver.markDirty(group);
+    return true;
+  }
+
+  private *diskGroups(): Iterable<RaftGroup> {
+    for (const local of this.partitions.values()) {
+      if (local.group.store.mode !== 'memory') yield local.group;
     }
   }
 
@@ -497,6 +567,12 @@ export class BrokerNode {
       logger: this.logger,
       onLeadership: (g) => this.onLeadershipChange(g),
       nowTicks: () => this.driver.nowTicks(),
+      // The metadata log is small and must keep working under the disk floor; memory logs are
+      // not on disk.
+      admitsEntries:
+        groupId === METADATA_GROUP_ID || store.mode === 'memory'
+          ? undefined
+          : (message) => this.disk.admitsEntries(message),
     });
   }
 

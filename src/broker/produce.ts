@@ -65,6 +65,9 @@ export async function produceLocal(
         continue;
       }
     }
+    // The node's bound on memory-topic data (memory-bound.ts): after the dedup check, so that a
+    // retry of a committed batch still gets its offsets; before anything is appended.
+    if (group.store.mode === 'memory') node.memoryTopics.checkRoom(local, records);
     // From the check to noteAppended nothing awaits, so no other batch can slip in between.
     const stamped: RecordInput[] = records.map((r) => ({
       key: r.key,
@@ -74,6 +77,9 @@ export async function produceLocal(
     }));
     const baseOffset = local.machine.logEndOffset();
     const data = encodeBatch(baseOffset, stamped, producer, nowMs);
+    if (group.store.mode !== 'memory') {
+      node.disk.checkProduce(group, data.length, `${local.topic}/${local.partition}`);
+    }
     let index: number;
     try {
       index = node.propose(group, data);

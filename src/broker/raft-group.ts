@@ -5,6 +5,7 @@
 import type { Logger } from 'pino';
 import {
   type Entry,
+  type Message,
   type RawNode,
   type ReadState,
   type Ready,
@@ -62,6 +63,8 @@ export interface RaftGroupOptions {
   onLeadership: LeadershipListener;
   /** The driver's clock (Driver.nowTicks), handed to the core before each read. */
   nowTicks: () => number;
+  /** Whether this replica takes a leader's entries now (a disk under its floor does not). */
+  admitsEntries?: (message: Message) => boolean;
 }
 
 /**
@@ -102,6 +105,8 @@ export class RaftGroup {
   readonly logger: Logger;
   private readonly onLeadership: LeadershipListener;
   private readonly nowTicks: () => number;
+  /** See RaftGroupOptions.admitsEntries; the driver asks before it steps a message. */
+  readonly admitsEntries: (message: Message) => boolean;
 
   constructor(options: RaftGroupOptions) {
     this.groupId = options.groupId;
@@ -111,6 +116,7 @@ export class RaftGroup {
     this.logger = options.logger;
     this.onLeadership = options.onLeadership;
     this.nowTicks = options.nowTicks;
+    this.admitsEntries = options.admitsEntries ?? admitAll;
     this.term = this.raw.term;
     this.wasRecovering = this.raw.recovering;
   }
@@ -250,4 +256,8 @@ export class RaftGroup {
     this.proposals.clear();
     this.reads.clear();
   }
+}
+
+function admitAll(): boolean {
+  return true;
 }

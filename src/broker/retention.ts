@@ -1,6 +1,7 @@
 // Retention: which prefix of a partition's log to drop, by age and by size, in whole closed
 // segments (the policy, pure), and the pass that applies it to this node's replicas. As in Kafka,
-// every replica runs it on its own segments: the log start offset is per replica.
+// every replica runs it on its own segments: the log start offset is per replica. A memory-mode
+// log offers its in-memory chunks as segments (src/storage/memory-chunks.ts): the same rules cut it.
 
 import type { Logger } from 'pino';
 import type { Snapshot } from '../raft/index.js';
@@ -154,18 +155,20 @@ export class RetentionRunner {
       metadata: { index: cut, term: store.term(cut), confState: local.group.raw.status().confState },
       data: encodePartitionSnapshot(await machineSnapshotAt(local, cut, nextOffset)),
     };
-    await store.truncatePrefix(cut, snapshot);
+    // The log start moves first: the log drops the entries as soon as truncatePrefix has stored
+    // the snapshot, and a fetch of `earliest` in between must not find them gone (a 416).
     local.machine.setLogStart(nextOffset);
-    this.logger.info(
-      {
-        group: local.placement.groupId,
-        topic: local.topic,
-        partition: local.partition,
-        cutIndex: cut,
-        logStartOffset: nextOffset,
-      },
-      'retention: dropped old segments',
-    );
+    await store.truncatePrefix(cut, snapshot);
+    const cutLog = {
+      group: local.placement.groupId,
+      topic: local.topic,
+      partition: local.partition,
+      cutIndex: cut,
+      logStartOffset: nextOffset,
+    };
+    // A busy memory topic is cut up to four times a second: at debug level, not to flood the log.
+    if (store.mode === 'memory') this.logger.debug(cutLog, 'retention: dropped old in-memory chunks');
+    else this.logger.info(cutLog, 'retention: dropped old segments');
     return nextOffset;
   }
 }

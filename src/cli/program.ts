@@ -4,6 +4,7 @@
 
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
+import { DISK_FREE_BYTES_MIN_DEFAULT } from '../broker/disk-guard.js';
 import { clusterCommand } from './cluster.js';
 import { devCommand } from './dev.js';
 import { EXIT_USAGE, reportError } from './errors.js';
@@ -104,6 +105,18 @@ function addStart(program: Command, io: CliIo, run: Runner): void {
         .default('async'),
     )
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent', logLevel, 'info')
+    .option(
+      '--disk-free-min-bytes <bytes>',
+      'free space the data directory keeps; under it produce to disk topics is refused (507 DISK_FULL)',
+      integerIn(0, Number.MAX_SAFE_INTEGER),
+      DISK_FREE_BYTES_MIN_DEFAULT,
+    )
+    .option(
+      '--memory-topics-max-bytes <bytes>',
+      'memory-topic data this node holds at most; past it produce to memory topics is refused ' +
+        '(507 MEMORY_FULL) (default: a quarter of the memory available)',
+      integerIn(1, Number.MAX_SAFE_INTEGER),
+    )
     .action(run((command) => startCommand(command.opts(), io)));
 }
 

@@ -16,6 +16,10 @@ export interface StartOptions {
   peers?: Map<number, string>;
   persistence?: PersistenceMode;
   logLevel?: LogLevel;
+  /** The data directory's free-space floor (bytes). */
+  diskFreeMinBytes?: number;
+  /** Bytes of memory-topic data the node holds at most (absent: the broker's default). */
+  memoryTopicsMaxBytes?: number;
   /** Not a flag: lets tests shorten the forced-exit delay. */
   shutdownTimeoutMs?: number;
 }
@@ -41,6 +45,10 @@ export function serverOptionsOf(options: StartOptions): ServerOptions {
     peers,
     defaultPersistence: options.persistence ?? 'async',
     logLevel: options.logLevel ?? 'info',
+    ...(options.diskFreeMinBytes === undefined ? {} : { diskFreeBytesMin: options.diskFreeMinBytes }),
+    ...(options.memoryTopicsMaxBytes === undefined
+      ? {}
+      : { memoryTopicsBytesMax: options.memoryTopicsMaxBytes }),
   };
 }
 

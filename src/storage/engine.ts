@@ -19,6 +19,7 @@ import {
   SMALL_WRITE_STALL_WINDOW_MS_DEFAULT,
 } from './io-executor.js';
 import { KeyValueArea } from './kv.js';
+import { MEMORY_CHUNK_BYTES_MAX_DEFAULT, MemoryAccount } from './memory-chunks.js';
 import { type LogContext, type LogWrite, PartitionLog, type PartitionLogOptions } from './partition-log.js';
 import { recoverLog } from './recovery.js';
 import { StateStore } from './state-store.js';
@@ -49,6 +50,8 @@ export interface StorageEngineOptions {
   indexIntervalBytes?: number;
   /** Per log: bytes of recent entries kept in memory (unwritten entries are kept regardless). */
   cacheBytesMax?: number;
+  /** Memory mode: a log's entries are held in chunks of this size (larger entries: their own). */
+  memoryChunkBytesMax?: number;
   /** Per log: bytes read from disk at least when entries() misses the cache. */
   loadBytesMin?: number;
   /** Per log: bytes of frames one I/O task writes at most. */
@@ -101,6 +104,7 @@ const DEFAULTS = {
   segmentBytesMax: 64 * 1024 * 1024,
   indexIntervalBytes: 4096,
   cacheBytesMax: 4 * 1024 * 1024,
+  memoryChunkBytesMax: MEMORY_CHUNK_BYTES_MAX_DEFAULT,
   loadBytesMin: 256 * 1024,
   taskBytesMax: 16 * 1024 * 1024,
   sharedWal: true,
@@ -128,6 +132,8 @@ export class StorageEngine {
   private readonly executor: IoExecutor;
   private readonly bootId: string;
   private readonly logs = new Map<string, PartitionLog>();
+  /** What the memory-mode logs hold, all together. */
+  private readonly memoryAccount = new MemoryAccount();
   private readonly opening = new Set<string>();
   private readonly timer: NodeJS.Timeout;
   private closed = false;
@@ -253,6 +259,8 @@ export class StorageEngine {
       cacheBytesMax: options.cacheBytesMax ?? this.options.cacheBytesMax,
       loadBytesMin: this.options.loadBytesMin,
       indexIntervalBytes: this.options.indexIntervalBytes,
+      memoryAccount: this.memoryAccount,
+      memoryChunkBytesMax: this.options.memoryChunkBytesMax,
       segmentBytesMax: this.options.segmentBytesMax,
       taskBytesMax: this.options.taskBytesMax,
       wal: this.wal,
@@ -350,6 +358,14 @@ export class StorageEngine {
   /** Where I/O tasks ran: small writes on the event loop, fdatasyncs on libuv's threadpool. */
   ioStats(): IoExecutorStats {
     return { ...this.executor.stats };
+  }
+
+  /**
+   * Bytes the memory-mode logs hold in process memory: their chunks at full size, plus a fixed
+   * bookkeeping cost per entry (memory-chunks.ts). Kept up to date by every append and cut.
+   */
+  memoryModeBytes(): number {
+    return this.memoryAccount.bytes;
   }
 
   /** Counters of the shared WAL (null when it is off): `syncs` is one per window. */

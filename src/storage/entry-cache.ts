@@ -1,13 +1,15 @@
-// The in-memory cache of one log's recent entries (in memory mode, the whole log). It keeps no
-// object per entry: an entry's data is a slice of a shared buffer, held as (buffer, offset, length)
-// in parallel arrays with its term and type, and an Entry is built when one is read. Cached entries
-// live for seconds, through many young GCs: an Entry and its data view per cached entry were copied
-// and then promoted by them, about 150 bytes per produced record on every replica.
+// The in-memory cache of one log's recent entries (in memory mode, the whole log, its data in the
+// log's chunks: memory-chunks.ts). It keeps no object per entry: an entry's data is a slice of a
+// shared buffer, held as (buffer, offset, length) in parallel arrays with its term and type, and an
+// Entry is built when one is read. Cached entries live for seconds, through many young GCs: an
+// Entry and its data view per cached entry were copied and then promoted by them, about 150 bytes
+// per produced record on every replica.
 
 import { AssertionError, assert } from '../raft/errors.js';
 import { ENTRY_OVERHEAD_BYTES, type Entry, type EntryType } from '../raft/types.js';
 import { entryDataSlab, isSlabBuffer } from './byte-slab.js';
 import type { RecordRange } from './frame.js';
+import type { MemoryChunks } from './memory-chunks.js';
 
 /** Arrays are compacted once this many dropped positions lead them (and they are half dropped). */
 const DROPPED_POSITIONS_COMPACT_MIN = 1024;
@@ -30,9 +32,12 @@ export class EntryCache {
   private head = 0;
   private firstIndex: number;
   private bytesValue = 0;
+  /** Memory mode: every entry's data is copied into these, which go as the entries go. */
+  private readonly chunks: MemoryChunks | null;
 
-  constructor(first: number) {
+  constructor(first: number, chunks: MemoryChunks | null = null) {
     this.firstIndex = first;
+    this.chunks = chunks;
   }
 
   /** Index of the first cached entry (also when none is cached: where the next would go). */
@@ -57,14 +62,16 @@ export class EntryCache {
   /**
    * Appends the next entry. Data that is a view into a larger buffer (a socket's read chunk: the
    * transport decodes without copies) is copied into a slab first, so that caching an entry does
-   * not keep its chunk alive.
+   * not keep its chunk alive. With chunks (memory mode), all data is copied into them.
    */
   push(entry: Entry, range: RecordRange | null): void {
     // Per entry: the message is built only on failure.
     if (entry.index !== this.end)
       throw new AssertionError(`cache: entry ${entry.index} pushed at ${this.end}`);
     let data = entry.data;
-    if (data.byteLength !== data.buffer.byteLength && !isSlabBuffer(data.buffer)) {
+    if (this.chunks !== null) {
+      data = this.chunks.copy(entry.index, data);
+    } else if (data.byteLength !== data.buffer.byteLength && !isSlabBuffer(data.buffer)) {
       const copy = entryDataSlab.take(data.byteLength);
       copy.set(data);
       data = copy;
@@ -141,6 +148,7 @@ export class EntryCache {
       return;
     }
     const keep = this.positionOf(index);
+    if (keep < this.terms.length) this.chunks?.truncateFrom(index, this.dataOffsets[keep]!);
     for (let p = keep; p < this.terms.length; p++) this.bytesValue -= this.bytesAt(p);
     this.buffers.length = keep;
     this.dataOffsets.length = keep;
@@ -163,19 +171,25 @@ export class EntryCache {
     this.head = 0;
     this.bytesValue = 0;
     this.firstIndex = first;
+    this.chunks?.clear();
   }
 
   /** Drops the oldest entries while over budgetBytes, none above indexMax, always keeping one. */
   evict(options: { budgetBytes: number; indexMax: number }): void {
     const { budgetBytes, indexMax } = options;
     while (this.bytesValue > budgetBytes && this.firstIndex <= indexMax && this.count > 1) this.dropOldest();
+    this.chunks?.dropBelow(this.firstIndex);
     this.maybeCompact();
   }
 
-  /** Drops every entry below `index` (a compaction); an empty cache then starts at index. */
+  /**
+   * Drops every entry below `index` (a compaction); an empty cache then starts at index. With
+   * chunks, those wholly below it go too.
+   */
   dropBelow(index: number): void {
     while (this.firstIndex < index && this.count > 0) this.dropOldest();
     if (this.firstIndex < index) this.firstIndex = index;
+    this.chunks?.dropBelow(index);
     this.maybeCompact();
   }
 

@@ -9,6 +9,11 @@ export type { IoExecutorStats } from './io-executor.js';
 export type { KeyValueArea } from './kv.js';
 export type { SegmentSummary } from './log-writer.js';
 export {
+  MEMORY_CHUNK_BYTES_MAX_DEFAULT,
+  MEMORY_ENTRY_BOOKKEEPING_BYTES,
+  type MemoryAppendPlan,
+} from './memory-chunks.js';
+export {
   type LogWrite,
   PartitionLog,
   type PartitionLogOptions,

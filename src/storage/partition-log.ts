@@ -19,6 +19,7 @@ import {
 } from './frame.js';
 import type { IoExecutor } from './io-executor.js';
 import { LogWriter, type SegmentSummary, type WriterContext } from './log-writer.js';
+import { type MemoryAccount, type MemoryAppendPlan, MemoryChunks } from './memory-chunks.js';
 import type { Segment } from './segment.js';
 import type { LogStart, StateStore, StoredSnapshot } from './state-store.js';
 import { TermIndex } from './term-index.js';
@@ -62,6 +63,9 @@ export interface LogContext extends WriterContext {
   /** Bytes read from disk at least, per load for entries(). */
   loadBytesMin: number;
   indexIntervalBytes: number;
+  /** Memory mode: what the node's memory-mode logs hold, and the size of their chunks. */
+  memoryAccount: MemoryAccount;
+  memoryChunkBytesMax: number;
 }
 
 /** What recovery found, handed to the constructor. */
@@ -111,6 +115,8 @@ export class PartitionLog {
 
   /** Recent entries, [cache.first, lastIndex]: in memory mode, every entry. */
   private readonly cache: EntryCache;
+  /** Memory mode: where the cache's entries' data lives; retention drops whole chunks. */
+  private readonly chunks: MemoryChunks | null;
   // The last range loaded from disk for entries(): loaded[i] has index loadedFirst + i.
   private loaded: Entry[] = [];
   private loadedFirst = 0;
@@ -134,7 +140,11 @@ export class PartitionLog {
     this.prevTerm = recovered.start.prevTerm;
     this.generation = recovered.start.generation;
     this.lastIndexValue = recovered.lastIndex;
-    this.cache = new EntryCache(recovered.lastIndex + 1);
+    this.chunks =
+      this.mode === 'memory'
+        ? new MemoryChunks({ account: context.memoryAccount, chunkBytesMax: context.memoryChunkBytesMax })
+        : null;
+    this.cache = new EntryCache(recovered.lastIndex + 1, this.chunks);
     this.snap = { metadata: recovered.snapshot.metadata, data: recovered.snapshot.data };
     this.hard = recovered.hardState;
     this.storedTerm = recovered.hardState.term;
@@ -729,6 +739,8 @@ export class PartitionLog {
     await this.writer?.idle();
     this.flushState();
     this.closed = true;
+    // Memory mode: the entries go with the log (the node's count of memory-mode bytes with them).
+    if (this.chunks !== null) this.cache.clear(this.lastIndexValue + 1);
     await this.writer?.closeFiles();
   }
 
@@ -741,11 +753,26 @@ export class PartitionLog {
     return this.writer?.diskBytes() ?? 0;
   }
 
+  /** Bytes of memory this log's entries hold in memory mode (its chunks), 0 in the others. */
+  memoryBytes(): number {
+    return this.chunks?.heldBytes ?? 0;
+  }
+
+  /**
+   * What appending an entry of `dataBytes`, after the entries planned in `after`, would add to
+   * memoryBytes() (null but in memory mode). See MemoryChunks.planAppend.
+   */
+  planMemoryAppend(dataBytes: number, after: MemoryAppendPlan | null): MemoryAppendPlan | null {
+    return this.chunks?.planAppend(dataBytes, after) ?? null;
+  }
+
   /**
    * Segment files holding entries at or above the log start, oldest first; the last is the active
-   * one. Empty in memory mode (no files). Retention picks whole closed segments from these.
+   * one. In memory mode, the in-memory chunks in the same shape. Retention picks whole closed
+   * segments (chunks) from these.
    */
   segmentSummaries(): SegmentSummary[] {
+    if (this.chunks !== null) return this.chunks.summaries(this.firstIndexValue);
     if (this.writer === null) return [];
     return this.writer.segmentSummaries().filter((segment) => segment.lastIndex >= this.firstIndexValue);
   }

@@ -3,6 +3,7 @@
 // Nodes can be stopped and started again on the same stores.
 
 import pino from 'pino';
+import type { NodeStore } from '../../src/broker/group-store.js';
 import type { PartitionStatus } from '../../src/broker/leadership.js';
 import type { Announcer, BrokerTiming, LocalPartition } from '../../src/broker/node.js';
 import { BrokerNode, type BrokerNodeOptions, type NodeTransport } from '../../src/broker/node.js';
@@ -46,6 +47,12 @@ class LocalAnnouncer implements Announcer {
   async close(): Promise<void> {}
 }
 
+/** What a test may set on each node besides what the cluster wires itself. */
+type NodeOptions = Pick<
+  BrokerNodeOptions,
+  'produceLimits' | 'diskGuard' | 'memoryTopicsBytesMax' | 'timing' | 'producerLimits'
+>;
+
 export class InProcessCluster {
   readonly nodes = new Map<NodeId, BrokerNode>();
   readonly stores = new Map<NodeId, MemoryNodeStore>();
@@ -54,10 +61,12 @@ export class InProcessCluster {
   readonly cut = new Set<string>();
   /** Messages for which this returns true are dropped too. */
   dropIf: ((from: NodeId, to: NodeId, message: Message) => boolean) | null = null;
+  /** Opens node `id`'s store at each start (a real engine); null: the MemoryNodeStores above. */
+  openStore: ((id: NodeId) => Promise<NodeStore>) | null = null;
 
   constructor(
     readonly size: number,
-    private readonly nodeOptions: Pick<BrokerNodeOptions, 'produceLimits'> = {},
+    private readonly nodeOptions: NodeOptions | ((id: NodeId) => NodeOptions) = {},
   ) {
     this.peers = new Map(Array.from({ length: size }, (_, i) => [i + 1, `http://127.0.0.1:${9990 + i}`]));
     for (const id of this.peers.keys()) this.stores.set(id, new MemoryNodeStore());
@@ -68,16 +77,17 @@ export class InProcessCluster {
   }
 
   async start(id: NodeId): Promise<BrokerNode> {
+    const options = typeof this.nodeOptions === 'function' ? this.nodeOptions(id) : this.nodeOptions;
     const node = new BrokerNode({
       nodeId: id,
       peers: this.peers,
-      store: this.stores.get(id)!,
+      store: this.openStore ? await this.openStore(id) : this.stores.get(id)!,
       transport: new LocalSink(this, id),
       logger: pino({ level: 'silent' }),
       defaultPersistence: 'async',
-      timing: FAST_TIMING,
       announcer: new LocalAnnouncer(this, id),
-      ...this.nodeOptions,
+      ...options,
+      timing: { ...FAST_TIMING, ...options.timing },
     });
     this.nodes.set(id, node);
     await node.start();

@@ -56,6 +56,8 @@ describe('start flags', () => {
       'sync',
       '--log-level',
       'debug',
+      '--disk-free-min-bytes',
+      '1048576',
     ];
     const done = runCli(argv, io);
     await until(() => calls.started.length === 1 && io.listening, 'the node to start');
@@ -70,6 +72,7 @@ describe('start flags', () => {
       ]),
       defaultPersistence: 'sync',
       logLevel: 'debug',
+      diskFreeBytesMin: 1048576,
     });
     io.interrupt('SIGTERM');
     expect(await done).toBe(0);

@@ -52,6 +52,8 @@ async function freePorts(count: number): Promise<number[]> {
 export class ProcessCluster {
   readonly nodes = new Map<number, NodeHandle>();
   readonly dataDir: string;
+  /** More `raftlog start` flags, per node (e.g. --disk-free-min-bytes). */
+  readonly extraArgs = new Map<number, string[]>();
   private readonly pools = new Map<number, Pool>();
 
   private constructor(
@@ -88,7 +90,7 @@ export class ProcessCluster {
         '--id',
         String(id),
         '--data',
-        join(this.dataDir, `node-${id}`),
+        this.nodeDataDir(id),
         '--listen',
         `127.0.0.1:${node.port}`,
         '--peers',
@@ -97,6 +99,7 @@ export class ProcessCluster {
         this.persistence,
         '--log-level',
         'info',
+        ...(this.extraArgs.get(id) ?? []),
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
@@ -110,6 +113,11 @@ export class ProcessCluster {
       if (node.process === child) node.process = null;
     });
     node.process = child;
+  }
+
+  /** Where node `id` keeps its data. */
+  nodeDataDir(id: number): string {
+    return join(this.dataDir, `node-${id}`);
   }
 
   startAll(): void {
