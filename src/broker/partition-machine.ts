@@ -184,7 +184,10 @@ export class PartitionMachine {
     }
     clockMs = Math.max(clockMs, appendTimeMs);
     const live = entry && !isExpired(entry, clockMs, expiryMs) ? entry : null;
-    const check = checkSequence(live, producer, recordCount);
+    // Evicted and not back since: its digest, as of the applied index. Batches ahead of it in the
+    // log may evict others or drop digests, but never change what is known of this producer.
+    const evicted = live ? null : this.producers.evictedEntry(producer.id, clockMs);
+    const check = checkSequence(live, producer, recordCount, evicted);
     if (check.kind !== 'duplicate') return check;
     const index = pendingIndexByOffset.get(check.baseOffset);
     return index === undefined ? check : { kind: 'pending', index, baseOffset: check.baseOffset };

@@ -42,8 +42,8 @@ export class InProcessApi {
   readonly cluster: InProcessCluster;
   readonly apps = new Map<number, ApiApp>();
 
-  constructor(size: number) {
-    this.cluster = new InProcessCluster(size);
+  constructor(size: number, nodeOptions?: ConstructorParameters<typeof InProcessCluster>[1]) {
+    this.cluster = new InProcessCluster(size, nodeOptions);
   }
 
   async start(): Promise<void> {

@@ -20,8 +20,10 @@ afterEach(async () => {
   api = null;
 });
 
-async function startWithTopic(): Promise<{ api: InProcessApi; groupId: number }> {
-  api = new InProcessApi(3);
+async function startWithTopic(
+  nodeOptions?: ConstructorParameters<typeof InProcessApi>[1],
+): Promise<{ api: InProcessApi; groupId: number }> {
+  api = new InProcessApi(3, nodeOptions);
   await api.start();
   const created = await api.app(1).inject({ method: 'POST', url: '/v1/topics', payload: { name: 't' } });
   expect(created.statusCode, created.body).toBe(201);
@@ -127,6 +129,42 @@ describe('idempotent produce (in process)', () => {
     expect(multi.body.offsets).toEqual([{ partition: 0, offset: 1 }]);
   });
 
+  it('answers a retry from an evicted producer with 409 UNKNOWN_PRODUCER, appending nothing', async () => {
+    const { api, groupId } = await startWithTopic({
+      producerLimits: { producersMax: 2, evictedProducersMax: 100 },
+    });
+    const early = { id: 'early', epoch: 0, sequence: 0 };
+    const first = await post(api, 1, { records: [{ value: 'early' }], producer: early });
+    expect(first.body.offsets).toEqual([{ partition: 0, offset: 0 }]);
+    for (const id of ['p1', 'p2']) {
+      const res = await post(api, 2, { records: [{ value: id }], producer: { id, epoch: 0, sequence: 0 } });
+      expect(res.status).toBe(200);
+    }
+    // The table holds p1 and p2, the two most recently written: early was evicted.
+    for (const nodeId of [1, 2, 3]) {
+      const retry = await post(api, nodeId, { records: [{ value: 'early' }], producer: early });
+      expect(retry.status).toBe(409);
+      expect(retry.body.error.code).toBe('UNKNOWN_PRODUCER');
+      expect(retry.body.error.message).toMatch(/start a new epoch \(or a new producer id\) at sequence 0/);
+    }
+    // What the code asks for: a new epoch from sequence 0, which fences the old one.
+    const bumped = await post(api, 3, {
+      records: [{ value: 'early again' }],
+      producer: { ...early, epoch: 1 },
+    });
+    expect(bumped.body).toEqual({ offsets: [{ partition: 0, offset: 3 }], duplicate: false });
+    const zombie = await post(api, 1, { records: [{ value: 'early' }], producer: early });
+    expect(zombie.body.error.code).toBe('PRODUCER_FENCED');
+    for (const node of api.cluster.nodes.values()) {
+      expect(await values(node, groupId, 4)).toEqual(['early', 'p1', 'p2', 'early again']);
+      const metrics = await api.app(node.nodeId).inject({ method: 'GET', url: '/metrics' });
+      const labels = `topic="t",partition="0",node="${node.nodeId}"`;
+      expect(metrics.body).toContain(`raftlog_producer_evictions_total{${labels}} 2\n`);
+      expect(metrics.body).toContain(`raftlog_producers{${labels}} 2\n`);
+      expect(metrics.body).toContain(`raftlog_producers_evicted_remembered{${labels}} 2\n`);
+    }
+  });
+
   it('appends once when a retry arrives while the original is still in flight', async () => {
     const { api, groupId } = await startWithTopic();
     const body = { records: [{ value: 'once' }], producer: { id: 'p', epoch: 0, sequence: 0 } };
@@ -190,6 +228,36 @@ describe('idempotent produce (in process)', () => {
     });
     // q is still known at sequence 0, so its next sequence appends (a lost table would refuse it).
     const next = await produceAnywhere(c, groupId, ['c'], { id: 'q', epoch: 0, sequence: 1 });
+    expect(next).toEqual({ baseOffset: 2, recordCount: 1, duplicate: false });
+  });
+
+  it('remembers an evicted producer through a snapshot that cuts the log and a restart of every node', async () => {
+    const { api, groupId } = await startWithTopic({
+      producerLimits: { producersMax: 1, evictedProducersMax: 10 },
+    });
+    const c = api.cluster;
+    await produceAnywhere(c, groupId, ['early'], { id: 'early', epoch: 0, sequence: 0 });
+    await produceAnywhere(c, groupId, ['later'], { id: 'later', epoch: 0, sequence: 0 }); // evicts early
+    for (const node of c.nodes.values()) {
+      const local = node.localPartition(groupId)!;
+      await eventually(() => local.machine.highWatermark === 2, 5000);
+      const index = local.machine.appliedIndex;
+      await local.group.store.truncatePrefix(index, {
+        metadata: {
+          index,
+          term: local.group.store.term(index),
+          confState: local.group.raw.status().confState,
+        },
+        data: encodePartitionSnapshot(local.machine.snapshot()),
+      });
+    }
+    await c.stopAll();
+    await c.startAll();
+    await expect(
+      produceAnywhere(c, groupId, ['early'], { id: 'early', epoch: 0, sequence: 0 }),
+    ).rejects.toMatchObject({ code: 'UNKNOWN_PRODUCER' });
+    // Its digest kept its last sequence: the next one goes on without a new epoch.
+    const next = await produceAnywhere(c, groupId, ['early 2'], { id: 'early', epoch: 0, sequence: 1 });
     expect(next).toEqual({ baseOffset: 2, recordCount: 1, duplicate: false });
   });
 
