@@ -120,6 +120,63 @@ export class NodeMetrics implements NodeObserver {
     return this.registry.contentType;
   }
 
+  /**
+   * The idempotent-producer table of each partition replica and its bound (docs/api.md,
+   * "Idempotent producers"). Its counts are part of the replicated state: the same on every
+   * replica of a partition, and they survive restarts.
+   */
+  private registerProducerTableMetrics(): void {
+    const broker = this.broker;
+    const registers = [this.registry];
+    const each = (
+      metric: Gauge<'topic' | 'partition'> | Counter<'topic' | 'partition'>,
+      value: (local: LocalPartition) => number,
+    ) => {
+      metric.reset();
+      for (const local of broker.partitions.values()) {
+        const labels = { topic: local.topic, partition: String(local.partition) };
+        if (metric instanceof Gauge) metric.set(labels, value(local));
+        else metric.inc(labels, value(local));
+      }
+    };
+    new Gauge({
+      name: 'raftlog_producers',
+      help: 'Idempotent producers with a full entry in the partition table (at most producersMax)',
+      labelNames: PARTITION_LABELS,
+      registers,
+      collect() {
+        each(this, (l) => l.machine.producers.size);
+      },
+    });
+    new Gauge({
+      name: 'raftlog_producers_evicted_remembered',
+      help: 'Evicted idempotent producers the partition still knows by a digest: their retries get 409 UNKNOWN_PRODUCER',
+      labelNames: PARTITION_LABELS,
+      registers,
+      collect() {
+        each(this, (l) => l.machine.producers.evictedSize);
+      },
+    });
+    new Counter({
+      name: 'raftlog_producer_evictions_total',
+      help: 'Idempotent producers evicted from a full partition table, least recently written first',
+      labelNames: PARTITION_LABELS,
+      registers,
+      collect() {
+        each(this, (l) => l.machine.producers.evictionsTotal);
+      },
+    });
+    new Counter({
+      name: 'raftlog_producer_evictions_forgotten_total',
+      help: 'Evicted producers whose digest was dropped too (evictedProducersMax reached): forgotten entirely',
+      labelNames: PARTITION_LABELS,
+      registers,
+      collect() {
+        each(this, (l) => l.machine.producers.forgottenTotal);
+      },
+    });
+  }
+
   private registerGauges(): void {
     const broker = this.broker;
     const registers = [this.registry];
@@ -166,6 +223,12 @@ export class NodeMetrics implements NodeObserver {
       "Bytes of this replica's segment files (0 for memory topics)",
       (l) => l.group.store.diskBytes?.() ?? 0,
     );
+    perPartition(
+      'raftlog_partition_memory_bytes',
+      'Bytes this replica of a memory topic holds in process memory (0 for the other modes)',
+      (l) => l.group.store.memoryBytes?.() ?? 0,
+    );
+    this.registerProducerTableMetrics();
     new Gauge({
       name: 'raftlog_replica_lag_entries',
       help: "Leader's view: Raft entries each follower lacks (leader's last index - follower's match)",
@@ -263,6 +326,43 @@ export class NodeMetrics implements NodeObserver {
       'Produce requests answered 503 BUSY: the bytes waiting for room on this node were at their bound',
       () => pressure.refusedBusy,
     );
+    // The disk's free-space floor (docs/operations.md, "A full disk").
+    const disk = broker.disk;
+    new Gauge({
+      name: 'raftlog_disk_free_bytes',
+      help: "Free bytes of this node's data directory at the last reading (statfs, every second)",
+      registers,
+      collect() {
+        const free = disk.guard?.freeBytes;
+        if (free !== undefined && Number.isFinite(free)) this.set(free);
+      },
+    });
+    new Gauge({
+      name: 'raftlog_disk_free_bytes_min',
+      help: 'The free-space floor: under it produce to disk topics is refused with 507 DISK_FULL',
+      registers,
+      collect() {
+        if (disk.guard) this.set(disk.guard.freeBytesMin);
+      },
+    });
+    pressureCounter(
+      'raftlog_produce_disk_full_total',
+      'Produce requests answered 507 DISK_FULL: the data directory was at its free-space floor',
+      () => disk.guard?.refusedProduce ?? 0,
+    );
+    pressureCounter(
+      'raftlog_replication_refused_entries_total',
+      "Leaders' App messages with entries this replica turned away at its free-space floor",
+      () => broker.driver.droppedEntriesRefused,
+    );
+    new Gauge({
+      name: 'raftlog_storage_failed_logs',
+      help: 'Partition logs whose write failed (ENOSPC, EIO): they acknowledge nothing until a restart',
+      registers,
+      collect() {
+        this.set(disk.failedGroups);
+      },
+    });
     new Gauge({
       name: 'raftlog_produce_waiting_bytes',
       help: 'Bytes of produce batches waiting for room in a full uncommitted budget',
@@ -271,6 +371,29 @@ export class NodeMetrics implements NodeObserver {
         this.set(pressure.waitingBytes);
       },
     });
+    // The bound on memory-topic data (docs/operations.md, "Memory topics").
+    const memoryTopics = broker.memoryTopics;
+    new Gauge({
+      name: 'raftlog_memory_topics_bytes',
+      help: 'Bytes memory-topic replicas hold in this process (their chunks, leader and follower alike)',
+      registers,
+      collect() {
+        this.set(memoryTopics.heldBytes());
+      },
+    });
+    new Gauge({
+      name: 'raftlog_memory_topics_bytes_max',
+      help: 'The bound on memory-topic data: past it, leaders here refuse produce to memory topics (507 MEMORY_FULL)',
+      registers,
+      collect() {
+        this.set(memoryTopics.bytesMax);
+      },
+    });
+    pressureCounter(
+      'raftlog_produce_memory_full_total',
+      'Produce requests answered 507 MEMORY_FULL: the batch would have taken memory topics past their bound',
+      () => memoryTopics.refused,
+    );
     new Gauge({
       name: 'raftlog_metadata_term',
       help: 'Raft term of the metadata group on this node',
