@@ -14,6 +14,7 @@ import type { Forwarder } from './forward.js';
 import { allowedMethods, clientErrorHandler, installHttpEdge } from './http-edge.js';
 import { HTTP_LIMITS, type HttpLimits, nodeServerOptions } from './http-limits.js';
 import { registerStrictJsonParser } from './json-body.js';
+import type { RequestGate } from './request-gate.js';
 import { clusterRoutes } from './routes/cluster.js';
 import { groupRoutes } from './routes/groups.js';
 import { internalRoutes } from './routes/internal.js';
@@ -27,6 +28,8 @@ import { compileTextValidator } from './text-validator.js';
 export interface ApiContext {
   broker: BrokerNode;
   forwarder: Forwarder;
+  /** Admission and draining (request-gate.ts); absent, neither applies (some tests). */
+  gate?: RequestGate;
 }
 
 /** Longest path parameter the router accepts; names are at most 249 characters. */
@@ -72,6 +75,7 @@ export function buildApp(context: ApiContext, logger: Logger, limits: HttpLimits
     done(null, payload);
   });
   installHttpEdge(app, edge);
+  context.gate?.install(app);
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const coded = toBrokerError(error);
     if (coded.code === 'INTERNAL') request.log.error({ err: error }, 'request failed');

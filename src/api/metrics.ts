@@ -7,6 +7,7 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { BrokerNode, LocalPartition, NodeObserver, StorageIoStats } from '../broker/node.js';
 import type { RaftGroup } from '../broker/raft-group.js';
+import type { RequestGate } from './request-gate.js';
 
 /** Request latency buckets, in seconds: sub-millisecond local commits to long-polls. */
 const REQUEST_BUCKETS_SECONDS = [
@@ -40,7 +41,10 @@ export class NodeMetrics implements NodeObserver {
   private readonly elections: Counter;
   private readonly leaderChanges: Counter<'group'>;
 
-  constructor(private readonly broker: BrokerNode) {
+  constructor(
+    private readonly broker: BrokerNode,
+    private readonly gate: RequestGate | null = null,
+  ) {
     const registers = [this.registry];
     this.registry.setDefaultLabels({ node: String(broker.nodeId) });
     collectDefaultMetrics({ register: this.registry, prefix: 'raftlog_' });
@@ -299,9 +303,8 @@ export class NodeMetrics implements NodeObserver {
       "Small write+fdatasync tasks whose writes also ran on libuv's threadpool (inline writes off)",
       (stats) => stats.threadpoolWrites,
     );
-    // Backpressure on produce (docs/operations.md, "Memory and backpressure").
-    const pressure = broker.backpressure;
-    const pressureCounter = (name: string, help: string, value: () => number) =>
+    /** A counter kept elsewhere as a plain number, read at scrape time. */
+    const countOf = (name: string, help: string, value: () => number) =>
       new Counter({
         name,
         help,
@@ -311,17 +314,41 @@ export class NodeMetrics implements NodeObserver {
           this.inc(value());
         },
       });
-    pressureCounter(
+    // The request gate: admission of request bodies and the drain (request-gate.ts).
+    const gate = this.gate;
+    if (gate) {
+      new Gauge({
+        name: 'raftlog_request_body_bytes_in_flight',
+        help: 'Bytes of request bodies admitted and not yet answered (bounded per node)',
+        registers,
+        collect() {
+          this.set(gate.inFlightBytes);
+        },
+      });
+      countOf(
+        'raftlog_requests_waited_for_admission_total',
+        'Requests whose body did not fit the bound at once and waited, unread',
+        () => gate.waited,
+      );
+      countOf(
+        'raftlog_requests_busy_total',
+        'Requests the node refused with 503 BUSY before their route: no room in time, a full queue, or draining',
+        () => gate.refusedBusy,
+      );
+    }
+    // Backpressure on produce (docs/operations.md, "Memory and backpressure").
+    const pressure = broker.backpressure;
+    countOf(
       'raftlog_produce_waited_total',
       "Produce requests that waited for room in a partition leader's full uncommitted budget",
       () => pressure.waited,
     );
-    pressureCounter(
+    countOf(
       'raftlog_produce_throttled_total',
       'Produce requests answered 429 THROTTLED: the budget stayed full for their timeoutMs',
       () => pressure.throttled,
     );
-    pressureCounter(
+    countOf(
       'raftlog_produce_busy_total',
       'Produce requests answered 503 BUSY: the bytes waiting for room on this node were at their bound',
       () => pressure.refusedBusy,
@@ -345,12 +372,12 @@ export class NodeMetrics implements NodeObserver {
         if (disk.guard) this.set(disk.guard.freeBytesMin);
       },
     });
-    pressureCounter(
+    countOf(
       'raftlog_produce_disk_full_total',
       'Produce requests answered 507 DISK_FULL: the data directory was at its free-space floor',
       () => disk.guard?.refusedProduce ?? 0,
     );
-    pressureCounter(
+    countOf(
       'raftlog_replication_refused_entries_total',
       "Leaders' App messages with entries this replica turned away at its free-space floor",
       () => broker.driver.droppedEntriesRefused,
@@ -389,7 +416,7 @@ export class NodeMetrics implements NodeObserver {
         this.set(memoryTopics.bytesMax);
       },
     });
-    pressureCounter(
+    countOf(
       'raftlog_produce_memory_full_total',
       'Produce requests answered 507 MEMORY_FULL: the batch would have taken memory topics past their bound',
       () => memoryTopics.refused,

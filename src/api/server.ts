@@ -10,10 +10,9 @@ import { BrokerNode, clusterIdOf } from '../broker/node.js';
 import { Transport } from '../transport/index.js';
 import type { PersistenceMode } from '../wire/types.js';
 import { MAX_REQUEST_BYTES } from '../wire/types.js';
-import { ADMISSION_LIMITS_DEFAULT, BodyAdmission } from './admission.js';
 import { buildApp } from './app.js';
-import { HttpDrain } from './drain.js';
 import { HttpForwarder } from './forward.js';
+import { REQUEST_GATE_LIMITS_DEFAULT, RequestGate } from './request-gate.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
@@ -93,13 +92,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       : { timing: { retentionCheckMs: tuning.retentionCheckMs } }),
   });
   const forwarder = new HttpForwarder(options.peers, options.nodeId);
-  const app = buildApp({ broker, forwarder }, logger);
-  const drain = new HttpDrain(app, options.nodeId);
-  new BodyAdmission(
-    app,
-    { ...ADMISSION_LIMITS_DEFAULT, chunkedBodyBytes: MAX_REQUEST_BYTES },
+  const gate = new RequestGate(
+    { ...REQUEST_GATE_LIMITS_DEFAULT, chunkedBodyBytes: MAX_REQUEST_BYTES },
     options.nodeId,
   );
+  const app = buildApp({ broker, forwarder, gate }, logger);
   transport.attach(app.server);
   await broker.start();
   await app.listen({ host: options.listen.host, port: options.listen.port });
@@ -125,13 +122,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         // transport; upgraded peer sockets then keep the HTTP server from closing, so the
         // transport goes before the server.
         const startedMs = performance.now();
-        drain.begin();
+        gate.beginDrain();
         await running.handOffLeadership(SHUTDOWN_HAND_OFF_MS);
-        const answered = await drain.idle(Math.max(0, SHUTDOWN_ANSWER_MS - (performance.now() - startedMs)));
+        const answered = await gate.idle(Math.max(0, SHUTDOWN_ANSWER_MS - (performance.now() - startedMs)));
         await running.stop(0);
         diskGuard.stop();
         // What still waited got a coded error from stop(); let those answers leave.
-        if (!answered) await drain.idle(SHUTDOWN_LAST_ANSWERS_MS);
+        if (!answered) await gate.idle(SHUTDOWN_LAST_ANSWERS_MS);
         // Requests already on the wire when the drain began still get a coded answer (BUSY).
         const lingerMs = SHUTDOWN_LINGER_MS - (performance.now() - startedMs);
         if (lingerMs > 0) await new Promise((resolve) => setTimeout(resolve, lingerMs));
@@ -140,7 +137,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         await app.close();
         await forwarder.close();
         logger.info(
-          { shutdownMs: Math.round(performance.now() - startedMs), unansweredAtStop: drain.inFlight },
+          { shutdownMs: Math.round(performance.now() - startedMs), unansweredAtStop: gate.inFlight },
           'node stopped',
         );
       })();

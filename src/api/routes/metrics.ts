@@ -6,9 +6,9 @@ import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import type { ApiContext } from '../app.js';
 import { NodeMetrics, operationOf } from '../metrics.js';
 
-export function metricsRoutes({ broker }: ApiContext): FastifyPluginAsync {
+export function metricsRoutes({ broker, gate }: ApiContext): FastifyPluginAsync {
   // Built now, before the node starts its groups, so no early election or commit goes unseen.
-  const metrics = new NodeMetrics(broker);
+  const metrics = new NodeMetrics(broker, gate ?? null);
   const plugin: FastifyPluginAsync = async (app: FastifyInstance) => {
     app.addHook('onResponse', async (request, reply) => {
       const operation = operationOf(request.method, request.routeOptions.url);
