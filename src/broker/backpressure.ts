@@ -1,27 +1,43 @@
-// Backpressure on produce. A partition leader's core refuses a proposal that would take its
-// uncommitted entries over maxUncommittedBytes; the request then waits here, holding its batch,
-// until applies make room (or its timeoutMs passes: 429 THROTTLED). What waits is bounded per
-// node: a request that would take the waiting bytes over waitingBytesMax is refused at once with
-// 503 BUSY, so a flood of large requests costs a bounded amount of memory, not a crash.
+// Backpressure on produce. A partition leader's core takes no proposal that would take its
+// uncommitted entries over maxUncommittedBytes (RawNode.hasRoomFor). A produce that does not fit
+// waits here, before anything is encoded or counted, in a queue per partition: first come, first
+// served, and a newcomer queues behind whoever waits. The head is woken when an apply makes room
+// (or at least every ROOM_POLL_MS: no-op entries free room too); once it has proposed, or given
+// up, it calls passed() and the next one looks. A waiter answers 429 THROTTLED if its timeoutMs
+// passes first. What waits is bounded per node: a request that would take the waiting bytes over
+// waitingBytesMax is refused at once with 503 BUSY, so a flood of large requests costs a bounded
+// amount of memory. Nothing is appended for a refused request.
 
 import { BrokerError } from './errors.js';
 import type { PartitionMachine } from './partition-machine.js';
 
 /** Waiting batches a node holds at most, by default: as much again as one group's budget. */
 export const PRODUCE_WAITING_BYTES_MAX_DEFAULT = 64 * 1024 * 1024;
-/** A waiter looks again this often even when no apply wakes it (no-ops free budget too). */
+/** The head of a queue looks again this often even when no apply wakes it. */
 const ROOM_POLL_MS = 20;
-/** Bound on the looks of one wait; its deadline ends it long before. */
-const ROOM_LOOKS_MAX = 1_000_000;
 
 export interface RoomWait {
-  /** Whether the batch fits now (RawNode.hasRoomFor). */
+  /** Whether the batch fits now (RawNode.hasRoomFor), or waiting is pointless (leadership lost). */
   hasRoom: () => boolean;
   batchBytes: number;
   deadlineMs: number;
   timeoutMs: number;
   /** topic/partition, for messages. */
-  partition: string;
+  partition: () => string;
+}
+
+interface Waiter {
+  wait: RoomWait;
+  resolve: () => void;
+  reject: (error: BrokerError) => void;
+  timer: NodeJS.Timeout;
+}
+
+interface PartitionQueue {
+  machine: PartitionMachine;
+  waiters: Waiter[];
+  unsubscribe: () => void;
+  poll: NodeJS.Timeout;
 }
 
 export class ProduceBackpressure {
@@ -31,55 +47,110 @@ export class ProduceBackpressure {
   waited = 0;
   throttled = 0;
   refusedBusy = 0;
+  private readonly queues = new Map<number, PartitionQueue>();
 
   constructor(readonly waitingBytesMax = PRODUCE_WAITING_BYTES_MAX_DEFAULT) {}
 
+  /** Whether a produce must queue: no room now, or others queue before it (first come first served). */
+  mustWait(groupId: number, hasRoom: boolean): boolean {
+    return !hasRoom || this.queues.has(groupId);
+  }
+
   /**
-   * Resolves once the batch fits, looking again after each apply of `machine` (applies free
-   * budget) and at least every ROOM_POLL_MS. Throws BUSY at once when the batch would take the
-   * node's waiting bytes over the bound, and THROTTLED at the deadline.
+   * Queues a produce of the partition `groupId` until it is at the head and its batch fits.
+   * Throws BUSY at once past the node's waiting bound, THROTTLED at the deadline, NO_LEADER when
+   * the partition closes. Once it resolves the caller must propose (or give up) and then call
+   * passed(groupId) in the same synchronous run.
    */
-  async waitForRoom(machine: PartitionMachine, wait: RoomWait): Promise<void> {
+  waitForRoom(machine: PartitionMachine, groupId: number, wait: RoomWait): Promise<void> {
     if (this.waitingBytes + wait.batchBytes > this.waitingBytesMax) {
       this.refusedBusy++;
-      throw new BrokerError(
-        'BUSY',
-        `this node holds ${this.waitingBytes} bytes of produce requests waiting for room ` +
-          `(at most ${this.waitingBytesMax}); nothing was appended; retry`,
+      return Promise.reject(
+        new BrokerError(
+          'BUSY',
+          `this node holds ${this.waitingBytes} bytes of produce requests waiting for room ` +
+            `(at most ${this.waitingBytesMax}); nothing was appended; retry`,
+        ),
       );
     }
     this.waited++;
     this.waitingBytes += wait.batchBytes;
-    try {
-      for (let looks = 0; looks < ROOM_LOOKS_MAX && !wait.hasRoom(); looks++) {
-        if (Date.now() >= wait.deadlineMs || machine.closed) {
-          this.throttled++;
-          throw new BrokerError(
-            'THROTTLED',
-            `${wait.partition}: the leader's uncommitted entries stayed at maxUncommittedBytes for ` +
-              `${wait.timeoutMs} ms; nothing was appended; retry`,
-          );
-        }
-        await nextApplyOrPoll(machine, wait.deadlineMs);
-      }
-    } finally {
-      this.waitingBytes -= wait.batchBytes;
-    }
+    return new Promise<void>((resolve, reject) => {
+      const waiter: Waiter = {
+        wait,
+        resolve,
+        reject,
+        timer: setTimeout(() => this.expire(groupId, waiter), Math.max(1, wait.deadlineMs - Date.now())),
+      };
+      this.queueOf(groupId, machine).waiters.push(waiter);
+    });
   }
-}
 
-/**
- * Applies publish before the core's advance() frees their budget; this resolves in a later
- * microtask, after the driver's turn has finished, so the next look sees the room.
- */
-function nextApplyOrPoll(machine: PartitionMachine, deadlineMs: number): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const finish = () => {
-      clearTimeout(timer);
-      unsubscribe();
-      resolve();
-    };
-    const timer = setTimeout(finish, Math.max(1, Math.min(ROOM_POLL_MS, deadlineMs - Date.now())));
-    const unsubscribe = machine.onHighWatermark(finish);
-  });
+  /** The request woken last has proposed or given up: the next one may look. */
+  passed(groupId: number): void {
+    this.wake(groupId);
+  }
+
+  private queueOf(groupId: number, machine: PartitionMachine): PartitionQueue {
+    let queue = this.queues.get(groupId);
+    if (!queue) {
+      const poll = setInterval(() => this.wake(groupId), ROOM_POLL_MS);
+      poll.unref();
+      // Applies publish before the core's advance() frees their budget: look in a later
+      // microtask, after the driver's turn has finished.
+      const unsubscribe = machine.onHighWatermark(() => queueMicrotask(() => this.wake(groupId)));
+      queue = { machine, waiters: [], unsubscribe, poll };
+      this.queues.set(groupId, queue);
+    }
+    return queue;
+  }
+
+  /** Wakes the head if its batch fits now; one at a time (the next looks after passed()). */
+  private wake(groupId: number): void {
+    const queue = this.queues.get(groupId);
+    if (!queue) return;
+    const head = queue.waiters[0];
+    if (head === undefined) {
+      this.close(groupId, queue);
+      return;
+    }
+    if (queue.machine.closed) {
+      this.leave(groupId, queue, head);
+      head.reject(new BrokerError('NO_LEADER', `${head.wait.partition()} closed; retry`));
+      this.wake(groupId);
+      return;
+    }
+    if (!head.wait.hasRoom()) return;
+    this.leave(groupId, queue, head);
+    head.resolve();
+  }
+
+  private expire(groupId: number, waiter: Waiter): void {
+    const queue = this.queues.get(groupId);
+    if (!queue?.waiters.includes(waiter)) return;
+    const wasHead = queue.waiters[0] === waiter;
+    this.leave(groupId, queue, waiter);
+    this.throttled++;
+    waiter.reject(
+      new BrokerError(
+        'THROTTLED',
+        `${waiter.wait.partition()}: the leader's uncommitted entries stayed at maxUncommittedBytes for ` +
+          `${waiter.wait.timeoutMs} ms; nothing was appended; retry`,
+      ),
+    );
+    if (wasHead) this.wake(groupId);
+  }
+
+  private leave(groupId: number, queue: PartitionQueue, waiter: Waiter): void {
+    clearTimeout(waiter.timer);
+    queue.waiters.splice(queue.waiters.indexOf(waiter), 1);
+    this.waitingBytes -= waiter.wait.batchBytes;
+    if (queue.waiters.length === 0) this.close(groupId, queue);
+  }
+
+  private close(groupId: number, queue: PartitionQueue): void {
+    clearInterval(queue.poll);
+    queue.unsubscribe();
+    this.queues.delete(groupId);
+  }
 }

@@ -60,12 +60,24 @@ export class BatchFormatError extends Error {
   }
 }
 
-function recordBytes(record: RecordInput): number {
+function recordBytes(record: Omit<RecordInput, 'timestampMs'>): number {
   let size = 8 + 4 + (record.key ? record.key.length : 0) + 4 + record.value.length + 2;
   if (record.headers) {
     for (const [name, value] of record.headers)
       size += 2 + utf8.encode(name).length + 4 + (value ? value.length : 0);
   }
+  return size;
+}
+
+/** The size encodeBatch gives these records, without encoding them (backpressure asks first). */
+export function encodedBatchBytes(
+  records: readonly Omit<RecordInput, 'timestampMs'>[],
+  producer: ProducerInfo | null,
+  timed: boolean,
+): number {
+  const producerIdBytes = producer ? utf8.encode(producer.id).length : -1;
+  let size = HEADER_BYTES + (timed ? 8 : 0) + (producerIdBytes >= 0 ? 2 + producerIdBytes + 8 : 0);
+  for (const record of records) size += recordBytes(record);
   return size;
 }
 
@@ -79,8 +91,7 @@ export function encodeBatch(
   assert(records.length > 0, 'encodeBatch: no records');
   const producerId = producer ? utf8.encode(producer.id) : null;
   const timed = appendTimeMs !== null;
-  let size = HEADER_BYTES + (timed ? 8 : 0) + (producerId ? 2 + producerId.length + 8 : 0);
-  for (const record of records) size += recordBytes(record);
+  const size = encodedBatchBytes(records, producer, timed);
   const bytes = entryDataSlab.take(size);
   const view = viewOf(bytes);
   view.setUint8(0, BATCH_KIND_RECORDS);

@@ -85,6 +85,21 @@ describe('produce backpressure', () => {
     expect((await produceLocal(node, local, records('c'), null, 5000)).baseOffset).toBe(1);
   });
 
+  it('serves waiters first come, first served, and a newcomer queues behind them', async () => {
+    const { c, node, local } = await startWithTopic({
+      uncommittedBytesMax: 10_000,
+      waitingBytesMax: 1 << 20,
+    });
+    holdCommits(c, node.nodeId);
+    const first = produceLocal(node, local, records('a'), null, 5000);
+    const waiters = ['b', 'c', 'd'].map((tag) => produceLocal(node, local, records(tag), null, 5000));
+    expect(await eventually(() => node.backpressure.waitingBytes >= 3 * RECORD_BYTES, 2000)).toBe(true);
+    c.dropIf = null;
+    const late = produceLocal(node, local, records('e'), null, 5000);
+    const offsets = (await Promise.all([first, ...waiters, late])).map((r) => r.baseOffset);
+    expect(offsets).toEqual([0, 1, 2, 3, 4]);
+  });
+
   it('answers BUSY at once when the waiting bytes would pass the node bound', async () => {
     const { c, node, local } = await startWithTopic({ uncommittedBytesMax: 10_000, waitingBytesMax: 8000 });
     holdCommits(c, node.nodeId);
