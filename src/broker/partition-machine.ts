@@ -251,6 +251,11 @@ export class PartitionMachine {
     assert(offset <= this.highWatermark, `log start ${offset} past the high watermark ${this.highWatermark}`);
     if (offset > this.logStartOffset) this.logStartOffset = offset;
   }
+
+  /** A cut that moved the log start first failed: its records are still there. */
+  restoreLogStart(offset: number, movedTo: number): void {
+    if (this.logStartOffset === movedTo && offset < movedTo) this.logStartOffset = offset;
+  }
 }
 
 /** Bytes read per step when a restart replays the log into the producer table. */

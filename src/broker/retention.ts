@@ -156,9 +156,16 @@ export class RetentionRunner {
       data: encodePartitionSnapshot(await machineSnapshotAt(local, cut, nextOffset)),
     };
     // The log start moves first: the log drops the entries as soon as truncatePrefix has stored
-    // the snapshot, and a fetch of `earliest` in between must not find them gone (a 416).
+    // the snapshot, and a fetch of `earliest` in between must not find them gone (a 416). If
+    // the cut fails the records are still there, and the log start goes back.
+    const logStartBefore = local.machine.logStartOffset;
     local.machine.setLogStart(nextOffset);
-    await store.truncatePrefix(cut, snapshot);
+    try {
+      await store.truncatePrefix(cut, snapshot);
+    } catch (error) {
+      local.machine.restoreLogStart(logStartBefore, nextOffset);
+      throw error;
+    }
     const cutLog = {
       group: local.placement.groupId,
       topic: local.topic,

@@ -4,12 +4,14 @@
 // node-wide bound refuses produce to memory topics with MEMORY_FULL, nothing appended, while disk
 // topics and fetches go on, and followers over their own bound keep replicating.
 
+import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DiskNodeStore } from '../../src/broker/disk-store.js';
 import { isBrokerError } from '../../src/broker/errors.js';
 import { fetchLocal } from '../../src/broker/fetch.js';
 import type { BrokerNode, BrokerNodeOptions, LocalPartition } from '../../src/broker/node.js';
 import { produceLocal } from '../../src/broker/produce.js';
+import { RetentionRunner } from '../../src/broker/retention.js';
 import { removeDir, tempDir } from '../storage/helpers.js';
 import { eventually, InProcessCluster, leaderOf } from './in-process-cluster.js';
 
@@ -141,6 +143,25 @@ describe('memory topics: retention', () => {
       expect(node.memoryTopics.heldBytes()).toBe(local.group.store.memoryBytes!());
       await expectCut(local, end);
     }
+  }, 30_000);
+
+  it('a cut that fails puts the log start back: nothing still stored is reported gone', async () => {
+    const c = await startCluster();
+    // No retention in the topic's config: only the direct pass below cuts.
+    const groupId = await createTopic(c, 'm-fail', { persistence: 'memory' });
+    const end = await produceMany(c, groupId, 100, 5);
+    const { local } = replicas(c, groupId)[0]!;
+    expect(await eventually(() => local.machine.highWatermark === end, 5000)).toBe(true);
+    const store = local.group.store;
+    store.truncatePrefix = async () => {
+      throw new Error('injected: the cut failed');
+    };
+    const runner = new RetentionRunner(pino({ level: 'silent' }));
+    const config = { persistence: 'memory' as const, retentionMs: -1, retentionBytes: 64 * 1024 };
+    await expect(runner.enforce(local, config, Date.now())).rejects.toThrow(/injected/);
+    expect(local.machine.logStartOffset).toBe(0);
+    const read = await fetchLocal(local, fetchParams(0), () => {});
+    expect(read.records[0]!.offset).toBe(0);
   }, 30_000);
 
   it('by time: chunks whose newest record is older than retentionMs go', async () => {
