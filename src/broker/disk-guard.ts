@@ -5,8 +5,9 @@
 // go on: the floor keeps room for them. Writing resumes by itself once space is back.
 //
 // Free space is read with statfs every checkIntervalMs. Between readings the guard counts what
-// this node itself wrote (twice: a sync write goes to the shared WAL and then to its segment), so
-// a burst of large writes cannot overshoot the floor in the gap.
+// this node itself wrote (callers pass the bytes a write takes on disk: a `sync` write goes to the
+// shared WAL and then to its segment, twice its payload), so a burst of large writes cannot
+// overshoot the floor in the gap.
 
 import { statfs } from 'node:fs/promises';
 import type { Logger } from 'pino';
@@ -25,8 +26,6 @@ export interface DiskGuardOptions {
 /** 256 MiB: lmdb's growth, a checkpoint of every log and the metadata log fit many times over. */
 export const DISK_FREE_BYTES_MIN_DEFAULT = 256 * 1024 * 1024;
 const CHECK_INTERVAL_MS_DEFAULT = 1000;
-/** Bytes a write of `payload` bytes may take on disk: WAL and segment, plus frame headers. */
-const WRITE_AMPLIFICATION = 2;
 
 export async function statfsFreeBytes(dataDir: string): Promise<number> {
   const stats = await statfs(dataDir);
@@ -76,10 +75,10 @@ export class DiskGuard {
     this.listeners.push(listener);
   }
 
-  /** Throws DISK_FULL when a produce of `payloadBytes` would take the disk under the floor. */
-  admitProduce(payloadBytes: number, partition: string): void {
-    if (this.fits(payloadBytes)) {
-      this.writtenSinceReading += payloadBytes * WRITE_AMPLIFICATION;
+  /** Throws DISK_FULL when a produce taking `diskBytes` would take the disk under the floor. */
+  admitProduce(diskBytes: number, partition: string): void {
+    if (this.fits(diskBytes)) {
+      this.writtenSinceReading += diskBytes;
       return;
     }
     this.refusedProduce++;
@@ -90,10 +89,10 @@ export class DiskGuard {
     );
   }
 
-  /** Whether this replica may take `payloadBytes` of entries from its leader (counted if so). */
-  admitReplicated(payloadBytes: number): boolean {
-    if (this.fits(payloadBytes)) {
-      this.writtenSinceReading += payloadBytes * WRITE_AMPLIFICATION;
+  /** Whether this replica may take entries that need `diskBytes` from its leader (counted if so). */
+  admitReplicated(diskBytes: number): boolean {
+    if (this.fits(diskBytes)) {
+      this.writtenSinceReading += diskBytes;
       return true;
     }
     this.refusedReplication++;
@@ -104,8 +103,8 @@ export class DiskGuard {
     return Math.max(0, this.freeBytes - this.writtenSinceReading);
   }
 
-  private fits(payloadBytes: number): boolean {
-    return this.estimatedFreeBytes() - payloadBytes * WRITE_AMPLIFICATION >= this.options.freeBytesMin;
+  private fits(diskBytes: number): boolean {
+    return this.estimatedFreeBytes() - diskBytes >= this.options.freeBytesMin;
   }
 
   /** One reading. A failed statfs keeps the last reading (and says so): it is not "disk full". */

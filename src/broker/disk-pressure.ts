@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { Message } from '../raft/index.js';
 import type { DiskGuard } from './disk-guard.js';
 import { BrokerError } from './errors.js';
+import type { PersistenceMode } from './metadata-state.js';
 import type { RaftGroup } from './raft-group.js';
 
 /** A group whose leadership was handed away is not handed away again sooner than this. */
@@ -39,15 +40,15 @@ export class DiskPressure {
   checkProduce(group: RaftGroup, payloadBytes: number, partition: string): void {
     const failure = this.failed.get(group.groupId);
     if (failure) {
-      const code = isOutOfSpace(failure) ? 'DISK_FULL' : 'NO_LEADER';
+      const reason = failureReason(failure);
       throw new BrokerError(
-        code,
-        `${partition}: this replica's log write failed (${failure.message}); its leadership moves ` +
-          'to a peer; retry',
+        reason === 'ENOSPC' || reason === 'EDQUOT' ? 'DISK_FULL' : 'NO_LEADER',
+        `${partition}: this replica could not write its log (${reason}); its leadership moves to a ` +
+          'peer; retry',
       );
     }
     try {
-      this.guard?.admitProduce(payloadBytes, partition);
+      this.guard?.admitProduce(diskBytesOf(payloadBytes, group.store.mode), partition);
     } catch (error) {
       // A leader that cannot take writes gives its partition to a peer that may.
       this.maybeHandOff(group, Date.now());
@@ -55,12 +56,12 @@ export class DiskPressure {
     }
   }
 
-  /** Whether a disk replica takes this message's entries from its leader now. */
-  admitsEntries(message: Message): boolean {
+  /** Whether a disk replica (of a topic in `mode`) takes this message's entries from its leader now. */
+  admitsEntries(message: Message, mode: PersistenceMode): boolean {
     if (this.guard === null || message.entries.length === 0) return true;
     let bytes = 0;
     for (let i = 0; i < message.entries.length; i++) bytes += message.entries[i]!.data.length;
-    return this.guard.admitReplicated(bytes);
+    return this.guard.admitReplicated(diskBytesOf(bytes, mode));
   }
 
   /** A log write failed: the replica acknowledges nothing more; it must not lead either. */
@@ -98,7 +99,23 @@ export class DiskPressure {
   }
 }
 
-function isOutOfSpace(error: Error): boolean {
-  const text = `${error.message} ${String((error as { cause?: unknown }).cause ?? '')}`;
-  return /ENOSPC|EDQUOT/.test(text);
+/** What a payload takes on disk: a `sync` write goes to the shared WAL and then to its segment. */
+function diskBytesOf(payloadBytes: number, mode: PersistenceMode): number {
+  return mode === 'sync' ? 2 * payloadBytes : payloadBytes;
+}
+
+/**
+ * The errno code of a failed write (ENOSPC, EDQUOT, EIO...), found on the error or its causes,
+ * for clients: never the message, which holds server paths and a worker's stack.
+ */
+function failureReason(error: Error): string {
+  let at: unknown = error;
+  for (let depth = 0; depth < 4 && at instanceof Error; depth++) {
+    const code = (at as { code?: unknown }).code;
+    if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return code;
+    const errno = /\b(E[A-Z]{2,})\b/.exec(at.message);
+    if (errno) return errno[1]!;
+    at = (at as { cause?: unknown }).cause;
+  }
+  return 'an I/O error';
 }

@@ -198,7 +198,10 @@ export class BrokerNode {
     this.disk = new DiskPressure(
       {
         diskGroups: () => this.diskGroups(),
-        group: (groupId) => this.partitions.get(groupId)?.group,
+        group: (groupId) =>
+          groupId === METADATA_GROUP_ID
+            ? (this.metadataGroup ?? undefined)
+            : this.partitions.get(groupId)?.group,
         handOff: (group) => this.handOff(group),
         logger: options.logger,
       },
@@ -572,7 +575,7 @@ export class BrokerNode {
       admitsEntries:
         groupId === METADATA_GROUP_ID || store.mode === 'memory'
           ? undefined
-          : (message) => this.disk.admitsEntries(message),
+          : (message) => this.disk.admitsEntries(message, store.mode),
     });
   }
 

@@ -28,15 +28,15 @@ describe('disk guard', () => {
     const free = { bytes: 14 * MIB };
     const guard = guardWith(free);
     await guard.check();
-    guard.admitProduce(1 * MIB, 't/0'); // counts twice: WAL and segment
+    guard.admitProduce(2 * MIB, 't/0'); // a 1 MiB sync write: WAL and segment
     expect(guard.estimatedFreeBytes()).toBe(12 * MIB);
-    expect(() => guard.admitProduce(1.5 * MIB, 't/0')).toThrow(/under its floor/);
-    expect(guard.admitReplicated(1 * MIB)).toBe(true);
+    expect(() => guard.admitProduce(3 * MIB, 't/0')).toThrow(/under its floor/);
+    expect(guard.admitReplicated(2 * MIB)).toBe(true);
     expect(guard.admitReplicated(1)).toBe(false);
     expect([guard.refusedProduce, guard.refusedReplication]).toEqual([1, 1]);
     free.bytes = 100 * MIB;
     await guard.check();
-    expect(guard.admitReplicated(10 * MIB)).toBe(true);
+    expect(guard.admitReplicated(20 * MIB)).toBe(true);
   });
 
   it('tells its listeners on every look under the floor, and once when space is back', async () => {
