@@ -60,9 +60,6 @@ class DiskGroupStore implements GroupStore {
   planMemoryAppend(dataBytes: number, after: MemoryAppendPlan | null): MemoryAppendPlan | null {
     return this.log.planMemoryAppend(dataBytes, after);
   }
-  failure(): Error | null {
-    return this.log.failed;
-  }
   segmentSummaries(): Array<{ baseIndex: number; lastIndex: number; sizeBytes: number }> {
     return this.log.segmentSummaries();
   }

@@ -62,11 +62,6 @@ export interface GroupStore extends LogStorage {
    * memoryBytes() (absent, or null: not a memory-mode log).
    */
   planMemoryAppend?(dataBytes: number, after: MemoryAppendPlan | null): MemoryAppendPlan | null;
-  /**
-   * The write that failed (ENOSPC, EIO), if one did: the log takes no more writes and this replica
-   * acknowledges nothing more until the node restarts (absent: the store never fails).
-   */
-  failure?(): Error | null;
 }
 
 export interface NodeStore {

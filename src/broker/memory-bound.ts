@@ -1,4 +1,4 @@
-// The node's bound on memory held by memory-topic data (`raftlog start --memory-topics-bytes-max`).
+// The node's bound on memory held by memory-topic data (`raftlog start --memory-topics-max-bytes`).
 // A partition leader refuses produce to a memory topic with 507 MEMORY_FULL, nothing appended,
 // when the batch would take its node past the bound. Followers never refuse what their leader
 // sends: a replica that refused entries would stall its partition's commits for every client

@@ -305,13 +305,7 @@ export class BrokerNode {
     const groups = [...this.partitions.values()].map((p) => p.group);
     if (this.metadataGroup) groups.push(this.metadataGroup);
     const led = groups.filter((g) => g.isLeader);
-    for (const group of led) {
-      const target = this.handOffTarget(group);
-      if (target !== null) {
-        group.raw.transferLeader(target);
-        this.driver.markDirty(group);
-      }
-    }
+    for (const group of led) this.handOff(group);
     const deadline = Date.now() + deadlineMs;
     while (led.some((g) => g.raw.role === StateRole.Leader) && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 20));
