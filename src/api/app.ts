@@ -16,6 +16,7 @@ import { HTTP_LIMITS, type HttpLimits, nodeServerOptions } from './http-limits.j
 import { registerStrictJsonParser } from './json-body.js';
 import type { RequestGate } from './request-gate.js';
 import { clusterRoutes } from './routes/cluster.js';
+import { groupMemberRoutes } from './routes/group-members.js';
 import { groupRoutes } from './routes/groups.js';
 import { internalRoutes } from './routes/internal.js';
 import { leadershipRoutes } from './routes/leadership.js';
@@ -105,6 +106,7 @@ export function buildApp(context: ApiContext, logger: Logger, limits: HttpLimits
   app.register(internalRoutes(context));
   app.register(streamRoutes(context));
   app.register(groupRoutes(context));
+  app.register(groupMemberRoutes(context));
   app.register(leadershipRoutes(context));
   app.register(metricsRoutes(context));
   return app;

@@ -1,9 +1,18 @@
-// The metadata group's state machine: topics, partition placement and consumer-group offsets.
+// The metadata group's state machine: topics, partition placement, consumer-group offsets and
+// membership (src/broker/groups/).
 // Commands are small JSON entries (metadata is not on the hot path); applying them is
 // deterministic, so every node holds the same state at the same index.
 
 import { assert } from '../raft/errors.js';
 import { BrokerError } from './errors.js';
+import { partitionKey } from './groups/assignor.js';
+import {
+  type GroupCommand,
+  type GroupFence,
+  GroupMemberships,
+  type MemberAssignment,
+  type SerializedGroup,
+} from './groups/membership.js';
 
 export type PersistenceMode = 'sync' | 'async' | 'memory';
 export const PERSISTENCE_MODES: readonly PersistenceMode[] = ['sync', 'async', 'memory'];
@@ -37,9 +46,14 @@ export type MetadataCommand =
       type: 'commitOffsets';
       group: string;
       offsets: Array<{ topic: string; partition: number; offset: number }>;
-    };
+      /** A fenced commit: only partitions this member owns (membership.ts, checkCommit). */
+      member?: GroupFence;
+    }
+  | GroupCommand;
 
-export type MetadataResult = { ok: true; topic?: TopicMeta } | { ok: false; error: BrokerError };
+export type MetadataResult =
+  | { ok: true; topic?: TopicMeta; member?: MemberAssignment }
+  | { ok: false; error: BrokerError };
 
 /** The metadata group's own id; partition groups count up from 1. */
 export const METADATA_GROUP_ID = 0;
@@ -76,6 +90,8 @@ interface SerializedState {
   nextGroupId: number;
   placementCursor: number;
   groups: Array<[string, Array<[string, number]>]>;
+  /** Absent in snapshots from before membership. */
+  memberships?: SerializedGroup[];
 }
 
 export class MetadataState {
@@ -88,6 +104,11 @@ export class MetadataState {
   placementCursor = 0;
   /** group → "topic/partition" → committed offset. */
   readonly groupOffsets = new Map<string, Map<string, number>>();
+  /** Consumer-group members, generations and assignments. */
+  readonly memberships = new GroupMemberships({
+    partitionCount: (topic) => this.topics.get(topic)?.partitions.length,
+    committedOffset: (group, key) => this.groupOffsets.get(group)?.get(key),
+  });
 
   /** The voting nodes, sorted: placement depends only on this and the commands. */
   constructor(private readonly nodeIds: readonly number[]) {
@@ -104,8 +125,15 @@ export class MetadataState {
           this.deleteTopic(command.name);
           return { ok: true };
         case 'commitOffsets':
-          this.commitOffsets(command.group, command.offsets);
+          this.commitOffsets(command.group, command.offsets, command.member);
           return { ok: true };
+        case 'joinGroup':
+        case 'heartbeatGroup':
+        case 'leaveGroup':
+        case 'expireMembers': {
+          const member = this.memberships.apply(command);
+          return member ? { ok: true, member } : { ok: true };
+        }
       }
     } catch (error) {
       if (error instanceof BrokerError) return { ok: false, error };
@@ -135,6 +163,7 @@ export class MetadataState {
     this.placementCursor = (this.placementCursor + command.partitions) % n;
     const topic: TopicMeta = { name: command.name, config: { ...command.config }, partitions };
     this.topics.set(command.name, topic);
+    this.memberships.topicChanged(command.name);
     return topic;
   }
 
@@ -147,13 +176,19 @@ export class MetadataState {
     for (const offsets of this.groupOffsets.values()) {
       for (const key of offsets.keys()) if (key.startsWith(prefix)) offsets.delete(key);
     }
+    this.memberships.topicChanged(name);
   }
 
   private commitOffsets(
     group: string,
     offsets: Array<{ topic: string; partition: number; offset: number }>,
+    member: GroupFence | undefined,
   ): void {
     for (const { topic, partition } of offsets) this.partition(topic, partition);
+    if (member) {
+      const keys = offsets.map(({ topic, partition }) => partitionKey(topic, partition));
+      this.memberships.checkCommit(group, member, keys);
+    }
     let map = this.groupOffsets.get(group);
     if (!map) {
       map = new Map();
@@ -202,6 +237,7 @@ export class MetadataState {
       nextGroupId: this.nextGroupId,
       placementCursor: this.placementCursor,
       groups: [...this.groupOffsets].map(([group, offsets]) => [group, [...offsets]]),
+      memberships: this.memberships.serialize(),
     };
     return new TextEncoder().encode(JSON.stringify(state));
   }
@@ -210,6 +246,7 @@ export class MetadataState {
     this.topics.clear();
     this.groupIndex.clear();
     this.groupOffsets.clear();
+    this.memberships.restore([]);
     if (data.length === 0) return;
     const state = JSON.parse(new TextDecoder().decode(data)) as SerializedState;
     for (const topic of state.topics) {
@@ -220,6 +257,7 @@ export class MetadataState {
     this.nextGroupId = state.nextGroupId;
     this.placementCursor = state.placementCursor;
     for (const [group, offsets] of state.groups) this.groupOffsets.set(group, new Map(offsets));
+    this.memberships.restore(state.memberships ?? []);
   }
 }
 

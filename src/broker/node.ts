@@ -21,6 +21,7 @@ import { Driver, type MessageSink } from './driver.js';
 import { BrokerError } from './errors.js';
 import { MetadataGroupMachine, PartitionGroupMachine } from './group-machines.js';
 import type { GroupStore, NodeStore } from './group-store.js';
+import { SessionExpiry } from './groups/session-expiry.js';
 import { LeadershipGossip, LeadershipTable, type PartitionStatus } from './leadership.js';
 import { defaultMemoryTopicsBytesMax, MemoryTopicsBound } from './memory-bound.js';
 import {
@@ -63,6 +64,8 @@ export interface BrokerTiming {
    * the node's bound (and their cuts cost no file I/O, only an lmdb write).
    */
   memoryRetentionCheckMs: number;
+  /** The metadata leader checks consumer-group sessions this often (src/broker/groups/). */
+  groupSessionCheckMs: number;
 }
 
 export const DEFAULT_TIMING: Readonly<BrokerTiming> = Object.freeze({
@@ -75,6 +78,7 @@ export const DEFAULT_TIMING: Readonly<BrokerTiming> = Object.freeze({
   metadataSnapshotEveryEntries: 1000,
   retentionCheckMs: 5000,
   memoryRetentionCheckMs: 250,
+  groupSessionCheckMs: 100,
 });
 
 export interface NodeTransport extends MessageSink {
@@ -144,6 +148,8 @@ export function clusterIdOf(peers: Map<number, string>): string {
 
 const CAMPAIGN_RETRY_MS = 300;
 const CAMPAIGN_ATTEMPTS_MAX = 10;
+/** How long the metadata leader waits for a session-expiry command to apply. */
+const SESSION_EXPIRY_TIMEOUT_MS = 10_000;
 
 export class BrokerNode {
   readonly nodeId: number;
@@ -175,6 +181,8 @@ export class BrokerNode {
   /** Retention of disk topics, and of memory topics: separate, so that neither waits on the other. */
   private readonly retention: RetentionRunner;
   private readonly memoryRetention: RetentionRunner;
+  /** Expires consumer-group members whose sessions ran out, while this node leads metadata. */
+  private readonly sessionExpiry: SessionExpiry;
   private announceScheduled = false;
   private snapshotInFlight = false;
   private stopping = false;
@@ -218,6 +226,21 @@ export class BrokerNode {
     this.gossip = options.announcer ?? new LeadershipGossip(options.nodeId, options.peers, options.logger);
     this.retention = new RetentionRunner(options.logger);
     this.memoryRetention = new RetentionRunner(options.logger);
+    this.sessionExpiry = new SessionExpiry(
+      {
+        leadingTerm: () => (this.isMetadataLeader() ? this.metadataTerm() : null),
+        sessions: () => this.metadata.memberships.sessions(),
+        expire: async (members) => {
+          const result = await this.proposeMetadata(
+            { type: 'expireMembers', members },
+            SESSION_EXPIRY_TIMEOUT_MS,
+          );
+          if (!result.ok) throw result.error;
+        },
+        logger: options.logger,
+      },
+      this.timing.groupSessionCheckMs,
+    );
   }
 
   /** Sends metrics events of every group, present and future, and of storage to `observer`. */
@@ -253,6 +276,7 @@ export class BrokerNode {
       this.memoryTopics.warnIfOver(this.logger, Date.now());
     }, this.timing.memoryRetentionCheckMs);
     this.memoryRetentionTimer.unref();
+    this.sessionExpiry.start();
   }
 
   /** Starts a retention pass over this node's memory-topic replicas, or over the others. */
@@ -276,6 +300,7 @@ export class BrokerNode {
     if (this.gossipTimer) clearInterval(this.gossipTimer);
     if (this.retentionTimer) clearInterval(this.retentionTimer);
     if (this.memoryRetentionTimer) clearInterval(this.memoryRetentionTimer);
+    this.sessionExpiry.stop();
     this.driver.stop();
     const closing = new BrokerError(
       'NO_LEADER',

@@ -2,7 +2,8 @@
 // through the metadata Raft group), proposed on its leader (forwarded there from any other
 // node), which first checks no offset is past its partition's high watermark; reads confirm
 // with the metadata leader first, so a node never answers older than a commit acknowledged
-// before the read.
+// before the read. A commit that names a member (`memberId`, `generation`) is fenced: the
+// state machine commits it only if that member owns every partition (membership.ts).
 
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { BrokerError } from '../../broker/errors.js';
@@ -43,14 +44,27 @@ const groupParamsSchema = {
   required: ['group'],
 } as const;
 
+/** Member ids are the broker's (`m-` and 16 hex digits); longer is refused, anything else unknown. */
+export const MEMBER_ID_MAX_CHARS = 128;
+
 const commitBodySchema = {
   type: 'object',
   properties: {
     offsets: { type: 'array', minItems: 1, maxItems: OFFSETS_PER_COMMIT_MAX, items: groupOffsetSchema },
+    memberId: { type: 'string', minLength: 1, maxLength: MEMBER_ID_MAX_CHARS },
+    generation: { type: 'integer', minimum: 0, maximum: SAFE_INTEGER_MAX },
   },
   required: ['offsets'],
+  // A fenced commit names both; an administrator's commit names neither.
+  dependencies: { memberId: ['generation'], generation: ['memberId'] },
   additionalProperties: false,
 } as const;
+
+interface CommitBody {
+  offsets: GroupOffset[];
+  memberId?: string;
+  generation?: number;
+}
 
 const offsetsResponseSchema = {
   type: 'object',
@@ -77,7 +91,7 @@ export function validateGroupName(name: string): void {
  * A name no topic can have is INVALID_TOPIC_NAME, not UNKNOWN_TOPIC (the request is wrong, not
  * the cluster's state), with the field named.
  */
-function validateTopicField(topic: string, field: string): void {
+export function validateTopicField(topic: string, field: string): void {
   try {
     validateTopicName(topic);
   } catch (error) {
@@ -97,20 +111,20 @@ async function validateOffsets(broker: BrokerNode, offsets: readonly GroupOffset
 
 export function groupRoutes({ broker, forwarder }: ApiContext): FastifyPluginAsync {
   return async (app: FastifyInstance) => {
-    app.put<{ Params: { group: string }; Body: { offsets: GroupOffset[] } }>(
+    app.put<{ Params: { group: string }; Body: CommitBody }>(
       '/v1/groups/:group/offsets',
       {
         schema: {
           summary: "Commit a consumer group's offsets (replicated through the metadata group)",
           params: groupParamsSchema,
           body: commitBodySchema,
-          response: errorResponses(400, 404, 416, 503, 504),
+          response: errorResponses(400, 404, 409, 416, 503, 504),
         },
       },
       async (request, reply) => {
         const group = request.params.group;
         validateGroupName(group);
-        const offsets = request.body.offsets;
+        const { offsets, memberId, generation } = request.body;
         await validateOffsets(broker, offsets);
         if (!broker.isMetadataLeader()) {
           const leader = broker.metadataLeader();
@@ -125,6 +139,7 @@ export function groupRoutes({ broker, forwarder }: ApiContext): FastifyPluginAsy
           type: 'commitOffsets',
           group,
           offsets: offsets.map(({ topic, partition, offset }) => ({ topic, partition, offset })),
+          ...(memberId !== undefined && generation !== undefined ? { member: { memberId, generation } } : {}),
         };
         // The state machine checks the topics again: one may have been deleted meanwhile.
         const result = await broker.proposeMetadata(command, METADATA_WRITE_TIMEOUT_MS);
