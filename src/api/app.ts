@@ -68,7 +68,8 @@ export function buildApp(context: ApiContext, logger: Logger, limits: HttpLimits
   app.setValidatorCompiler(({ schema, httpPart }) =>
     httpPart === 'body' ? bodyValidator.compile(schema) : compileTextValidator(textValidator, schema),
   );
-  // Bodies must be UTF-8 and their numbers canonical safe integers (src/api/json-body.ts).
+  // Bodies must be UTF-8, nest at most 32 deep, name each property once, and hold only canonical
+  // safe integers (src/api/json-body.ts).
   registerStrictJsonParser(app);
   const nodeId = String(context.broker.nodeId);
   app.addHook('onSend', (_request, reply, payload, done) => {

@@ -363,3 +363,49 @@ describe('topic retention', () => {
     expect(described.body.config).toMatchObject(config);
   });
 });
+
+describe('what JSON.parse alone would read differently', () => {
+  it('refuses an object that repeats a property name, sent to the leader or forwarded', async () => {
+    const { leader, follower } = await api.leaderAndFollower('t', 0);
+    const before = await highWatermark('t', 0);
+    for (const id of [leader, follower]) {
+      const header = await produceRaw(id, '{"value": "v", "headers": {"a": "1", "a": "2"}, "partition": 0}');
+      expectRefused(header, 'body/records/0/headers has the property "a" twice');
+      const records = await api.call(id, {
+        method: 'POST',
+        path: '/v1/topics/t/records',
+        body: '{"records": [{"value": "a", "partition": 0}], "records": [{"value": "b", "partition": 0}]}',
+      });
+      expectRefused(records, 'body has the property "records" twice');
+    }
+    expect(await highWatermark('t', 0)).toBe(before);
+  });
+
+  it('answers 415 to a body in a charset other than UTF-8, and takes charset=utf-8', async () => {
+    const before = await highWatermark('t', 0);
+    const produce = (contentType: string) =>
+      api.call(2, {
+        method: 'POST',
+        path: '/v1/topics/t/records',
+        body: '{"records": [{"value": "é", "partition": 0}]}',
+        headers: { 'content-type': contentType },
+      });
+    for (const type of ['application/json; charset=utf-16', 'application/json; charset="ISO-8859-1"']) {
+      expectRefused(await produce(type), 'charset', 'UNSUPPORTED_MEDIA_TYPE', 415);
+    }
+    expect(await highWatermark('t', 0)).toBe(before);
+    const utf8 = await produce('application/json; charset=UTF-8');
+    expect(utf8.status, utf8.text).toBe(200);
+    expect(await fetchOne('t', 0, utf8.body.offsets[0].offset)).toMatchObject({ value: 'é' });
+  });
+
+  it('refuses a 16 MiB body nested [[[… at once, with a short answer', async () => {
+    const body = `${'['.repeat(16 * 1024 * 1024 - 3)}1.5`;
+    const started = performance.now();
+    const answer = await api.call(1, { method: 'POST', path: '/v1/topics/t/records', body });
+    // The bound includes sending 16 MiB over loopback; before the nesting bound this took ~11 s.
+    expect(performance.now() - started).toBeLessThan(3000);
+    expectRefused(answer, 'nesting deeper than 32');
+    expect(answer.text.length).toBeLessThan(1024);
+  }, 30_000);
+});
