@@ -5,6 +5,7 @@
 // one still in flight waits for it, and nothing is appended twice. A leader whose uncommitted
 // budget is full holds the request until there is room (backpressure.ts).
 
+import { quorumSize } from '../raft/index.js';
 import { BrokerError, isBrokerError } from './errors.js';
 import type { BrokerNode, LocalPartition } from './node.js';
 import { encodeBatch, encodedBatchBytes, type ProducerInfo, type RecordInput } from './record-batch.js';
@@ -115,7 +116,7 @@ function checkLeadership(node: BrokerNode, local: LocalPartition): void {
   // Without a live link to a majority nothing can commit: say so now rather than at timeoutMs.
   const replicas = local.placement.replicas;
   const reachable = node.reachableReplicas(replicas);
-  const quorum = Math.floor(replicas.length / 2) + 1;
+  const quorum = quorumSize(replicas.length);
   if (reachable < quorum) {
     throw new BrokerError(
       'NOT_ENOUGH_REPLICAS',

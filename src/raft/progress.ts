@@ -1,6 +1,7 @@
 // The leader's view of each replica: how far it matches, what to send next, and flow control.
 
 import { assert } from './errors.js';
+import { quorumSize, quorumValue } from './quorum.js';
 import type { ConfState, NodeId } from './types.js';
 
 export enum ProgressState {
@@ -215,7 +216,7 @@ export class ProgressTracker {
   }
 
   quorum(): number {
-    return (this.voters.length >> 1) + 1;
+    return quorumSize(this.voters.length);
   }
 
   /** The highest index durably stored on a quorum of voters that count. */
@@ -227,7 +228,7 @@ export class ProgressTracker {
       const pr = this.progress.get(this.voters[i]!)!;
       matches[i] = pr.recovering ? 0 : pr.match;
     }
-    return quorumValue(matches, n, this.quorum());
+    return quorumValue(matches, n);
   }
 
   /** The highest heartbeat round answered by a quorum (the leader counts as answering all). */
@@ -238,7 +239,7 @@ export class ProgressTracker {
       const id = this.voters[i]!;
       rounds[i] = id === selfId ? currentRound : this.progress.get(id)!.ackedRound;
     }
-    return quorumValue(rounds, n, this.quorum());
+    return quorumValue(rounds, n);
   }
 
   /** Whether a quorum of voters was heard from since the last reset (the leader counts). */
@@ -277,22 +278,4 @@ export class ProgressTracker {
     if (rejected > this.voters.length - quorum) return 'lost';
     return 'pending';
   }
-}
-
-/**
- * The `quorum`-th largest of values[0, n): the highest value that a quorum has reached. Sorts the
- * scratch array in place by insertion, which allocates nothing (Array.prototype.sort copies into
- * a work array on every call, and this runs on every acknowledgement); n is a handful of voters.
- */
-function quorumValue(values: number[], n: number, quorum: number): number {
-  for (let i = 1; i < n; i++) {
-    const value = values[i]!;
-    let j = i - 1;
-    while (j >= 0 && values[j]! < value) {
-      values[j + 1] = values[j]!;
-      j--;
-    }
-    values[j + 1] = value;
-  }
-  return values[quorum - 1]!;
 }

@@ -5,6 +5,7 @@ import { applyConfChange, type ConfChange, decodeConfChange, encodeConfChange } 
 import { type RaftConfig, resolveConfig } from './config.js';
 import { assert, isRaftError, RaftError } from './errors.js';
 import { type Progress, ProgressState, ProgressTracker } from './progress.js';
+import { quorumSize } from './quorum.js';
 import { RaftLog } from './raft-log.js';
 import type { RandomSource } from './random.js';
 import type { InitialState, LogStorage } from './storage.js';
@@ -463,7 +464,7 @@ export class Raft {
     for (const id of this.tracker.voters) {
       if (id === this.id || this.recoveringPeers.has(id)) recovering++;
     }
-    return recovering >= Math.floor(this.tracker.voters.length / 2) + 1;
+    return recovering >= quorumSize(this.tracker.voters.length);
   }
 
   private stepFollower(m: Message): void {
