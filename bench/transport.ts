@@ -20,7 +20,14 @@ import { parseArgs } from 'node:util';
 import fastify from 'fastify';
 import { pino } from 'pino';
 import { Client } from 'undici';
-import { EntryType, type Message, MessageType, makeMessage, type NodeId } from '../src/raft/index.js';
+import {
+  type AppMessage,
+  EntryType,
+  type Message,
+  MessageType,
+  makeMessage,
+  type NodeId,
+} from '../src/raft/index.js';
 import {
   decodeFrame,
   encodeBatch,
@@ -46,10 +53,10 @@ const logger = pino({ level: 'warn' });
 
 const payload = new Uint8Array(ENTRY_BYTES).fill(7);
 
-function app(from: NodeId, to: NodeId, index: number, entryCount: number): Message {
+function app(from: NodeId, to: NodeId, index: number, entryCount: number): AppMessage {
   const message = makeMessage(MessageType.App, from, to, 5);
-  message.index = index;
-  message.logTerm = 5;
+  message.prevIndex = index;
+  message.prevTerm = 5;
   message.commit = index;
   message.entries = Array.from({ length: entryCount }, (_, i) => ({
     term: 5,
@@ -62,8 +69,9 @@ function app(from: NodeId, to: NodeId, index: number, entryCount: number): Messa
 
 /** What a follower answers to an App once its entries are durable. */
 function ackOf(message: Message): Message {
+  if (message.type !== MessageType.App) throw new Error(`expected an App, got ${MessageType[message.type]}`);
   const ack = makeMessage(MessageType.AppResp, message.to, message.from, message.term);
-  ack.index = message.index + message.entries.length;
+  ack.matchIndex = message.prevIndex + message.entries.length;
   return ack;
 }
 

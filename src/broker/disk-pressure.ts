@@ -4,7 +4,7 @@
 // process down: that replica stops acknowledging and gives up its leadership.
 
 import type { Logger } from 'pino';
-import type { Message } from '../raft/index.js';
+import type { AppMessage } from '../raft/index.js';
 import type { DiskGuard } from './disk-guard.js';
 import { BrokerError } from './errors.js';
 import type { PersistenceMode } from './metadata-state.js';
@@ -57,7 +57,7 @@ export class DiskPressure {
   }
 
   /** Whether a disk replica (of a topic in `mode`) takes this message's entries from its leader now. */
-  admitsEntries(message: Message, mode: PersistenceMode): boolean {
+  admitsEntries(message: AppMessage, mode: PersistenceMode): boolean {
     if (this.guard === null || message.entries.length === 0) return true;
     let bytes = 0;
     for (let i = 0; i < message.entries.length; i++) bytes += message.entries[i]!.data.length;

@@ -124,7 +124,7 @@ export class Driver {
       this.droppedForUnknownGroup++;
       return;
     }
-    if (message.entries.length > 0 && !group.admitsEntries(message)) {
+    if (message.type === MessageType.App && message.entries.length > 0 && !group.admitsEntries(message)) {
       // As if lost: the leader sends them again, and commits with the other replicas meanwhile.
       this.droppedEntriesRefused++;
       return;

@@ -4,8 +4,8 @@
 
 import type { Logger } from 'pino';
 import {
+  type AppMessage,
   type Entry,
-  type Message,
   type RawNode,
   type ReadState,
   type Ready,
@@ -64,7 +64,7 @@ export interface RaftGroupOptions {
   /** The driver's clock (Driver.nowTicks), handed to the core before each read. */
   nowTicks: () => number;
   /** Whether this replica takes a leader's entries now (a disk under its floor does not). */
-  admitsEntries?: (message: Message) => boolean;
+  admitsEntries?: (message: AppMessage) => boolean;
 }
 
 /**
@@ -106,7 +106,7 @@ export class RaftGroup {
   private readonly onLeadership: LeadershipListener;
   private readonly nowTicks: () => number;
   /** See RaftGroupOptions.admitsEntries; the driver asks before it steps a message. */
-  readonly admitsEntries: (message: Message) => boolean;
+  readonly admitsEntries: (message: AppMessage) => boolean;
 
   constructor(options: RaftGroupOptions) {
     this.groupId = options.groupId;

@@ -10,12 +10,17 @@ import { RaftLog } from './raft-log.js';
 import type { RandomSource } from './random.js';
 import type { InitialState, LogStorage } from './storage.js';
 import {
+  type AppMessage,
+  type AppRespMessage,
+  type CommitMessage,
   type ConfState,
   EMPTY_ENTRIES,
   type Entry,
   EntryType,
   entryBytes,
   type HardState,
+  type HeartbeatMessage,
+  type HeartbeatRespMessage,
   type Message,
   MessageType,
   makeMessage,
@@ -23,14 +28,17 @@ import {
   type NodeId,
   type ReadState,
   type Snapshot,
+  type SnapshotMessage,
   StateRole,
+  type TransferLeaderMessage,
+  type VoteMessage,
 } from './types.js';
 
 export interface RaftOptions {
   id: NodeId;
   storage: LogStorage;
   random: RandomSource;
-  /** Hard state and membership loaded by the driver. A new group passes its voters here. */
+  /** Hard state and membership from the driver's state store. A new group passes its voters here. */
   initialState: InitialState;
   /** The last index the application applied before a restart. */
   applied?: number;
@@ -41,12 +49,10 @@ export interface RaftOptions {
    * count toward commit, so its lost acknowledgements cannot elect a stale leader.
    */
   recovering?: boolean;
-  /** The driver's clock at start, in ticks (see Raft.now). */
+  /** The driver's monotonic clock at start, in ticks (see Raft.now); 0 on virtual time. */
   nowTicks?: number;
 }
 
-/** Vote context marking an election started by TimeoutNow: voters ignore their leader lease. */
-const VOTE_CONTEXT_TRANSFER = 1;
 /** Heartbeat rounds remembered for the lease; older rounds count as expired. */
 const ROUND_RING_SIZE = 1024;
 
@@ -57,9 +63,13 @@ interface PendingRead {
   round: number;
 }
 
+/** A message that may leave only once what was pending persistence when it was made is durable. */
 interface HeldMessage {
+  /** The persist it waits for; 0 until assigned (see assignHeld). */
   persistId: number;
   message: Message;
+  /** An accepting AppResp: the term of the acknowledged entry, which must still be ours when sent. */
+  matchTerm: number;
 }
 
 interface InflightPersist {
@@ -142,7 +152,7 @@ export class Raft {
   /** A follower acknowledged entries that were already committed: it needs a Commit notice. */
   private lateAckNoticeDue = false;
   /** Messages that must wait until what is pending persistence now is durable. */
-  private heldUnassigned: Message[] = [];
+  private heldUnassigned: HeldMessage[] = [];
   private held: HeldMessage[] = [];
   private inflightPersists: InflightPersist[] = [];
   private lastPersistId = 0;
@@ -312,7 +322,7 @@ export class Raft {
 
   campaign(kind: 'pre-election' | 'election' | 'transfer'): void {
     if (!this.isPromotable() || this.role === StateRole.Leader) return;
-    let voteType: MessageType;
+    let voteType: MessageType.PreVote | MessageType.Vote;
     let voteTerm: number;
     if (kind === 'pre-election') {
       this.becomePreCandidate();
@@ -327,8 +337,7 @@ export class Raft {
       this.tracker.recordVote(this.id, true);
     } else {
       // The self-vote counts only once the vote is durable: held until persisted.
-      const selfVote = makeMessage(MessageType.VoteResp, this.id, this.id, this.term);
-      this.heldUnassigned.push(selfVote);
+      this.hold(makeMessage(MessageType.VoteResp, this.id, this.id, this.term));
     }
     if (this.tallyAndAct()) return;
     const lastIndex = this.log.lastIndex();
@@ -336,9 +345,9 @@ export class Raft {
     for (const id of this.tracker.voters) {
       if (id === this.id) continue;
       const m = makeMessage(voteType, this.id, id, voteTerm);
-      m.index = lastIndex;
-      m.logTerm = lastTerm;
-      m.context = kind === 'transfer' ? VOTE_CONTEXT_TRANSFER : 0;
+      m.lastIndex = lastIndex;
+      m.lastTerm = lastTerm;
+      m.transfer = kind === 'transfer';
       m.recovering = this.recovering;
       this.msgs.push(m);
     }
@@ -382,9 +391,8 @@ export class Raft {
 
   /** A message from a higher term. Returns false if it is to be ignored. */
   private acceptHigherTerm(m: Message): boolean {
-    if (m.type === MessageType.PreVote || m.type === MessageType.Vote) {
-      const force = m.context === VOTE_CONTEXT_TRANSFER;
-      if (!force && this.inLease()) return false;
+    if ((m.type === MessageType.PreVote || m.type === MessageType.Vote) && !m.transfer && this.inLease()) {
+      return false;
     }
     if (m.type === MessageType.PreVote) return true; // pre-vote never changes our term
     if (m.type === MessageType.PreVoteResp && !m.reject) return true; // our own future term
@@ -423,11 +431,11 @@ export class Raft {
     }
   }
 
-  private stepVote(m: Message): void {
+  private stepVote(m: VoteMessage): void {
     const isPre = m.type === MessageType.PreVote;
     const canVote =
       this.vote === m.from || (this.vote === NONE && this.lead === NONE) || (isPre && m.term > this.term);
-    const grant = canVote && this.log.isUpToDate(m.index, m.logTerm) && this.recoveryAllowsVote(m);
+    const grant = canVote && this.log.isUpToDate(m.lastIndex, m.lastTerm) && this.recoveryAllowsVote(m);
     const respType = isPre ? MessageType.PreVoteResp : MessageType.VoteResp;
     const resp = makeMessage(respType, this.id, m.from, grant ? m.term : this.term);
     resp.reject = !grant;
@@ -438,7 +446,7 @@ export class Raft {
     this.electionElapsed = 0;
     this.vote = m.from;
     // The grant may leave only once the vote is durable.
-    this.heldUnassigned.push(resp);
+    this.hold(resp);
   }
 
   /**
@@ -448,7 +456,7 @@ export class Raft {
    * what they acknowledged may be gone anyway, and without their votes no leader could ever be
    * elected again. While only a minority lost data, their votes are never needed.
    */
-  private recoveryAllowsVote(m: Message): boolean {
+  private recoveryAllowsVote(m: VoteMessage): boolean {
     if (m.recovering) this.recoveringPeers.add(m.from);
     if (!m.recovering && !this.recovering) return true;
     if (!this.recovering) return false;
@@ -483,15 +491,13 @@ export class Raft {
         return;
       case MessageType.Commit:
         this.heardFromLeader(m.from);
-        if (!this.recovering && this.log.matchTerm(m.index, m.logTerm)) {
-          this.log.commitTo(Math.min(m.commit, m.index));
-        }
+        this.handleCommit(m);
         return;
       case MessageType.TimeoutNow:
         this.campaign('transfer');
         return;
       case MessageType.ReadIndexResp:
-        this.readStates.push({ index: m.index, requestId: m.context });
+        this.readStates.push({ index: m.readIndex, requestId: m.requestId });
         return;
       case MessageType.TransferLeader:
         if (this.lead !== NONE) this.forwardToLeader(m);
@@ -508,8 +514,9 @@ export class Raft {
     this.recoveringPeers.clear();
   }
 
-  private forwardToLeader(m: Message): void {
-    const forwarded = { ...m, to: this.lead, from: this.id, term: this.term };
+  private forwardToLeader(m: TransferLeaderMessage): void {
+    const forwarded = makeMessage(MessageType.TransferLeader, this.id, this.lead, this.term);
+    forwarded.transferee = m.transferee;
     this.msgs.push(forwarded);
   }
 
@@ -549,10 +556,10 @@ export class Raft {
         if (pr) this.handleHeartbeatResponse(m, pr);
         return;
       case MessageType.ReadIndex:
-        this.readIndex(m.context, m.from);
+        this.readIndex(m.requestId, m.from);
         return;
       case MessageType.TransferLeader:
-        this.transferLeader(m.index);
+        this.transferLeader(m.transferee);
         return;
       default:
         return;
@@ -561,25 +568,25 @@ export class Raft {
 
   // ---- follower side of replication --------------------------------------------------------
 
-  private handleAppend(m: Message): void {
-    if (m.index < this.log.committed) {
+  private handleAppend(m: AppMessage): void {
+    if (m.prevIndex < this.log.committed) {
       // Everything up to our commit matches the leader already.
       this.respondAppend(m.from, this.log.committed);
       return;
     }
-    const lastNew = this.log.maybeAppend(m.index, m.logTerm, m.commit, m.entries);
+    const lastNew = this.log.maybeAppend(m.prevIndex, m.prevTerm, m.commit, m.entries);
     if (lastNew >= 0) {
       this.learnRecoveryTarget(m, m.commit);
       this.respondAppend(m.from, lastNew);
       return;
     }
-    // Reject with a hint: the last index at or below m.index whose term is <= m.logTerm.
-    const hint = this.log.findConflictByTerm(Math.min(m.index, this.log.lastIndex()), m.logTerm);
+    // Reject with a hint: the last index at or below prevIndex whose term is <= prevTerm.
+    const hint = this.log.findConflictByTerm(Math.min(m.prevIndex, this.log.lastIndex()), m.prevTerm);
     const resp = makeMessage(MessageType.AppResp, this.id, m.from, this.term);
     resp.reject = true;
-    resp.index = m.index;
-    resp.rejectHint = hint.index;
-    resp.logTerm = hint.term;
+    resp.rejectedIndex = m.prevIndex;
+    resp.hintIndex = hint.index;
+    resp.hintTerm = hint.term;
     resp.recovering = this.recovering;
     this.msgs.push(resp);
   }
@@ -587,13 +594,18 @@ export class Raft {
   /** An acknowledgement of entries up to index: sent only once they are durable here. */
   private respondAppend(to: NodeId, index: number): void {
     const resp = makeMessage(MessageType.AppResp, this.id, to, this.term);
-    resp.index = index;
+    resp.matchIndex = index;
     // Remember the acked entry's term: if the entry is replaced before it is durable, drop the ack.
-    resp.logTerm = this.log.termOrZero(index);
-    this.heldUnassigned.push(resp);
+    this.hold(resp, this.log.termOrZero(index));
   }
 
-  private handleHeartbeat(m: Message): void {
+  private handleCommit(m: CommitMessage): void {
+    if (!this.recovering && this.log.matchTerm(m.matchIndex, m.matchTerm)) {
+      this.log.commitTo(Math.min(m.commit, m.matchIndex));
+    }
+  }
+
+  private handleHeartbeat(m: HeartbeatMessage): void {
     if (!this.recovering) {
       assert(
         m.commit <= this.log.lastIndex(),
@@ -604,13 +616,13 @@ export class Raft {
     // A recovering node learns no recovery target here: the leader caps a heartbeat's commit at
     // what it knows we store (0 after our restart), not its real commit.
     const resp = makeMessage(MessageType.HeartbeatResp, this.id, m.from, this.term);
-    resp.context = m.context;
+    resp.round = m.round;
     resp.recovering = this.recovering;
     this.msgs.push(resp);
   }
 
-  private handleSnapshot(m: Message): void {
-    const snapshot = m.snapshot!;
+  private handleSnapshot(m: SnapshotMessage): void {
+    const snapshot = m.snapshot;
     const { index, term } = snapshot.metadata;
     if (index <= this.log.committed) {
       this.respondAppend(m.from, this.log.committed);
@@ -632,13 +644,13 @@ export class Raft {
   /**
    * A recovering replica must hold everything that may have been committed with its lost acks.
    * Such entries lie at or below the leader's commit, or, if the leader was elected after the
-   * restart and its commit still lags, below the leader's no-op (m.context): leader completeness
-   * puts every earlier committed entry there. Learned once per leader term.
+   * restart and its commit still lags, below the leader's no-op (termStartIndex): leader
+   * completeness puts every earlier committed entry there. Learned once per leader term.
    */
-  private learnRecoveryTarget(m: Message, commit: number): void {
+  private learnRecoveryTarget(m: AppMessage | SnapshotMessage, commit: number): void {
     if (!this.recovering || m.term <= this.recoveryTargetTerm) return;
     this.recoveryTargetTerm = m.term;
-    this.recoveryTarget = Math.max(this.recoveryTarget, commit, m.context);
+    this.recoveryTarget = Math.max(this.recoveryTarget, commit, m.termStartIndex);
   }
 
   private maybeFinishRecovery(): void {
@@ -648,7 +660,7 @@ export class Raft {
 
   // ---- leader side of replication ----------------------------------------------------------
 
-  private handleAppendResponse(m: Message, pr: Progress): void {
+  private handleAppendResponse(m: AppRespMessage, pr: Progress): void {
     pr.recentActive = true;
     this.noteRecovering(pr, m.recovering);
     if (m.reject) {
@@ -656,10 +668,10 @@ export class Raft {
       return;
     }
     const previousState = pr.state;
-    if (!pr.maybeUpdate(m.index)) return;
+    if (!pr.maybeUpdate(m.matchIndex)) return;
     if (previousState === ProgressState.Probe) pr.becomeReplicate();
     else if (previousState === ProgressState.Snapshot && pr.match >= pr.pendingSnapshot) pr.becomeProbe();
-    else if (previousState === ProgressState.Replicate) pr.inflights.freeLE(m.index);
+    else if (previousState === ProgressState.Replicate) pr.inflights.freeLE(m.matchIndex);
     if (this.maybeCommit()) this.releaseReadsBeforeCommit();
     this.sendAppendLoop(m.from);
     // The others may have committed these entries before this ack came: without a notice this
@@ -671,17 +683,17 @@ export class Raft {
     if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) this.sendTimeoutNow(m.from);
   }
 
-  private handleAppendRejection(m: Message, pr: Progress): void {
-    if (m.recovering && pr.match > m.rejectHint) {
+  private handleAppendRejection(m: AppRespMessage, pr: Progress): void {
+    if (m.recovering && pr.match > m.hintIndex) {
       // The replica lost what it acknowledged before its restart: forget those acks.
-      pr.match = m.rejectHint;
+      pr.match = m.hintIndex;
     }
-    let nextHint = m.rejectHint + 1;
-    if (m.logTerm > 0) {
+    let nextHint = m.hintIndex + 1;
+    if (m.hintTerm > 0) {
       // Skip every entry of the follower's conflicting term in one step.
-      nextHint = this.log.findConflictByTerm(m.rejectHint, m.logTerm).index + 1;
+      nextHint = this.log.findConflictByTerm(m.hintIndex, m.hintTerm).index + 1;
     }
-    if (!pr.maybeDecreaseTo(m.index, nextHint)) return;
+    if (!pr.maybeDecreaseTo(m.rejectedIndex, nextHint)) return;
     if (pr.state === ProgressState.Replicate) pr.becomeProbe();
     this.sendAppend(m.from);
   }
@@ -699,11 +711,11 @@ export class Raft {
     pr.recovering = recovering;
   }
 
-  private handleHeartbeatResponse(m: Message, pr: Progress): void {
+  private handleHeartbeatResponse(m: HeartbeatRespMessage, pr: Progress): void {
     pr.recentActive = true;
     this.noteRecovering(pr, m.recovering);
     pr.probeSent = false;
-    if (m.context > pr.ackedRound) pr.ackedRound = m.context;
+    if (m.round > pr.ackedRound) pr.ackedRound = m.round;
     if (
       pr.state === ProgressState.Replicate &&
       pr.match < pr.next - 1 &&
@@ -765,9 +777,9 @@ export class Raft {
       const commit = Math.min(this.log.committed, pr.match);
       if (commit <= pr.sentCommit) continue;
       const m = makeMessage(MessageType.Commit, this.id, id, this.term);
-      m.index = pr.match;
-      m.logTerm = this.log.termOrZero(pr.match);
       m.commit = commit;
+      m.matchIndex = pr.match;
+      m.matchTerm = this.log.termOrZero(pr.match);
       this.msgs.push(m);
       pr.sentCommit = commit;
     }
@@ -808,11 +820,11 @@ export class Raft {
     }
     if (entries.length === 0 && pr.state === ProgressState.Replicate) return false;
     const m = makeMessage(MessageType.App, this.id, to, this.term);
-    m.index = prevIndex;
-    m.logTerm = prevTerm;
+    m.prevIndex = prevIndex;
+    m.prevTerm = prevTerm;
     m.entries = entries;
     m.commit = this.log.committed;
-    m.context = this.termStartIndex;
+    m.termStartIndex = this.termStartIndex;
     this.msgs.push(m);
     pr.sentCommit = Math.max(pr.sentCommit, Math.min(this.log.committed, prevIndex + entries.length));
     let bytes = 0;
@@ -835,7 +847,7 @@ export class Raft {
     m.snapshot = snapshot;
     // Our commit, which may be past the snapshot: a recovering follower must catch up to it.
     m.commit = this.log.committed;
-    m.context = this.termStartIndex;
+    m.termStartIndex = this.termStartIndex;
     this.msgs.push(m);
     pr.becomeSnapshot(snapshot.metadata.index, this.tickCount);
     return true;
@@ -849,7 +861,7 @@ export class Raft {
       const m = makeMessage(MessageType.Heartbeat, this.id, id, this.term);
       // Never tell a follower to commit past what it is known to store.
       m.commit = Math.min(pr.match, this.log.committed);
-      m.context = this.round;
+      m.round = this.round;
       this.msgs.push(m);
       if (m.commit > pr.sentCommit) pr.sentCommit = m.commit;
     }
@@ -935,7 +947,7 @@ export class Raft {
     if (this.role !== StateRole.Leader) {
       if (this.lead === NONE) return; // no leader: dropped; the driver asks again once one is known
       const m = makeMessage(MessageType.ReadIndex, this.id, this.lead, this.term);
-      m.context = requestId;
+      m.requestId = requestId;
       this.msgs.push(m);
       return;
     }
@@ -984,8 +996,8 @@ export class Raft {
       return;
     }
     const m = makeMessage(MessageType.ReadIndexResp, this.id, read.from, this.term);
-    m.index = read.index;
-    m.context = read.requestId;
+    m.requestId = read.requestId;
+    m.readIndex = read.index;
     this.msgs.push(m);
   }
 
@@ -1010,7 +1022,7 @@ export class Raft {
     if (this.role !== StateRole.Leader) {
       if (this.lead === NONE) return;
       const m = makeMessage(MessageType.TransferLeader, this.id, this.lead, this.term);
-      m.index = to;
+      m.transferee = to;
       this.msgs.push(m);
       return;
     }
@@ -1024,17 +1036,25 @@ export class Raft {
 
   // ---- persistence ---------------------------------------------------------------------------
 
+  /** Holds `message` until what is pending persistence now is durable (see assignHeld). */
+  private hold(message: Message, matchTerm = 0): void {
+    this.heldUnassigned.push({ persistId: 0, message, matchTerm });
+  }
+
   /** Assigns held messages to a persist: the new one if any, else the latest still in flight. */
   assignHeld(persist: InflightPersist | null): void {
     if (persist) this.inflightPersists.push(persist);
     if (this.heldUnassigned.length === 0) return;
     const latest = this.inflightPersists[this.inflightPersists.length - 1];
     if (!latest) {
-      for (const m of this.heldUnassigned) this.deliverHeld(m);
+      for (const held of this.heldUnassigned) this.deliverHeld(held);
       this.heldUnassigned = [];
       return;
     }
-    for (const message of this.heldUnassigned) this.held.push({ persistId: latest.persistId, message });
+    for (const held of this.heldUnassigned) {
+      held.persistId = latest.persistId;
+      this.held.push(held);
+    }
     this.heldUnassigned = [];
   }
 
@@ -1052,7 +1072,7 @@ export class Raft {
     this.maybeFinishRecovery();
     let count = 0;
     while (count < this.held.length && this.held[count]!.persistId <= persistId) {
-      this.deliverHeld(this.held[count]!.message);
+      this.deliverHeld(this.held[count]!);
       count++;
     }
     if (count > 0) this.held.splice(0, count);
@@ -1062,7 +1082,8 @@ export class Raft {
     }
   }
 
-  private deliverHeld(m: Message): void {
+  private deliverHeld(held: HeldMessage): void {
+    const m = held.message;
     if (m.to === this.id) {
       // The self-vote of a candidate whose vote is now durable.
       if (m.type === MessageType.VoteResp && m.term === this.term && this.role === StateRole.Candidate) {
@@ -1073,8 +1094,8 @@ export class Raft {
     }
     if (m.type === MessageType.AppResp && !m.reject) {
       // Acknowledge only entries that are still ours and durable.
-      if (m.index > this.log.stableIndex() || this.log.termOrZero(m.index) !== m.logTerm) return;
-      m.logTerm = 0;
+      const index = m.matchIndex;
+      if (index > this.log.stableIndex() || this.log.termOrZero(index) !== held.matchTerm) return;
       m.recovering = this.recovering;
     }
     this.msgs.push(m);

@@ -2,12 +2,9 @@
 // messages and proposals; take a Ready; do what it says; advance; report durable writes.
 
 import type { ConfChange } from './conf-change.js';
-import type { RaftConfig } from './config.js';
 import { assert, isRaftError } from './errors.js';
 import { ProgressState } from './progress.js';
-import { Raft } from './raft.js';
-import type { RandomSource } from './random.js';
-import type { InitialState, LogStorage } from './storage.js';
+import { Raft, type RaftOptions } from './raft.js';
 import {
   type ConfState,
   ENTRY_OVERHEAD_BYTES,
@@ -21,20 +18,8 @@ import {
   StateRole,
 } from './types.js';
 
-export interface RawNodeOptions {
-  id: NodeId;
-  storage: LogStorage;
-  random: RandomSource;
-  /** Hard state and membership from the driver's state store; a new group gives its voters. */
-  initialState: InitialState;
-  /** The last index the application applied before a restart. */
-  applied?: number;
-  config?: Partial<RaftConfig>;
-  /** See RaftOptions.recovering: the replica lost acknowledged entries in the restart. */
-  recovering?: boolean;
-  /** The driver's monotonic clock at start, in ticks (see tick); 0 on virtual time. */
-  nowTicks?: number;
-}
+/** See RaftOptions: the driver loads the hard state and membership and hands them over here. */
+export type RawNodeOptions = RaftOptions;
 
 export interface ProgressStatus {
   match: number;
@@ -75,16 +60,7 @@ export class RawNode {
 
   constructor(options: RawNodeOptions) {
     this.id = options.id;
-    this.raft = new Raft({
-      id: options.id,
-      storage: options.storage,
-      random: options.random,
-      initialState: options.initialState,
-      applied: options.applied,
-      config: options.config,
-      recovering: options.recovering,
-      nowTicks: options.nowTicks,
-    });
+    this.raft = new Raft(options);
     this.prevSoftState = { lead: this.raft.lead, role: this.raft.role };
     this.prevHardState = this.raft.hardState();
   }

@@ -20,65 +20,172 @@ export interface Entry {
 }
 
 export enum MessageType {
-  /** Leader → follower: entries after (logTerm, index), and the leader's commit. */
   App = 1,
-  /** Follower → leader: accept (index = last matching index) or reject (with hints). */
   AppResp = 2,
   Vote = 3,
   VoteResp = 4,
   PreVote = 5,
   PreVoteResp = 6,
-  /** Leader → follower: liveness and commit; context carries a read or lease round. */
   Heartbeat = 7,
   HeartbeatResp = 8,
-  /** Leader → follower whose next index is below the leader's log start. */
   Snapshot = 9,
-  /** Follower → leader: ask for a read index on behalf of a local reader. */
   ReadIndex = 10,
   ReadIndexResp = 11,
-  /** Leader → transfer target: campaign now, ignoring the election timer and leases. */
   TimeoutNow = 12,
-  /** Follower → leader: please transfer leadership to `from`'s choice (in index). */
   TransferLeader = 13,
-  /**
-   * Leader → follower, no answer: the commit index moved. `index`/`logTerm` name an entry the
-   * follower is known to hold, so it may commit up to min(commit, index). Sent when no App
-   * carries the news this turn, so followers serve new records about one trip after commit.
-   */
   Commit = 14,
 }
 
-/**
- * One message between two replicas of a group. Fields that a type does not use are zero/empty.
- * Kept flat so that encoding is a fixed header plus the entries.
- */
-export interface Message {
-  type: MessageType;
+// One interface per message kind, each field with one meaning. Every message of a kind is built by
+// makeMessage (or the codec, through it) with the same fields in the same order, so each kind has
+// one hidden class and the handlers of a kind stay monomorphic.
+
+type VoteType = MessageType.Vote | MessageType.PreVote;
+type VoteRespType = MessageType.VoteResp | MessageType.PreVoteResp;
+
+interface MessageHeader<T extends MessageType> {
+  type: T;
   from: NodeId;
   to: NodeId;
   term: number;
-  /** App: term of the entry at `index`. Vote/PreVote: candidate's last log term. AppResp(reject): hint term. */
-  logTerm: number;
-  /** App: index preceding `entries`. Vote: candidate's last index. AppResp: match index or reject hint. */
-  index: number;
+}
+
+/** Leader → follower: entries after (prevIndex, prevTerm), and the leader's commit. */
+export interface AppMessage extends MessageHeader<MessageType.App> {
+  /** Index of the entry just before `entries`; they follow it contiguously. */
+  prevIndex: number;
+  /** Term of the entry at prevIndex, in the leader's log. */
+  prevTerm: number;
   entries: Entry[];
+  /** The leader's commit index; the follower commits up to min(commit, last new entry). */
   commit: number;
+  /** Index of the leader's no-op of this term (see Raft.learnRecoveryTarget). */
+  termStartIndex: number;
+}
+
+/** Follower → leader: the App was accepted (matchIndex) or refused (with a backtracking hint). */
+export interface AppRespMessage extends MessageHeader<MessageType.AppResp> {
+  /** The App's (prevIndex, prevTerm) does not match this log. */
   reject: boolean;
-  /** AppResp(reject): the follower's last index, so the leader can back off in one step. */
-  rejectHint: number;
-  /**
-   * Heartbeat/HeartbeatResp: the leader's round number (for ReadIndex and the lease).
-   * ReadIndex/ReadIndexResp: the request's id (opaque to the core).
-   */
-  context: number;
-  /** Snapshot: the snapshot to install. */
-  snapshot: Snapshot | null;
-  /**
-   * AppResp/HeartbeatResp from a replica that restarted without its log (memory mode) and has not
-   * caught up yet: the leader must not count it toward commit.
-   */
+  /** Accepted: the last index known to match the leader's log, durable here. 0 when rejecting. */
+  matchIndex: number;
+  /** Rejected: the prevIndex of the refused App (a refusal of an older App is stale). */
+  rejectedIndex: number;
+  /** Rejected: the last index here at or below rejectedIndex whose term is at most the App's prevTerm. */
+  hintIndex: number;
+  /** Rejected: the term at hintIndex, so the leader can skip that whole term; 0 when unknown. */
+  hintTerm: number;
+  /** The replica restarted without its log and has not caught up: the leader must not count it. */
   recovering: boolean;
 }
+
+/** Candidate → voter: a vote request, real (Vote) or trial (PreVote, for term + 1). */
+export interface VoteMessage<T extends VoteType = VoteType> extends MessageHeader<T> {
+  /** The candidate's last entry: voters grant only a log at least as up-to-date as theirs. */
+  lastIndex: number;
+  lastTerm: number;
+  /** Started by TimeoutNow (a leadership transfer): voters ignore their leader lease. */
+  transfer: boolean;
+  /** The candidate lost acknowledged entries in a restart (see Raft.recoveryAllowsVote). */
+  recovering: boolean;
+}
+
+/** Voter → candidate. */
+export interface VoteRespMessage<T extends VoteRespType = VoteRespType> extends MessageHeader<T> {
+  reject: boolean;
+}
+
+/** Leader → follower: liveness, commit, and a round number for ReadIndex and the lease. */
+export interface HeartbeatMessage extends MessageHeader<MessageType.Heartbeat> {
+  /** The leader's commit, capped at what the follower is known to store. */
+  commit: number;
+  /** The leader's heartbeat round; the response echoes it. */
+  round: number;
+}
+
+export interface HeartbeatRespMessage extends MessageHeader<MessageType.HeartbeatResp> {
+  /** The round of the heartbeat answered. */
+  round: number;
+  /** As AppRespMessage.recovering. */
+  recovering: boolean;
+}
+
+/** Leader → follower whose next index is below the leader's log start. */
+export interface SnapshotMessage extends MessageHeader<MessageType.Snapshot> {
+  snapshot: Snapshot;
+  /** The leader's commit, which may be past the snapshot: a recovering follower must reach it. */
+  commit: number;
+  /** As AppMessage.termStartIndex. */
+  termStartIndex: number;
+}
+
+/** Follower → leader: ask for a read index on behalf of a local reader. */
+export interface ReadIndexMessage extends MessageHeader<MessageType.ReadIndex> {
+  /** The read's id, opaque to the core; the response carries it back. */
+  requestId: number;
+}
+
+export interface ReadIndexRespMessage extends MessageHeader<MessageType.ReadIndexResp> {
+  requestId: number;
+  /** Once this index is applied locally, the read is linearizable. */
+  readIndex: number;
+}
+
+/** Leader → transfer target: campaign now, ignoring the election timer and leases. */
+export type TimeoutNowMessage = MessageHeader<MessageType.TimeoutNow>;
+
+/** Follower → leader: please hand leadership to `transferee`. */
+export interface TransferLeaderMessage extends MessageHeader<MessageType.TransferLeader> {
+  transferee: NodeId;
+}
+
+/**
+ * Leader → follower, no answer: the commit index moved. Sent when no App carries the news this
+ * turn, so followers serve new records about one trip after commit.
+ */
+export interface CommitMessage extends MessageHeader<MessageType.Commit> {
+  commit: number;
+  /** An entry the follower is known to hold: it may commit up to min(commit, matchIndex). */
+  matchIndex: number;
+  matchTerm: number;
+}
+
+/** One message between two replicas of a group. */
+export type Message =
+  | AppMessage
+  | AppRespMessage
+  | VoteMessage<MessageType.Vote>
+  | VoteMessage<MessageType.PreVote>
+  | VoteRespMessage<MessageType.VoteResp>
+  | VoteRespMessage<MessageType.PreVoteResp>
+  | HeartbeatMessage
+  | HeartbeatRespMessage
+  | SnapshotMessage
+  | ReadIndexMessage
+  | ReadIndexRespMessage
+  | TimeoutNowMessage
+  | TransferLeaderMessage
+  | CommitMessage;
+
+interface MessageByType {
+  [MessageType.App]: AppMessage;
+  [MessageType.AppResp]: AppRespMessage;
+  [MessageType.Vote]: VoteMessage<MessageType.Vote>;
+  [MessageType.VoteResp]: VoteRespMessage<MessageType.VoteResp>;
+  [MessageType.PreVote]: VoteMessage<MessageType.PreVote>;
+  [MessageType.PreVoteResp]: VoteRespMessage<MessageType.PreVoteResp>;
+  [MessageType.Heartbeat]: HeartbeatMessage;
+  [MessageType.HeartbeatResp]: HeartbeatRespMessage;
+  [MessageType.Snapshot]: SnapshotMessage;
+  [MessageType.ReadIndex]: ReadIndexMessage;
+  [MessageType.ReadIndexResp]: ReadIndexRespMessage;
+  [MessageType.TimeoutNow]: TimeoutNowMessage;
+  [MessageType.TransferLeader]: TransferLeaderMessage;
+  [MessageType.Commit]: CommitMessage;
+}
+
+/** The message interface of one type; the whole union for a type not known statically. */
+export type MessageOf<T extends MessageType> = MessageByType[T];
 
 export interface HardState {
   term: number;
@@ -151,27 +258,79 @@ export interface Ready {
   confState: ConfState | null;
 }
 
-/** Creates a message with every field present (monomorphic objects keep the hot path fast). */
-export function makeMessage(type: MessageType, from: NodeId, to: NodeId, term: number): Message {
-  return {
-    type,
-    from,
-    to,
-    term,
-    logTerm: 0,
-    index: 0,
-    entries: EMPTY_ENTRIES,
-    commit: 0,
-    reject: false,
-    rejectHint: 0,
-    context: 0,
-    snapshot: null,
-    recovering: false,
-  };
+/**
+ * Creates a message of `type` with its fields zero, empty or false, for the caller to fill in. The
+ * one place each kind's object is shaped, so all messages of a kind share a hidden class.
+ */
+export function makeMessage<T extends MessageType>(
+  type: T,
+  from: NodeId,
+  to: NodeId,
+  term: number,
+): MessageOf<T> {
+  return newMessage(type, from, to, term) as MessageOf<T>;
+}
+
+function newMessage(type: MessageType, from: NodeId, to: NodeId, term: number): Message {
+  switch (type) {
+    case MessageType.App:
+      return {
+        type,
+        from,
+        to,
+        term,
+        prevIndex: 0,
+        prevTerm: 0,
+        entries: EMPTY_ENTRIES,
+        commit: 0,
+        termStartIndex: 0,
+      };
+    case MessageType.AppResp:
+      return {
+        type,
+        from,
+        to,
+        term,
+        reject: false,
+        matchIndex: 0,
+        rejectedIndex: 0,
+        hintIndex: 0,
+        hintTerm: 0,
+        recovering: false,
+      };
+    case MessageType.Vote:
+    case MessageType.PreVote:
+      return { type, from, to, term, lastIndex: 0, lastTerm: 0, transfer: false, recovering: false };
+    case MessageType.VoteResp:
+    case MessageType.PreVoteResp:
+      return { type, from, to, term, reject: false };
+    case MessageType.Heartbeat:
+      return { type, from, to, term, commit: 0, round: 0 };
+    case MessageType.HeartbeatResp:
+      return { type, from, to, term, round: 0, recovering: false };
+    case MessageType.Snapshot:
+      return { type, from, to, term, snapshot: NO_SNAPSHOT, commit: 0, termStartIndex: 0 };
+    case MessageType.ReadIndex:
+      return { type, from, to, term, requestId: 0 };
+    case MessageType.ReadIndexResp:
+      return { type, from, to, term, requestId: 0, readIndex: 0 };
+    case MessageType.TimeoutNow:
+      return { type, from, to, term };
+    case MessageType.TransferLeader:
+      return { type, from, to, term, transferee: NONE };
+    case MessageType.Commit:
+      return { type, from, to, term, commit: 0, matchIndex: 0, matchTerm: 0 };
+  }
 }
 
 /** Shared empty array; never mutated. */
 export const EMPTY_ENTRIES: Entry[] = Object.freeze([]) as unknown as Entry[];
+
+/** The placeholder of a Snapshot message not filled in yet; never sent by the core. */
+const NO_SNAPSHOT: Snapshot = Object.freeze({
+  metadata: Object.freeze({ index: 0, term: 0, confState: Object.freeze({ voters: [], learners: [] }) }),
+  data: new Uint8Array(0),
+});
 
 export function isResponse(type: MessageType): boolean {
   return (

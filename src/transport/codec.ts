@@ -6,9 +6,21 @@
 //   frame    = length:u32 kind:u8 body         length counts kind + body, in 1..maxFrameBytes
 //   Batch(1) = count:u32 message{count}
 //   Ping(2), Pong(3): empty body
-//   message  = groupId:u32 type:u8 flags:u8 from:u32 to:u32
-//              term:f64 logTerm:f64 index:f64 commit:f64 rejectHint:f64 context:f64
-//              entryCount:u32 entry{entryCount} [snapshot, if flags has SNAPSHOT]
+//   message  = groupId:u32 type:u8 flags:u8 from:u32 to:u32 term:f64 body
+//   body, by type (the fields of that kind's interface in raft/types.ts, in this order):
+//     App            prevIndex prevTerm commit termStartIndex:f64 entryCount:u32 entry{entryCount}
+//     AppResp        accepted: matchIndex:f64; with REJECT: rejectedIndex hintIndex hintTerm:f64
+//     Vote, PreVote  lastIndex lastTerm:f64
+//     Heartbeat      commit round:f64
+//     HeartbeatResp  round:f64
+//     Snapshot       commit termStartIndex:f64 snapshot
+//     ReadIndex      requestId:f64 (any safe integer)
+//     ReadIndexResp  requestId:f64 readIndex:f64
+//     TransferLeader transferee:u32
+//     Commit         commit matchIndex matchTerm:f64
+//     VoteResp, PreVoteResp, TimeoutNow: empty
+//   flags    = REJECT (AppResp, VoteResp, PreVoteResp), RECOVERING (AppResp, Vote, PreVote,
+//              HeartbeatResp), TRANSFER (Vote, PreVote), EXPLICIT_INDEXES (App); any other is refused
 //   entry    = [index:f64, if flags has EXPLICIT_INDEXES] term:f64 type:u8 dataLength:u32 data
 //   snapshot = index:f64 term:f64 voterCount:u32 voter:u32{voterCount}
 //              learnerCount:u32 learner:u32{learnerCount} dataLength:u32 data
@@ -16,8 +28,9 @@
 // Indexes, terms and commit are integers below 2^53 (JS numbers), stored as float64: exact in that
 // range, one write and one read per field (measured here: 8 ns to write a float64 against 21 ns for
 // two u32 halves; reads cost the same), and validation is one Number.isSafeInteger. An App's
-// entries are contiguous from index+1, so their indexes are implied and not sent; any other shape
-// sets EXPLICIT_INDEXES and sends each index.
+// entries are contiguous from prevIndex+1, so their indexes are implied and not sent; any other
+// shape sets EXPLICIT_INDEXES and sends each index. Each type sends only its own fields, so a
+// heartbeat takes 38 bytes and an acknowledgement 30.
 //
 // Retention trade-off of decoding without copies: every entry's data is a subarray of the frame,
 // which is either the socket's read chunk (at most 64 KiB, exactly sized by Node) or, for a frame
@@ -27,12 +40,14 @@
 // (storage/entry-cache.ts).
 
 import {
+  type AppMessage,
   AssertionError,
   EMPTY_ENTRIES,
   type Entry,
   EntryType,
   type Message,
   MessageType,
+  makeMessage,
   type NodeId,
   type Snapshot,
 } from '../raft/index.js';
@@ -48,18 +63,30 @@ export enum FrameKind {
 export const FRAME_LENGTH_BYTES = 4;
 /** Bytes of a batch frame around its messages: length, kind, count. */
 export const BATCH_FRAME_OVERHEAD_BYTES = FRAME_LENGTH_BYTES + 1 + 4;
-/** The fixed part of one message, before its entries. */
-export const MESSAGE_HEADER_BYTES = 4 + 1 + 1 + 4 + 4 + 6 * 8 + 4;
+/** The header every message starts with: groupId, type, flags, from, to, term. */
+export const MESSAGE_HEADER_BYTES = 4 + 1 + 1 + 4 + 4 + 8;
+/** The fixed part of an App's body, before its entries: four numbers and the entry count. */
+export const APP_FIXED_BYTES = 4 * 8 + 4;
 /** The fixed part of one entry with an implied index, before its data. */
 export const ENTRY_HEADER_BYTES = 8 + 1 + 4;
 const ENTRY_INDEX_BYTES = 8;
 const SNAPSHOT_FIXED_BYTES = 8 + 8 + 4 + 4 + 4;
+const NUMBER_BYTES = 8;
 
 const FLAG_REJECT = 1;
 const FLAG_RECOVERING = 2;
-const FLAG_SNAPSHOT = 4;
+const FLAG_TRANSFER = 4;
 const FLAG_EXPLICIT_INDEXES = 8;
-const KNOWN_FLAGS = FLAG_REJECT | FLAG_RECOVERING | FLAG_SNAPSHOT | FLAG_EXPLICIT_INDEXES;
+
+/** The flags each message type may carry, by type; a decoder refuses any other. */
+const ALLOWED_FLAGS = new Uint8Array(MessageType.Commit + 1);
+ALLOWED_FLAGS[MessageType.App] = FLAG_EXPLICIT_INDEXES;
+ALLOWED_FLAGS[MessageType.AppResp] = FLAG_REJECT | FLAG_RECOVERING;
+ALLOWED_FLAGS[MessageType.Vote] = FLAG_TRANSFER | FLAG_RECOVERING;
+ALLOWED_FLAGS[MessageType.PreVote] = FLAG_TRANSFER | FLAG_RECOVERING;
+ALLOWED_FLAGS[MessageType.VoteResp] = FLAG_REJECT;
+ALLOWED_FLAGS[MessageType.PreVoteResp] = FLAG_REJECT;
+ALLOWED_FLAGS[MessageType.HeartbeatResp] = FLAG_RECOVERING;
 
 /** Messages of one received frame; groupIds[i] is the Raft group of messages[i]. */
 export interface MessageBatch {
@@ -97,25 +124,17 @@ function unencodable(what: string, value: unknown): never {
   throw new AssertionError(`cannot encode ${what}: ${String(value)}`);
 }
 
-/** True when entries[i].index === index + 1 + i for every entry: the indexes need not be sent. */
-function entriesFollowIndex(message: Message): boolean {
-  const entries = message.entries;
-  const first = message.index + 1;
-  for (let i = 0; i < entries.length; i++) if (entries[i]!.index !== first + i) return false;
-  return true;
+/** Throws unless `value` is an integer in [0, 2^53). `what` is a constant: no string is built. */
+function checkUint53(value: number, what: string): void {
+  if (!isUint53(value)) unencodable(what, value);
 }
 
-function checkHeader(message: Message): void {
-  if (message.type < MessageType.App || message.type > MessageType.Commit) {
-    unencodable('message type', message.type);
-  }
-  if (!isU32(message.from) || !isU32(message.to)) unencodable('node id', `${message.from}->${message.to}`);
-  if (!isUint53(message.term) || !isUint53(message.logTerm) || !isUint53(message.index)) {
-    unencodable('term/logTerm/index', `${message.term}/${message.logTerm}/${message.index}`);
-  }
-  if (!isUint53(message.commit) || !isUint53(message.rejectHint) || !Number.isSafeInteger(message.context)) {
-    unencodable('commit/rejectHint/context', `${message.commit}/${message.rejectHint}/${message.context}`);
-  }
+/** True when entries[i].index === prevIndex + 1 + i for every entry: the indexes need not be sent. */
+function entriesFollowIndex(message: AppMessage): boolean {
+  const entries = message.entries;
+  const first = message.prevIndex + 1;
+  for (let i = 0; i < entries.length; i++) if (entries[i]!.index !== first + i) return false;
+  return true;
 }
 
 function entriesBytes(entries: readonly Entry[], explicitIndexes: boolean): number {
@@ -144,19 +163,72 @@ function snapshotBytes(snapshot: Snapshot): number {
  * that a bad message fails at the sender's call instead of closing a connection at the receiver.
  */
 export function encodedMessageBytes(message: Message): number {
-  checkHeader(message);
-  let bytes = MESSAGE_HEADER_BYTES + entriesBytes(message.entries, !entriesFollowIndex(message));
-  if (message.snapshot !== null) bytes += snapshotBytes(message.snapshot);
-  return bytes;
+  if (!isU32(message.from) || !isU32(message.to)) unencodable('node id', `${message.from}->${message.to}`);
+  checkUint53(message.term, 'term');
+  return MESSAGE_HEADER_BYTES + bodyBytes(message);
 }
 
-function messageFlags(message: Message, explicitIndexes: boolean): number {
-  let flags = 0;
-  if (message.reject) flags |= FLAG_REJECT;
-  if (message.recovering) flags |= FLAG_RECOVERING;
-  if (message.snapshot !== null) flags |= FLAG_SNAPSHOT;
-  if (explicitIndexes) flags |= FLAG_EXPLICIT_INDEXES;
-  return flags;
+/** Bytes of the body after the header; checks each field the type sends. */
+function bodyBytes(m: Message): number {
+  switch (m.type) {
+    case MessageType.App:
+      checkUint53(m.prevIndex, 'prevIndex');
+      checkUint53(m.prevTerm, 'prevTerm');
+      checkUint53(m.commit, 'commit');
+      checkUint53(m.termStartIndex, 'termStartIndex');
+      return APP_FIXED_BYTES + entriesBytes(m.entries, !entriesFollowIndex(m));
+    case MessageType.AppResp:
+      // Only the fields of one outcome are sent: the others must be zero, or they would be lost.
+      if (m.reject) {
+        if (m.matchIndex !== 0) unencodable('matchIndex of a rejection', m.matchIndex);
+        checkUint53(m.rejectedIndex, 'rejectedIndex');
+        checkUint53(m.hintIndex, 'hintIndex');
+        checkUint53(m.hintTerm, 'hintTerm');
+        return 3 * NUMBER_BYTES;
+      }
+      if (m.rejectedIndex !== 0 || m.hintIndex !== 0 || m.hintTerm !== 0) {
+        unencodable('rejection hint of an acceptance', `${m.rejectedIndex}/${m.hintIndex}/${m.hintTerm}`);
+      }
+      checkUint53(m.matchIndex, 'matchIndex');
+      return NUMBER_BYTES;
+    case MessageType.Vote:
+    case MessageType.PreVote:
+      checkUint53(m.lastIndex, 'lastIndex');
+      checkUint53(m.lastTerm, 'lastTerm');
+      return 2 * NUMBER_BYTES;
+    case MessageType.Heartbeat:
+      checkUint53(m.commit, 'commit');
+      checkUint53(m.round, 'round');
+      return 2 * NUMBER_BYTES;
+    case MessageType.HeartbeatResp:
+      checkUint53(m.round, 'round');
+      return NUMBER_BYTES;
+    case MessageType.Snapshot:
+      checkUint53(m.commit, 'commit');
+      checkUint53(m.termStartIndex, 'termStartIndex');
+      return 2 * NUMBER_BYTES + snapshotBytes(m.snapshot);
+    case MessageType.ReadIndex:
+      if (!Number.isSafeInteger(m.requestId)) unencodable('requestId', m.requestId);
+      return NUMBER_BYTES;
+    case MessageType.ReadIndexResp:
+      if (!Number.isSafeInteger(m.requestId)) unencodable('requestId', m.requestId);
+      checkUint53(m.readIndex, 'readIndex');
+      return 2 * NUMBER_BYTES;
+    case MessageType.TransferLeader:
+      if (!isU32(m.transferee)) unencodable('transferee', m.transferee);
+      return 4;
+    case MessageType.Commit:
+      checkUint53(m.commit, 'commit');
+      checkUint53(m.matchIndex, 'matchIndex');
+      checkUint53(m.matchTerm, 'matchTerm');
+      return 3 * NUMBER_BYTES;
+    case MessageType.VoteResp:
+    case MessageType.PreVoteResp:
+    case MessageType.TimeoutNow:
+      return 0;
+    default:
+      return unencodable('message type', (m as Message).type);
+  }
 }
 
 function writeEntries(frame: Buffer, offset: number, entries: readonly Entry[], explicit: boolean): number {
@@ -189,22 +261,77 @@ function writeSnapshot(frame: Buffer, offset: number, snapshot: Snapshot): numbe
 }
 
 function writeMessage(frame: Buffer, offset: number, groupId: number, message: Message): number {
-  const explicit = !entriesFollowIndex(message);
+  // Looked at once here: both the flags and the entries depend on it.
+  const explicitIndexes = message.type === MessageType.App && !entriesFollowIndex(message);
   offset = frame.writeUInt32LE(groupId, offset);
   frame[offset++] = message.type;
-  frame[offset++] = messageFlags(message, explicit);
+  frame[offset++] = messageFlags(message, explicitIndexes);
   offset = frame.writeUInt32LE(message.from, offset);
   offset = frame.writeUInt32LE(message.to, offset);
   offset = frame.writeDoubleLE(message.term, offset);
-  offset = frame.writeDoubleLE(message.logTerm, offset);
-  offset = frame.writeDoubleLE(message.index, offset);
-  offset = frame.writeDoubleLE(message.commit, offset);
-  offset = frame.writeDoubleLE(message.rejectHint, offset);
-  offset = frame.writeDoubleLE(message.context, offset);
-  offset = frame.writeUInt32LE(message.entries.length, offset);
-  offset = writeEntries(frame, offset, message.entries, explicit);
-  if (message.snapshot !== null) offset = writeSnapshot(frame, offset, message.snapshot);
-  return offset;
+  return writeBody(frame, offset, message, explicitIndexes);
+}
+
+function messageFlags(m: Message, explicitIndexes: boolean): number {
+  switch (m.type) {
+    case MessageType.App:
+      return explicitIndexes ? FLAG_EXPLICIT_INDEXES : 0;
+    case MessageType.AppResp:
+      return (m.reject ? FLAG_REJECT : 0) | (m.recovering ? FLAG_RECOVERING : 0);
+    case MessageType.Vote:
+    case MessageType.PreVote:
+      return (m.transfer ? FLAG_TRANSFER : 0) | (m.recovering ? FLAG_RECOVERING : 0);
+    case MessageType.VoteResp:
+    case MessageType.PreVoteResp:
+      return m.reject ? FLAG_REJECT : 0;
+    case MessageType.HeartbeatResp:
+      return m.recovering ? FLAG_RECOVERING : 0;
+    default:
+      return 0;
+  }
+}
+
+function writeBody(frame: Buffer, offset: number, m: Message, explicitIndexes: boolean): number {
+  switch (m.type) {
+    case MessageType.App:
+      offset = frame.writeDoubleLE(m.prevIndex, offset);
+      offset = frame.writeDoubleLE(m.prevTerm, offset);
+      offset = frame.writeDoubleLE(m.commit, offset);
+      offset = frame.writeDoubleLE(m.termStartIndex, offset);
+      offset = frame.writeUInt32LE(m.entries.length, offset);
+      return writeEntries(frame, offset, m.entries, explicitIndexes);
+    case MessageType.AppResp:
+      if (!m.reject) return frame.writeDoubleLE(m.matchIndex, offset);
+      offset = frame.writeDoubleLE(m.rejectedIndex, offset);
+      offset = frame.writeDoubleLE(m.hintIndex, offset);
+      return frame.writeDoubleLE(m.hintTerm, offset);
+    case MessageType.Vote:
+    case MessageType.PreVote:
+      offset = frame.writeDoubleLE(m.lastIndex, offset);
+      return frame.writeDoubleLE(m.lastTerm, offset);
+    case MessageType.Heartbeat:
+      offset = frame.writeDoubleLE(m.commit, offset);
+      return frame.writeDoubleLE(m.round, offset);
+    case MessageType.HeartbeatResp:
+      return frame.writeDoubleLE(m.round, offset);
+    case MessageType.Snapshot:
+      offset = frame.writeDoubleLE(m.commit, offset);
+      offset = frame.writeDoubleLE(m.termStartIndex, offset);
+      return writeSnapshot(frame, offset, m.snapshot);
+    case MessageType.ReadIndex:
+      return frame.writeDoubleLE(m.requestId, offset);
+    case MessageType.ReadIndexResp:
+      offset = frame.writeDoubleLE(m.requestId, offset);
+      return frame.writeDoubleLE(m.readIndex, offset);
+    case MessageType.TransferLeader:
+      return frame.writeUInt32LE(m.transferee, offset);
+    case MessageType.Commit:
+      offset = frame.writeDoubleLE(m.commit, offset);
+      offset = frame.writeDoubleLE(m.matchIndex, offset);
+      return frame.writeDoubleLE(m.matchTerm, offset);
+    default:
+      return offset; // VoteResp, PreVoteResp, TimeoutNow: flags say it all
+  }
 }
 
 /**
@@ -344,34 +471,117 @@ function readMessage(cursor: Cursor, groupIds: Uint32Array, slot: number): Messa
   const type = cursor.u8();
   if (type < MessageType.App || type > MessageType.Commit) throw malformed('message type', cursor.offset);
   const flags = cursor.u8();
-  if ((flags & ~KNOWN_FLAGS) !== 0) throw malformed('message flags', cursor.offset);
+  if ((flags & ~ALLOWED_FLAGS[type]!) !== 0) throw malformed('message flags', cursor.offset);
   const from = cursor.u32();
   const to = cursor.u32();
   const term = cursor.uint53('term');
-  const logTerm = cursor.uint53('logTerm');
-  const index = cursor.uint53('index');
-  const commit = cursor.uint53('commit');
-  const rejectHint = cursor.uint53('rejectHint');
-  const context = cursor.int53('context');
-  const entryCount = cursor.count(ENTRY_HEADER_BYTES, 'entry count');
-  const entries = readEntries(cursor, entryCount, index + 1, (flags & FLAG_EXPLICIT_INDEXES) !== 0);
-  const snapshot = (flags & FLAG_SNAPSHOT) !== 0 ? readSnapshot(cursor) : null;
-  // Same field order as makeMessage, so decoded messages share its hidden class.
-  return {
-    type,
-    from,
-    to,
-    term,
-    logTerm,
-    index,
-    entries,
-    commit,
-    reject: (flags & FLAG_REJECT) !== 0,
-    rejectHint,
-    context,
-    snapshot,
-    recovering: (flags & FLAG_RECOVERING) !== 0,
-  };
+  return readBody(cursor, type as MessageType, flags, from, to, term);
+}
+
+/** The body of a message whose header was read. Built through makeMessage: one shape per kind. */
+function readBody(
+  cursor: Cursor,
+  type: MessageType,
+  flags: number,
+  from: NodeId,
+  to: NodeId,
+  term: number,
+): Message {
+  switch (type) {
+    case MessageType.App: {
+      cursor.need(APP_FIXED_BYTES, 'App');
+      const m = makeMessage(type, from, to, term);
+      m.prevIndex = cursor.uint53('prevIndex');
+      m.prevTerm = cursor.uint53('prevTerm');
+      m.commit = cursor.uint53('commit');
+      m.termStartIndex = cursor.uint53('termStartIndex');
+      const count = cursor.count(ENTRY_HEADER_BYTES, 'entry count');
+      m.entries = readEntries(cursor, count, m.prevIndex + 1, (flags & FLAG_EXPLICIT_INDEXES) !== 0);
+      return m;
+    }
+    case MessageType.AppResp: {
+      const m = makeMessage(type, from, to, term);
+      m.reject = (flags & FLAG_REJECT) !== 0;
+      m.recovering = (flags & FLAG_RECOVERING) !== 0;
+      if (m.reject) {
+        cursor.need(3 * NUMBER_BYTES, 'AppResp');
+        m.rejectedIndex = cursor.uint53('rejectedIndex');
+        m.hintIndex = cursor.uint53('hintIndex');
+        m.hintTerm = cursor.uint53('hintTerm');
+      } else {
+        cursor.need(NUMBER_BYTES, 'AppResp');
+        m.matchIndex = cursor.uint53('matchIndex');
+      }
+      return m;
+    }
+    case MessageType.Vote:
+    case MessageType.PreVote: {
+      cursor.need(2 * NUMBER_BYTES, 'Vote');
+      const m = makeMessage(type, from, to, term);
+      m.lastIndex = cursor.uint53('lastIndex');
+      m.lastTerm = cursor.uint53('lastTerm');
+      m.transfer = (flags & FLAG_TRANSFER) !== 0;
+      m.recovering = (flags & FLAG_RECOVERING) !== 0;
+      return m;
+    }
+    case MessageType.VoteResp:
+    case MessageType.PreVoteResp: {
+      const m = makeMessage(type, from, to, term);
+      m.reject = (flags & FLAG_REJECT) !== 0;
+      return m;
+    }
+    case MessageType.Heartbeat: {
+      cursor.need(2 * NUMBER_BYTES, 'Heartbeat');
+      const m = makeMessage(type, from, to, term);
+      m.commit = cursor.uint53('commit');
+      m.round = cursor.uint53('round');
+      return m;
+    }
+    case MessageType.HeartbeatResp: {
+      cursor.need(NUMBER_BYTES, 'HeartbeatResp');
+      const m = makeMessage(type, from, to, term);
+      m.round = cursor.uint53('round');
+      m.recovering = (flags & FLAG_RECOVERING) !== 0;
+      return m;
+    }
+    case MessageType.Snapshot: {
+      cursor.need(2 * NUMBER_BYTES, 'Snapshot');
+      const m = makeMessage(type, from, to, term);
+      m.commit = cursor.uint53('commit');
+      m.termStartIndex = cursor.uint53('termStartIndex');
+      m.snapshot = readSnapshot(cursor);
+      return m;
+    }
+    case MessageType.ReadIndex: {
+      cursor.need(NUMBER_BYTES, 'ReadIndex');
+      const m = makeMessage(type, from, to, term);
+      m.requestId = cursor.int53('requestId');
+      return m;
+    }
+    case MessageType.ReadIndexResp: {
+      cursor.need(2 * NUMBER_BYTES, 'ReadIndexResp');
+      const m = makeMessage(type, from, to, term);
+      m.requestId = cursor.int53('requestId');
+      m.readIndex = cursor.uint53('readIndex');
+      return m;
+    }
+    case MessageType.TransferLeader: {
+      cursor.need(4, 'TransferLeader');
+      const m = makeMessage(type, from, to, term);
+      m.transferee = cursor.u32();
+      return m;
+    }
+    case MessageType.Commit: {
+      cursor.need(3 * NUMBER_BYTES, 'Commit');
+      const m = makeMessage(type, from, to, term);
+      m.commit = cursor.uint53('commit');
+      m.matchIndex = cursor.uint53('matchIndex');
+      m.matchTerm = cursor.uint53('matchTerm');
+      return m;
+    }
+    case MessageType.TimeoutNow:
+      return makeMessage(type, from, to, term);
+  }
 }
 
 function readBatch(cursor: Cursor): MessageBatch {

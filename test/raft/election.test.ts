@@ -161,8 +161,8 @@ describe('check-quorum', () => {
     const follower = net.raw(2);
     const term = follower.term;
     const m = makeMessage(MessageType.Vote, 3, 2, term + 1);
-    m.index = 100;
-    m.logTerm = term;
+    m.lastIndex = 100;
+    m.lastTerm = term;
     follower.step(m);
     expect(follower.term).toBe(term);
     expect(follower.ready().messages.filter((x) => x.type === MessageType.VoteResp)).toHaveLength(0);

@@ -139,14 +139,14 @@ describe('restart with an empty log (memory mode)', () => {
     net.isolate(3);
     const app = (first: number, last: number, commit: number) => {
       const m = makeMessage(MessageType.App, 1, 3, 5);
-      m.index = first - 1;
-      m.logTerm = first - 1 === 0 ? 0 : 4;
+      m.prevIndex = first - 1;
+      m.prevTerm = first - 1 === 0 ? 0 : 4;
       m.entries = [];
       for (let i = first; i <= last; i++) {
         m.entries.push({ term: i === 10 ? 5 : 4, index: i, type: EntryType.Normal, data: new Uint8Array(1) });
       }
       m.commit = commit;
-      m.context = 10; // the leader's no-op of term 5
+      m.termStartIndex = 10; // the leader's no-op of term 5
       return m;
     };
     const persist = () => {

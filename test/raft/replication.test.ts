@@ -50,21 +50,24 @@ describe('durability', () => {
     const last = follower.lastIndex;
     // Entry (last+1, term) arrives, then a newer leader replaces it before the write is reported.
     const app = makeMessage(MessageType.App, 1, 3, term);
-    app.index = last;
-    app.logTerm = term;
+    app.prevIndex = last;
+    app.prevTerm = term;
     app.entries = [{ term, index: last + 1, type: EntryType.Normal, data: bytes('old') }];
     follower.step(app);
     const replace = makeMessage(MessageType.App, 2, 3, term + 1);
-    replace.index = last;
-    replace.logTerm = term;
+    replace.prevIndex = last;
+    replace.prevTerm = term;
     replace.entries = [{ term: term + 1, index: last + 1, type: EntryType.Normal, data: bytes('new') }];
     follower.step(replace);
     const ready = follower.ready();
     net.node(3).storage.append(ready.entries);
     follower.advance(ready);
     follower.reportPersisted(ready.persistId);
-    const acks = follower.ready().messages.filter((m) => m.type === MessageType.AppResp && !m.reject);
-    expect(acks.map((m) => [m.to, m.index])).toEqual([[2, last + 1]]);
+    const acks = follower
+      .ready()
+      .messages.filter((m) => m.type === MessageType.AppResp)
+      .filter((m) => !m.reject);
+    expect(acks.map((m) => [m.to, m.matchIndex])).toEqual([[2, last + 1]]);
   });
 });
 
@@ -143,7 +146,10 @@ describe('replication', () => {
     net.heal();
     const since = net.delivered.length;
     net.tick(1);
-    const apps = net.delivered.slice(since).filter((m) => m.type === MessageType.App && m.entries.length > 0);
+    const apps = net.delivered
+      .slice(since)
+      .filter((m) => m.type === MessageType.App)
+      .filter((m) => m.entries.length > 0);
     for (const app of apps) {
       const size = app.entries.reduce((sum, e) => sum + e.data.length + 24, 0);
       expect(size <= 1000 || app.entries.length === 1).toBe(true);

@@ -2,7 +2,7 @@
 // each message in flight (delay, loss, duplication, long delays that reorder), and the counters
 // the 6.824 Count and RPCBytes bounds are asserted on.
 
-import { isResponse, type Message, type MessageType, type NodeId } from '../../src/raft/index.js';
+import { isResponse, type Message, MessageType, type NodeId } from '../../src/raft/index.js';
 import type { SimRandom } from './random.js';
 
 export interface NetworkFaults {
@@ -58,8 +58,11 @@ export const SNAPSHOT_HEADER_BYTES = 64;
 
 export function messageBytes(m: Message): number {
   let bytes = MESSAGE_HEADER_BYTES;
-  for (let i = 0; i < m.entries.length; i++) bytes += m.entries[i]!.data.length + ENTRY_HEADER_BYTES;
-  if (m.snapshot) bytes += m.snapshot.data.length + SNAPSHOT_HEADER_BYTES;
+  if (m.type === MessageType.App) {
+    for (let i = 0; i < m.entries.length; i++) bytes += m.entries[i]!.data.length + ENTRY_HEADER_BYTES;
+  } else if (m.type === MessageType.Snapshot) {
+    bytes += m.snapshot.data.length + SNAPSHOT_HEADER_BYTES;
+  }
   return bytes;
 }
 

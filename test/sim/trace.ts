@@ -2,6 +2,7 @@
 // sink that prints every event as it happens, and a running digest that identifies a run.
 
 import { type Message, MessageType, type NodeId, type Ready, type StateRole } from '../../src/raft/index.js';
+import { describeMessage, describeRange } from '../raft/describe.js';
 
 export enum TraceKind {
   Deliver = 0,
@@ -35,57 +36,19 @@ export function roleName(role: StateRole): string {
   return ROLE_NAMES[role] ?? `role${role}`;
 }
 
-function range(first: number, count: number): string {
-  return count === 0 ? '[]' : count === 1 ? `[${first}]` : `[${first}..${first + count - 1}]`;
-}
-
-/** One line for a message: type, from→to, term, and the fields that type uses. */
-export function formatMessage(m: Message): string {
-  const head = `${MessageType[m.type]} ${m.from}→${m.to} t${m.term}`;
-  switch (m.type) {
-    case MessageType.App:
-      return `${head} prev ${m.index}/t${m.logTerm} e${range(m.index + 1, m.entries.length)} c${m.commit}`;
-    case MessageType.AppResp:
-      if (m.reject) return `${head} REJECT i${m.index} hint ${m.rejectHint}/t${m.logTerm}${rec(m)}`;
-      return `${head} i${m.index}${rec(m)}`;
-    case MessageType.Vote:
-    case MessageType.PreVote:
-      return `${head} last ${m.index}/t${m.logTerm}${m.context ? ' transfer' : ''}${rec(m)}`;
-    case MessageType.VoteResp:
-    case MessageType.PreVoteResp:
-      return `${head} ${m.reject ? 'REJECT' : 'GRANT'}`;
-    case MessageType.Heartbeat:
-      return `${head} c${m.commit} round ${m.context}`;
-    case MessageType.Commit:
-      return `${head} c${m.commit} at ${m.index}/t${m.logTerm}`;
-    case MessageType.HeartbeatResp:
-      return `${head} round ${m.context}${rec(m)}`;
-    case MessageType.Snapshot: {
-      const meta = m.snapshot?.metadata;
-      return `${head} snap ${meta?.index}/t${meta?.term} voters ${meta?.confState.voters.join(',')}`;
-    }
-    default:
-      return `${head} i${m.index} ctx ${m.context}`;
-  }
-}
-
-function rec(m: Message): string {
-  return m.recovering ? ' recovering' : '';
-}
-
 function formatReady(r: Ready): string {
   const parts: string[] = [];
   if (r.snapshot) parts.push(`snapshot ${r.snapshot.metadata.index}/t${r.snapshot.metadata.term}`);
   if (r.entries.length > 0) {
     const first = r.entries[0]!;
     const last = r.entries[r.entries.length - 1]!;
-    parts.push(`append ${range(first.index, r.entries.length)} t${first.term}..t${last.term}`);
+    parts.push(`append ${describeRange(first.index, r.entries.length)} t${first.term}..t${last.term}`);
   }
   if (r.hardState) parts.push(`hs t${r.hardState.term} v${r.hardState.vote} c${r.hardState.commit}`);
   if (r.persistId) parts.push(`persist#${r.persistId}`);
   if (r.messages.length > 0) parts.push(`send ${r.messages.length}`);
   if (r.committedEntries.length > 0) {
-    parts.push(`apply ${range(r.committedEntries[0]!.index, r.committedEntries.length)}`);
+    parts.push(`apply ${describeRange(r.committedEntries[0]!.index, r.committedEntries.length)}`);
   }
   if (r.confState) parts.push(`conf v[${r.confState.voters}] l[${r.confState.learners}]`);
   return `ready ${parts.join(', ')}`;
@@ -97,10 +60,10 @@ export function formatRecord(r: TraceRecord): string {
   let body: string;
   switch (r.kind) {
     case TraceKind.Deliver:
-      body = `recv ${formatMessage(r.message!)}`;
+      body = `recv ${describeMessage(r.message!)}`;
       break;
     case TraceKind.Drop:
-      body = `drop (${r.text}) ${formatMessage(r.message!)}`;
+      body = `drop (${r.text}) ${describeMessage(r.message!)}`;
       break;
     case TraceKind.Role:
       body = `role → ${roleName(r.a as StateRole)} t${r.b}${r.text ? ` ${r.text}` : ''}`;
@@ -164,22 +127,71 @@ export class Tracer {
     this.digest = Math.imul(this.digest ^ (value | 0), FNV_PRIME) >>> 0;
   }
 
+  /**
+   * A message's type, ends and term, then per kind: the log position it names (App: the entry
+   * before its entries; AppResp: the match, or the rejected index and hint term; Vote: the last
+   * entry; Commit: the match; ReadIndexResp: the read index; TransferLeader: the transferee), its
+   * commit, its entry count and its reject flag.
+   */
+  private mixMessage(m: Message): void {
+    let index = 0;
+    let term = 0;
+    let commit = 0;
+    let entryCount = 0;
+    let reject = false;
+    switch (m.type) {
+      case MessageType.App:
+        index = m.prevIndex;
+        term = m.prevTerm;
+        commit = m.commit;
+        entryCount = m.entries.length;
+        break;
+      case MessageType.AppResp:
+        reject = m.reject;
+        index = m.reject ? m.rejectedIndex : m.matchIndex;
+        term = m.hintTerm;
+        break;
+      case MessageType.Vote:
+      case MessageType.PreVote:
+        index = m.lastIndex;
+        term = m.lastTerm;
+        break;
+      case MessageType.VoteResp:
+      case MessageType.PreVoteResp:
+        reject = m.reject;
+        break;
+      case MessageType.Heartbeat:
+      case MessageType.Snapshot:
+        commit = m.commit;
+        break;
+      case MessageType.Commit:
+        index = m.matchIndex;
+        term = m.matchTerm;
+        commit = m.commit;
+        break;
+      case MessageType.ReadIndexResp:
+        index = m.readIndex;
+        break;
+      case MessageType.TransferLeader:
+        index = m.transferee;
+        break;
+    }
+    this.mixNumber(m.type);
+    this.mixNumber(m.from * 4096 + m.to);
+    this.mixNumber(m.term);
+    this.mixNumber(index);
+    this.mixNumber(term);
+    this.mixNumber(commit);
+    this.mixNumber(entryCount + (reject ? 1 << 20 : 0));
+  }
+
   private mix(r: TraceRecord): void {
     this.mixNumber(Math.round(r.timeMs * 1000));
     this.mixNumber(r.kind);
     this.mixNumber(r.node);
     this.mixNumber(r.a);
     this.mixNumber(r.b);
-    const m = r.message;
-    if (m) {
-      this.mixNumber(m.type);
-      this.mixNumber(m.from * 4096 + m.to);
-      this.mixNumber(m.term);
-      this.mixNumber(m.index);
-      this.mixNumber(m.logTerm);
-      this.mixNumber(m.commit);
-      this.mixNumber(m.entries.length + (m.reject ? 1 << 20 : 0));
-    }
+    if (r.message) this.mixMessage(r.message);
     const ready = r.ready;
     if (ready) {
       this.mixNumber(ready.persistId);

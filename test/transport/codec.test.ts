@@ -1,18 +1,22 @@
-// The frame codec and the stream reader: round trips of arbitrary batches under arbitrary chunking,
-// the size of the common App shape, views instead of copies, and malformed input as typed errors.
+// The frame codec and the stream reader: round trips of every message kind and of arbitrary
+// batches under arbitrary chunking, the size of each kind (only its own fields go on the wire),
+// views instead of copies, and malformed input as typed errors.
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  type AppMessage,
   AssertionError,
   type Entry,
   EntryType,
   type Message,
+  type MessageOf,
   MessageType,
   makeMessage,
   type Snapshot,
 } from '../../src/raft/index.js';
 import {
+  APP_FIXED_BYTES,
   BATCH_FRAME_OVERHEAD_BYTES,
   decodeFrame,
   ENTRY_HEADER_BYTES,
@@ -60,39 +64,92 @@ function entriesArb(index: number): fc.Arbitrary<Entry[]> {
   return fc.oneof(contiguous, arbitrary);
 }
 
-const messageArb: fc.Arbitrary<Message> = fc
-  .record({
-    type: fc.integer({ min: MessageType.App, max: MessageType.TransferLeader }),
-    from: nodeIdArb,
-    to: nodeIdArb,
-    term: fc.maxSafeNat(),
-    logTerm: fc.maxSafeNat(),
-    index: fc.nat({ max: Number.MAX_SAFE_INTEGER - 16 }),
-    commit: fc.maxSafeNat(),
-    reject: fc.boolean(),
-    rejectHint: fc.maxSafeNat(),
-    context: fc.maxSafeInteger(),
-    snapshot: fc.option(snapshotArb, { freq: 5 }),
-    recovering: fc.boolean(),
-  })
-  .chain((fields) =>
-    entriesArb(fields.index).map((entries) => {
-      const message = makeMessage(fields.type, fields.from, fields.to, fields.term);
-      return { ...message, ...fields, entries };
-    }),
-  );
+const u53Arb = fc.maxSafeNat();
+
+/** A message of `type` with arbitrary ends and term, and the body fields drawn by `bodyArb`. */
+function kindArb<T extends MessageType>(
+  type: T,
+  bodyArb: fc.Arbitrary<Partial<MessageOf<T>>>,
+): fc.Arbitrary<Message> {
+  return fc
+    .tuple(nodeIdArb, nodeIdArb, u53Arb, bodyArb)
+    .map(([from, to, term, body]) => Object.assign(makeMessage(type, from, to, term), body) as Message);
+}
+
+/** One arbitrary per message kind; the Record makes a new kind fail to compile until it is here. */
+const KIND_ARBS: Record<MessageType, fc.Arbitrary<Message>> = {
+  [MessageType.App]: kindArb(
+    MessageType.App,
+    fc
+      .record({
+        prevIndex: fc.nat({ max: Number.MAX_SAFE_INTEGER - 16 }),
+        prevTerm: u53Arb,
+        commit: u53Arb,
+        termStartIndex: u53Arb,
+      })
+      .chain((fields) => entriesArb(fields.prevIndex).map((entries) => ({ ...fields, entries }))),
+  ),
+  [MessageType.AppResp]: kindArb(
+    MessageType.AppResp,
+    fc.oneof(
+      fc.record({ matchIndex: u53Arb, recovering: fc.boolean() }),
+      fc.record({
+        reject: fc.constant(true),
+        rejectedIndex: u53Arb,
+        hintIndex: u53Arb,
+        hintTerm: u53Arb,
+        recovering: fc.boolean(),
+      }),
+    ),
+  ),
+  [MessageType.Vote]: kindArb(MessageType.Vote, voteBodyArb()),
+  [MessageType.PreVote]: kindArb(MessageType.PreVote, voteBodyArb()),
+  [MessageType.VoteResp]: kindArb(MessageType.VoteResp, fc.record({ reject: fc.boolean() })),
+  [MessageType.PreVoteResp]: kindArb(MessageType.PreVoteResp, fc.record({ reject: fc.boolean() })),
+  [MessageType.Heartbeat]: kindArb(MessageType.Heartbeat, fc.record({ commit: u53Arb, round: u53Arb })),
+  [MessageType.HeartbeatResp]: kindArb(
+    MessageType.HeartbeatResp,
+    fc.record({ round: u53Arb, recovering: fc.boolean() }),
+  ),
+  [MessageType.Snapshot]: kindArb(
+    MessageType.Snapshot,
+    fc.record({ snapshot: snapshotArb, commit: u53Arb, termStartIndex: u53Arb }),
+  ),
+  [MessageType.ReadIndex]: kindArb(MessageType.ReadIndex, fc.record({ requestId: fc.maxSafeInteger() })),
+  [MessageType.ReadIndexResp]: kindArb(
+    MessageType.ReadIndexResp,
+    fc.record({ requestId: fc.maxSafeInteger(), readIndex: u53Arb }),
+  ),
+  [MessageType.TimeoutNow]: kindArb(MessageType.TimeoutNow, fc.constant({})),
+  [MessageType.TransferLeader]: kindArb(MessageType.TransferLeader, fc.record({ transferee: nodeIdArb })),
+  [MessageType.Commit]: kindArb(
+    MessageType.Commit,
+    fc.record({ commit: u53Arb, matchIndex: u53Arb, matchTerm: u53Arb }),
+  ),
+};
+
+function voteBodyArb() {
+  return fc.record({ lastIndex: u53Arb, lastTerm: u53Arb, transfer: fc.boolean(), recovering: fc.boolean() });
+}
+
+const messageArb: fc.Arbitrary<Message> = fc.oneof(...Object.values(KIND_ARBS));
 
 const batchArb = fc.array(fc.tuple(nodeIdArb, messageArb), { maxLength: 12 });
+
+/** Every numeric value of MessageType. */
+const ALL_TYPES = Object.values(MessageType).filter((v): v is MessageType => typeof v === 'number');
 
 // --- helpers --------------------------------------------------------------------------------
 
 /** Plain, comparable form: byte views become number arrays. */
 function plain(message: Message): unknown {
-  return {
-    ...message,
-    entries: message.entries.map((e) => ({ ...e, data: Array.from(e.data) })),
-    snapshot: message.snapshot && { ...message.snapshot, data: Array.from(message.snapshot.data) },
-  };
+  if (message.type === MessageType.App) {
+    return { ...message, entries: message.entries.map((e) => ({ ...e, data: Array.from(e.data) })) };
+  }
+  if (message.type === MessageType.Snapshot) {
+    return { ...message, snapshot: { ...message.snapshot, data: Array.from(message.snapshot.data) } };
+  }
+  return message;
 }
 
 /** Feeds `bytes` to a reader in pieces cut at `cuts` and returns the frames it produced. */
@@ -116,18 +173,92 @@ function batchOf(frame: Frame) {
   return frame.batch;
 }
 
-function app(index: number, count: number, dataBytes: number): Message {
+function app(prevIndex: number, count: number, dataBytes: number): AppMessage {
   const message = makeMessage(MessageType.App, 1, 2, 7);
-  message.index = index;
-  message.logTerm = 7;
-  message.commit = index;
+  message.prevIndex = prevIndex;
+  message.prevTerm = 7;
+  message.commit = prevIndex;
+  message.termStartIndex = 3;
   message.entries = Array.from({ length: count }, (_, i) => ({
     term: 7,
-    index: index + 1 + i,
+    index: prevIndex + 1 + i,
     type: EntryType.Normal,
     data: new Uint8Array(dataBytes).fill(i),
   }));
   return message;
+}
+
+/** The entries of a decoded App; fails the test for any other kind. */
+function entriesOf(message: Message): Entry[] {
+  if (message.type !== MessageType.App) throw new Error(`expected an App, got ${MessageType[message.type]}`);
+  return message.entries;
+}
+
+/** A message of `type` from 1 to 2 in term 7 with `fields` set. */
+function example<T extends MessageType>(type: T, fields: Partial<MessageOf<T>>): Message {
+  return Object.assign(makeMessage(type, 1, 2, 7), fields) as Message;
+}
+
+/**
+ * One message of each kind and its encoded size: the 22-byte header (group, type, flags, from, to,
+ * term) and then only the fields of that kind. The Record makes a new kind fail to compile until
+ * it has a line here.
+ */
+const EXAMPLES: Record<MessageType, { message: Message; bytes: number }> = {
+  [MessageType.App]: { message: app(41, 0, 0), bytes: 22 + 4 * 8 + 4 },
+  [MessageType.AppResp]: { message: example(MessageType.AppResp, { matchIndex: 44 }), bytes: 22 + 8 },
+  [MessageType.Vote]: {
+    message: example(MessageType.Vote, { lastIndex: 9, lastTerm: 6, transfer: true }),
+    bytes: 22 + 2 * 8,
+  },
+  [MessageType.VoteResp]: { message: example(MessageType.VoteResp, { reject: true }), bytes: 22 },
+  [MessageType.PreVote]: {
+    message: example(MessageType.PreVote, { lastIndex: 9, lastTerm: 6, recovering: true }),
+    bytes: 22 + 2 * 8,
+  },
+  [MessageType.PreVoteResp]: { message: example(MessageType.PreVoteResp, {}), bytes: 22 },
+  [MessageType.Heartbeat]: {
+    message: example(MessageType.Heartbeat, { commit: 40, round: 12 }),
+    bytes: 22 + 2 * 8,
+  },
+  [MessageType.HeartbeatResp]: {
+    message: example(MessageType.HeartbeatResp, { round: 12, recovering: true }),
+    bytes: 22 + 8,
+  },
+  [MessageType.Snapshot]: {
+    message: example(MessageType.Snapshot, {
+      snapshot: {
+        metadata: { index: 30, term: 5, confState: { voters: [1, 2, 3], learners: [4] } },
+        data: new Uint8Array([1, 2, 3]),
+      },
+      commit: 35,
+      termStartIndex: 33,
+    }),
+    // commit, termStartIndex; index, term, 3 voters, 1 learner and 3 data bytes, each list counted
+    bytes: 22 + 2 * 8 + (2 * 8 + 4 + 3 * 4 + 4 + 4 + 4 + 3),
+  },
+  [MessageType.ReadIndex]: { message: example(MessageType.ReadIndex, { requestId: -5 }), bytes: 22 + 8 },
+  [MessageType.ReadIndexResp]: {
+    message: example(MessageType.ReadIndexResp, { requestId: 5, readIndex: 40 }),
+    bytes: 22 + 2 * 8,
+  },
+  [MessageType.TimeoutNow]: { message: example(MessageType.TimeoutNow, {}), bytes: 22 },
+  [MessageType.TransferLeader]: {
+    message: example(MessageType.TransferLeader, { transferee: 3 }),
+    bytes: 22 + 4,
+  },
+  [MessageType.Commit]: {
+    message: example(MessageType.Commit, { commit: 40, matchIndex: 38, matchTerm: 7 }),
+    bytes: 22 + 3 * 8,
+  },
+};
+
+function roundTrip(messages: Message[]): Message[] {
+  const frame = encodeBatch(
+    messages.map((_, i) => i),
+    messages,
+  );
+  return batchOf(decodeFrame(frame.subarray(FRAME_LENGTH_BYTES))).messages;
 }
 
 /** Decodes `body`, returning the error it threw (or null); any non-TransportError fails the test. */
@@ -144,6 +275,21 @@ function decodeError(body: Buffer): unknown {
 // --- tests ----------------------------------------------------------------------------------
 
 describe('codec round trips', () => {
+  it('every message kind survives encode and decode field for field, in the shape makeMessage gives it', () => {
+    expect(ALL_TYPES).toHaveLength(Object.keys(KIND_ARBS).length);
+    for (const type of ALL_TYPES) {
+      fc.assert(
+        fc.property(KIND_ARBS[type], (message) => {
+          const [decoded] = roundTrip([message]);
+          expect(plain(decoded!)).toEqual(plain(message));
+          // Same keys in the same order: decoded messages share the hidden class of their kind.
+          expect(Object.keys(decoded!)).toEqual(Object.keys(makeMessage(type, 0, 0, 0)));
+        }),
+        { numRuns: 50 },
+      );
+    }
+  });
+
   it('any batch survives encode, arbitrary chunking and decode unchanged', () => {
     fc.assert(
       fc.property(batchArb, fc.array(fc.nat(), { maxLength: 6 }), (pairs, cuts) => {
@@ -186,32 +332,53 @@ describe('codec round trips', () => {
     );
   });
 
+  it('each kind sends only its own fields: the header and nothing it does not use', () => {
+    expect(MESSAGE_HEADER_BYTES).toBe(22);
+    for (const type of ALL_TYPES) {
+      const { message, bytes } = EXAMPLES[type];
+      expect(message.type).toBe(type);
+      expect(encodedMessageBytes(message), MessageType[type]).toBe(bytes);
+      expect(plain(roundTrip([message])[0]!), MessageType[type]).toEqual(plain(message));
+    }
+    const rejection = example(MessageType.AppResp, {
+      reject: true,
+      rejectedIndex: 9,
+      hintIndex: 5,
+      hintTerm: 3,
+    });
+    expect(encodedMessageBytes(rejection)).toBe(22 + 3 * 8);
+  });
+
   it('an App sends no entry indexes: 13 bytes per entry plus its data', () => {
     const message = app(41, 16, 100);
-    expect(encodedMessageBytes(message)).toBe(MESSAGE_HEADER_BYTES + 16 * (ENTRY_HEADER_BYTES + 100));
+    expect(encodedMessageBytes(message)).toBe(
+      MESSAGE_HEADER_BYTES + APP_FIXED_BYTES + 16 * (ENTRY_HEADER_BYTES + 100),
+    );
     const frame = encodeBatch([3], [message]);
     expect(frame.length).toBe(BATCH_FRAME_OVERHEAD_BYTES + encodedMessageBytes(message));
     const decoded = batchOf(decodeFrame(frame.subarray(FRAME_LENGTH_BYTES))).messages[0]!;
-    expect(decoded.entries.map((e) => e.index)).toEqual(message.entries.map((e) => e.index));
+    expect(entriesOf(decoded).map((e) => e.index)).toEqual(message.entries.map((e) => e.index));
   });
 
-  it('entries that do not follow the index carry explicit indexes and round trip', () => {
+  it('entries that do not follow prevIndex carry explicit indexes and round trip', () => {
     const message = app(10, 3, 4);
     message.entries = [message.entries[2]!, message.entries[0]!];
-    expect(encodedMessageBytes(message)).toBe(MESSAGE_HEADER_BYTES + 2 * (ENTRY_HEADER_BYTES + 8 + 4));
-    const decoded = batchOf(decodeFrame(encodeBatch([0], [message]).subarray(FRAME_LENGTH_BYTES)));
-    expect(decoded.messages[0]!.entries.map((e) => e.index)).toEqual([13, 11]);
+    expect(encodedMessageBytes(message)).toBe(
+      MESSAGE_HEADER_BYTES + APP_FIXED_BYTES + 2 * (ENTRY_HEADER_BYTES + 8 + 4),
+    );
+    const [decoded] = roundTrip([message]);
+    expect(entriesOf(decoded!).map((e) => e.index)).toEqual([13, 11]);
   });
 
   it('decoded entry data are views into the received frame, not copies', () => {
     const frame = encodeBatch([1, 2], [app(0, 4, 100), app(4, 1, 0)]);
     const body = readFrames(frame)[0]!;
     const [first, second] = batchOf(decodeFrame(body)).messages;
-    for (const entry of first!.entries) {
+    for (const entry of entriesOf(first!)) {
       expect(entry.data.buffer).toBe(frame.buffer);
       expect(entry.data.length).toBe(100);
     }
-    expect(second!.entries[0]!.data.length).toBe(0);
+    expect(entriesOf(second!)[0]!.data.length).toBe(0);
   });
 
   it('ping and pong are constant five-byte frames', () => {
@@ -222,9 +389,17 @@ describe('codec round trips', () => {
 });
 
 describe('codec: malformed input is a typed error, never a crash', () => {
-  const valid = encodeBatch([5, 6], [app(100, 3, 20), { ...app(0, 0, 0), snapshot: null }]).subarray(
-    FRAME_LENGTH_BYTES,
-  );
+  // An App with entries first (the offsets below point into it), then one message of every kind.
+  const messages = [app(100, 3, 20), ...ALL_TYPES.map((type) => EXAMPLES[type].message)];
+  const valid = encodeBatch(
+    messages.map((_, i) => i + 5),
+    messages,
+  ).subarray(FRAME_LENGTH_BYTES);
+  // Byte offsets in the frame body: kind(1) count(4), then the first message's header.
+  const TYPE_AT = 9;
+  const FLAGS_AT = 10;
+  const TERM_AT = 19;
+  const PREV_INDEX_AT = 27;
 
   it('every truncation of a valid frame is MalformedFrame', () => {
     for (let length = 0; length < valid.length; length++) {
@@ -260,15 +435,18 @@ describe('codec: malformed input is a typed error, never a crash', () => {
     expect(isTransportError(decodeError(body), 'MalformedFrame')).toBe(true);
   });
 
-  it('unknown kinds, unknown flags, bad types, non-integer terms and trailing bytes are refused', () => {
+  it('unknown kinds, foreign flags, bad types, non-integer numbers and trailing bytes are refused', () => {
     const cases: Array<[string, (body: Buffer) => void]> = [
       ['kind', (b) => (b[0] = 9)],
-      ['message type', (b) => (b[9] = 0)],
-      ['flags', (b) => (b[10] = 0x80)],
-      ['term NaN', (b) => b.writeDoubleLE(Number.NaN, 19)],
-      ['term negative', (b) => b.writeDoubleLE(-1, 19)],
-      ['index fractional', (b) => b.writeDoubleLE(1.5, 35)],
+      ['message type 0', (b) => (b[TYPE_AT] = 0)],
+      ['message type past Commit', (b) => (b[TYPE_AT] = MessageType.Commit + 1)],
+      ['unknown flag', (b) => (b[FLAGS_AT] = 0x80)],
+      ['reject flag on an App', (b) => (b[FLAGS_AT] = 1)],
+      ['term NaN', (b) => b.writeDoubleLE(Number.NaN, TERM_AT)],
+      ['term negative', (b) => b.writeDoubleLE(-1, TERM_AT)],
+      ['prevIndex fractional', (b) => b.writeDoubleLE(1.5, PREV_INDEX_AT)],
     ];
+    expect(decodeError(valid)).toBeNull();
     for (const [name, corrupt] of cases) {
       const body = Buffer.from(valid);
       corrupt(body);
@@ -287,16 +465,21 @@ describe('codec: malformed input is a typed error, never a crash', () => {
   });
 
   it('a message the sender cannot encode is an AssertionError at the sender', () => {
-    const bad: Array<Partial<Message>> = [
-      { term: Number.NaN },
-      { index: 1.5 },
-      { commit: -1 },
-      { from: -1 },
-      { type: 99 as MessageType },
-      { context: Number.POSITIVE_INFINITY },
+    const bad: Message[] = [
+      { ...app(0, 1, 1), term: Number.NaN },
+      { ...app(0, 1, 1), prevIndex: 1.5 },
+      { ...app(0, 1, 1), commit: -1 },
+      { ...app(0, 1, 1), from: -1 },
+      { ...app(0, 1, 1), type: 99 } as unknown as Message,
+      example(MessageType.ReadIndex, { requestId: Number.POSITIVE_INFINITY }),
+      example(MessageType.TransferLeader, { transferee: -1 }),
+      example(MessageType.Heartbeat, { round: 2 ** 53 }),
+      // An acceptance carrying a hint, or a rejection carrying a match, would lose it on the wire.
+      example(MessageType.AppResp, { matchIndex: 4, hintIndex: 2 }),
+      example(MessageType.AppResp, { reject: true, matchIndex: 4 }),
     ];
-    for (const fields of bad) {
-      expect(() => encodedMessageBytes({ ...app(0, 1, 1), ...fields })).toThrow(AssertionError);
+    for (const message of bad) {
+      expect(() => encodedMessageBytes(message), JSON.stringify(message)).toThrow(AssertionError);
     }
     expect(() => encodeBatch([-1], [app(0, 0, 0)])).toThrow(AssertionError);
   });

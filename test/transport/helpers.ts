@@ -5,7 +5,16 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { pino } from 'pino';
-import { EntryType, type Message, MessageType, makeMessage, type NodeId } from '../../src/raft/index.js';
+import {
+  type AppMessage,
+  type Entry,
+  EntryType,
+  type HeartbeatMessage,
+  type Message,
+  MessageType,
+  makeMessage,
+  type NodeId,
+} from '../../src/raft/index.js';
 import { PONG_FRAME } from '../../src/transport/codec.js';
 import {
   FrameKind,
@@ -140,10 +149,10 @@ export function messagesFrom(node: TestNode, from: NodeId): Message[] {
 }
 
 /** An App from `from` to `to` carrying `count` entries of `dataBytes` after `index`. */
-export function appMessage(from: NodeId, to: NodeId, index: number, count = 1, dataBytes = 8): Message {
+export function appMessage(from: NodeId, to: NodeId, index: number, count = 1, dataBytes = 8): AppMessage {
   const message = makeMessage(MessageType.App, from, to, 3);
-  message.index = index;
-  message.logTerm = 3;
+  message.prevIndex = index;
+  message.prevTerm = 3;
   message.commit = index;
   message.entries = Array.from({ length: count }, (_, i) => ({
     term: 3,
@@ -154,11 +163,25 @@ export function appMessage(from: NodeId, to: NodeId, index: number, count = 1, d
   return message;
 }
 
-export function heartbeat(from: NodeId, to: NodeId, commit: number): Message {
+export function heartbeat(from: NodeId, to: NodeId, commit: number): HeartbeatMessage {
   const message = makeMessage(MessageType.Heartbeat, from, to, 3);
   message.commit = commit;
-  message.context = commit;
+  message.round = commit;
   return message;
+}
+
+/** The entries of a received App; fails the test for any other message. */
+export function appEntries(message: Message): Entry[] {
+  if (message.type !== MessageType.App) throw new Error(`expected an App, got ${MessageType[message.type]}`);
+  return message.entries;
+}
+
+/** The commit of a received Heartbeat; fails the test for any other message. */
+export function heartbeatCommit(message: Message): number {
+  if (message.type !== MessageType.Heartbeat) {
+    throw new Error(`expected a Heartbeat, got ${MessageType[message.type]}`);
+  }
+  return message.commit;
 }
 
 /**
