@@ -11,7 +11,7 @@ import { type Entry, entryBytes, type Snapshot } from './types.js';
  * Invariant: entries[i].index === offset + i; if snapshot, offset === snapshot index + 1.
  * Invariant: offset <= offsetInProgress <= offset + entries.length.
  */
-class Unstable {
+export class Unstable {
   snapshot: Snapshot | null = null;
   entries: Entry[] = [];
   offset: number;
