@@ -1,7 +1,7 @@
 // One line per Raft message: type, from→to, term, then the fields that kind carries. Shared by the
 // golden interaction tests and the simulator's trace, so both read the same.
 
-import { type Message, MessageType } from '../../src/raft/index.js';
+import { type Entry, EntryType, type Message, MessageType } from '../../src/raft/index.js';
 
 /** `[first..last]` for count entries from first. */
 export function describeRange(first: number, count: number): string {
@@ -33,7 +33,7 @@ export function describeMessage(m: Message): string {
       return `${head} c${m.commit} at ${m.matchIndex}/t${m.matchTerm}`;
     case MessageType.Snapshot: {
       const meta = m.snapshot.metadata;
-      return `${head} snap ${meta.index}/t${meta.term} voters ${meta.confState.voters.join(',')} c${m.commit}`;
+      return `${head} snap ${meta.index}/t${meta.term} voters ${meta.confState.voters.join(',')} c${m.commit} term-start ${m.termStartIndex}`;
     }
     case MessageType.ReadIndex:
       return `${head} request ${m.requestId}`;
@@ -44,6 +44,16 @@ export function describeMessage(m: Message): string {
     case MessageType.TimeoutNow:
       return head;
   }
+}
+
+const text = new TextDecoder();
+
+/** `index/tterm` and the data as text; a conf change is named, an empty entry is the leader's no-op. */
+export function describeEntry(e: Entry): string {
+  if (e.type === EntryType.ConfChange) return `${e.index}/t${e.term} conf-change`;
+  return e.data.length === 0
+    ? `${e.index}/t${e.term} no-op`
+    : `${e.index}/t${e.term} "${text.decode(e.data)}"`;
 }
 
 function recovering(flag: boolean): string {
