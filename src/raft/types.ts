@@ -90,7 +90,11 @@ export interface VoteMessage<T extends VoteType = VoteType> extends MessageHeade
   recovering: boolean;
 }
 
-/** Voter → candidate. */
+/**
+ * Voter → candidate. As in etcd, `term` is the term of the election for a grant (for a
+ * PreVoteResp the candidate's next term, which the voter has not entered) and the voter's own
+ * term for a rejection, so that a candidate behind the times learns the newer term.
+ */
 export interface VoteRespMessage<T extends VoteRespType = VoteRespType> extends MessageHeader<T> {
   reject: boolean;
 }
