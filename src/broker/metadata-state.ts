@@ -6,13 +6,8 @@
 import { assert } from '../raft/errors.js';
 import { BrokerError } from './errors.js';
 import { partitionKey } from './groups/assignor.js';
-import {
-  type GroupCommand,
-  type GroupFence,
-  GroupMemberships,
-  type MemberAssignment,
-  type SerializedGroup,
-} from './groups/membership.js';
+import { GroupMemberships, type SerializedGroup } from './groups/membership.js';
+import type { GroupCommand, GroupFence, MemberAssignment } from './groups/protocol.js';
 
 export type PersistenceMode = 'sync' | 'async' | 'memory';
 export const PERSISTENCE_MODES: readonly PersistenceMode[] = ['sync', 'async', 'memory'];

@@ -10,7 +10,7 @@ import {
   type MemberAssignment,
   SESSION_TIMEOUT_MS_MAX,
   SESSION_TIMEOUT_MS_MIN,
-} from '../../broker/groups/membership.js';
+} from '../../broker/groups/protocol.js';
 import type { MetadataCommand } from '../../broker/metadata-state.js';
 import type { ApiContext } from '../app.js';
 import { forwardRequest, METADATA_SYNC_TIMEOUT_MS, topicMeta } from '../relay.js';

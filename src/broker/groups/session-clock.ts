@@ -9,7 +9,7 @@
 // than all expiring at once. A session therefore never ends early; it may end up to one check
 // interval late, or one session late after a leader change.
 
-import type { ExpiringMember, SessionStamp } from './membership.js';
+import type { ExpiringMember, SessionStamp } from './protocol.js';
 
 interface Seen {
   heartbeats: number;

@@ -4,7 +4,7 @@
 
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import type { ExpiringMember, SessionStamp } from './membership.js';
+import type { ExpiringMember, SessionStamp } from './protocol.js';
 import { SessionClock } from './session-clock.js';
 
 /** What the timer needs of the node. */

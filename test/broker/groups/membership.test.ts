@@ -2,7 +2,7 @@
 // leave, expiry, fenced commits, topic changes and snapshots.
 
 import { describe, expect, it } from 'vitest';
-import type { MemberAssignment } from '../../../src/broker/groups/membership.js';
+import type { MemberAssignment } from '../../../src/broker/groups/protocol.js';
 import { type MetadataCommand, MetadataState, type TopicConfig } from '../../../src/broker/metadata-state.js';
 
 const config: TopicConfig = { persistence: 'async', retentionMs: -1, retentionBytes: -1 };

@@ -2,7 +2,7 @@
 // earlier, and a fresh session for everyone after a leader change or a pause.
 
 import { describe, expect, it } from 'vitest';
-import type { SessionStamp } from '../../../src/broker/groups/membership.js';
+import type { SessionStamp } from '../../../src/broker/groups/protocol.js';
 import { SessionClock } from '../../../src/broker/groups/session-clock.js';
 
 const member = (memberId: string, heartbeats: number, sessionTimeoutMs = 1000): SessionStamp => ({
