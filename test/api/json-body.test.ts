@@ -6,13 +6,9 @@
 import fc from 'fast-check';
 import Fastify from 'fastify';
 import { describe, expect, it } from 'vitest';
-import {
-  ECHOED_CHARS_MAX,
-  fieldAt,
-  NESTING_DEPTH_MAX,
-  parseJsonBody,
-  registerStrictJsonParser,
-} from '../../src/api/json-body.js';
+import { parseJsonBody, registerStrictJsonParser } from '../../src/api/json-body.js';
+import { fieldAt } from '../../src/api/json-refusal.js';
+import { ECHOED_CHARS_MAX, NESTING_DEPTH_MAX } from '../../src/api/json-text.js';
 import { BrokerError } from '../../src/broker/errors.js';
 
 /** A piece of JSON text and whether the strict rules accept it. */
