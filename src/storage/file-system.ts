@@ -3,7 +3,6 @@
 // Synchronous on purpose: it only ever runs on a worker thread (or in-process in tests).
 
 import fs from 'node:fs';
-import path from 'node:path';
 
 export interface SyncFileSystem {
   /** Opens for reading and writing, creating the file when missing. Returns the descriptor. */
@@ -89,8 +88,4 @@ export function dropPrefix(buffers: readonly Uint8Array[], bytes: number): Uint8
     skip = 0;
   }
   return rest;
-}
-
-export function parentDirectory(filePath: string): string {
-  return path.dirname(filePath);
 }
