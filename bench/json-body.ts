@@ -133,6 +133,9 @@ async function endToEnd(): Promise<{ strictUs: number; defaultUs: number; overhe
   const broker = await cluster.start(1);
   const forwarder = {
     forward: async () => ({ statusCode: 500, headers: {}, body: '' }),
+    openStream: async () => {
+      throw new Error('no peers');
+    },
     close: async () => {},
   };
   const strict = buildApp({ broker, forwarder }, pino({ level: 'silent' }));

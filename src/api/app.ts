@@ -4,17 +4,15 @@
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { Ajv } from 'ajv';
-import Fastify, { type FastifyError, type FastifyReply, LogController } from 'fastify';
+import Fastify, { type FastifyError, LogController } from 'fastify';
 import type { Logger } from 'pino';
 import { BrokerError } from '../broker/errors.js';
-import type { BrokerNode } from '../broker/node.js';
-import { RETRY_AFTER_SECONDS } from '../wire/errors.js';
-import { MAX_REQUEST_BYTES, NODE_HEADER } from '../wire/types.js';
-import type { Forwarder } from './forward.js';
+import { NODE_HEADER } from '../wire/types.js';
+import type { ApiContext } from './context.js';
+import { sendError, toBrokerError } from './error-reply.js';
 import { allowedMethods, clientErrorHandler, installHttpEdge } from './http-edge.js';
 import { HTTP_LIMITS, type HttpLimits, nodeServerOptions } from './http-limits.js';
 import { registerStrictJsonParser } from './json-body.js';
-import type { RequestGate } from './request-gate.js';
 import { clusterRoutes } from './routes/cluster.js';
 import { groupMemberRoutes } from './routes/group-members.js';
 import { groupRoutes } from './routes/groups.js';
@@ -25,13 +23,6 @@ import { recordRoutes } from './routes/records.js';
 import { streamRoutes } from './routes/streams.js';
 import { topicRoutes } from './routes/topics.js';
 import { compileTextValidator } from './text-validator.js';
-
-export interface ApiContext {
-  broker: BrokerNode;
-  forwarder: Forwarder;
-  /** Admission and draining (request-gate.ts); absent, neither applies (some tests). */
-  gate?: RequestGate;
-}
 
 /** Longest path parameter the router accepts; names are at most 249 characters. */
 const PATH_PARAM_BYTES_MAX = 512;
@@ -111,36 +102,4 @@ export function buildApp(context: ApiContext, logger: Logger, limits: HttpLimits
   app.register(leadershipRoutes(context));
   app.register(metricsRoutes(context));
   return app;
-}
-
-export function sendError(reply: FastifyReply, error: BrokerError): FastifyReply {
-  if (error.statusCode === 503 || error.statusCode === 507 || error.statusCode === 429) {
-    reply.header('retry-after', String(RETRY_AFTER_SECONDS));
-  }
-  return reply.code(error.statusCode).type('application/json').send(JSON.stringify(error.toBody()));
-}
-
-/** Maps whatever was thrown to a coded error of the contract. */
-export function toBrokerError(error: FastifyError | Error): BrokerError {
-  if (error instanceof BrokerError) return error;
-  const fastifyError = error as FastifyError;
-  switch (fastifyError.code) {
-    case 'FST_ERR_VALIDATION':
-      return new BrokerError('INVALID_REQUEST', fastifyError.message);
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new BrokerError(
-        'REQUEST_TOO_LARGE',
-        `the request body is over maxRequestBytes (${MAX_REQUEST_BYTES})`,
-      );
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new BrokerError(
-        'UNSUPPORTED_MEDIA_TYPE',
-        'the body must be JSON (content-type: application/json)',
-      );
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return new BrokerError('INVALID_REQUEST', 'the JSON body is empty');
-    default:
-      if (fastifyError.statusCode === 400) return new BrokerError('INVALID_REQUEST', fastifyError.message);
-      return new BrokerError('INTERNAL', `internal error: ${fastifyError.message}`);
-  }
 }

@@ -13,16 +13,9 @@
 // resets by its own policy when it fetches.
 
 import { BrokerError } from '../broker/errors.js';
-import { fetchLocal } from '../broker/fetch.js';
-import type { PartitionPlacement } from '../broker/metadata-state.js';
-import type { BrokerNode } from '../broker/node.js';
-import type { ApiContext } from './app.js';
-
-export interface CommittedOffset {
-  topic: string;
-  partition: number;
-  offset: number;
-}
+import type { CommittedOffset, FetchResult, PartitionPlacement } from '../broker/facade.js';
+import type { ApiContext } from './context.js';
+import { ask, liveReplicaOf } from './forward.js';
 
 interface Bounds {
   highWatermark: number;
@@ -43,7 +36,7 @@ export async function checkBelowHighWatermarks(
   // Per partition, the largest offset that is above what this node knows: one question each.
   const unsure = new Map<number, { index: number; entry: CommittedOffset; placement: PartitionPlacement }>();
   offsets.forEach((entry, index) => {
-    const placement = broker.metadata.partition(entry.topic, entry.partition);
+    const placement = broker.partition(entry.topic, entry.partition);
     const known = broker.partitionStatus(placement.groupId)?.highWatermark ?? 0;
     if (entry.offset <= known) return;
     const seen = unsure.get(placement.groupId);
@@ -65,45 +58,33 @@ export async function checkBelowHighWatermarks(
 
 /** The partition's bounds after a linearizable read, on this node's replica or another's. */
 async function confirmedBounds(
-  { broker, forwarder }: ApiContext,
+  context: ApiContext,
   entry: CommittedOffset,
   placement: PartitionPlacement,
   hops: number,
 ): Promise<Bounds> {
-  const local = broker.localPartition(placement.groupId);
-  if (local) {
-    const markDirty = () => broker.driver.markDirty(local.group);
-    const query = { offset: 'latest', limit: 1, maxBytes: 1, waitMs: 0, minOffset: undefined } as const;
-    const result = await fetchLocal(local, { ...query, consistency: 'linearizable' }, markDirty);
+  const { broker } = context;
+  if (broker.hasReplica(placement.groupId)) {
+    const result = await broker.fetch(placement.groupId, {
+      offset: 'latest',
+      limit: 1,
+      maxBytes: 1,
+      waitMs: 0,
+      consistency: 'linearizable',
+      minOffset: undefined,
+    });
     return { highWatermark: result.highWatermark, logStartOffset: result.logStartOffset };
   }
-  const target = replicaToAsk(broker, placement);
-  if (target === undefined) {
-    throw new BrokerError('NO_LEADER', `no replica of ${entry.topic}/${entry.partition} is reachable`);
-  }
+  const target = liveReplicaOf(broker, placement, `${entry.topic}/${entry.partition}`);
   const path = `/v1/topics/${encodeURIComponent(entry.topic)}/partitions/${entry.partition}/records`;
-  const response = await forwarder.forward(target, {
+  // The replica's own refusal (NO_LEADER while it has no quorum, say) is the answer.
+  const answer = await ask<Partial<FetchResult>>(context, target, {
     method: 'GET',
     url: `${path}?offset=latest&limit=1&maxBytes=1&waitMs=0&consistency=linearizable`,
     hops,
   });
-  let body: Partial<Bounds> & { error?: { code?: string; message?: string } } = {};
-  try {
-    body = JSON.parse(response.body) as typeof body;
-  } catch {
-    // not JSON: answered below as unreachable
+  if (typeof answer.highWatermark !== 'number') {
+    throw new BrokerError('INTERNAL', `node ${target} answered a fetch without a high watermark`);
   }
-  if (response.statusCode === 200 && typeof body.highWatermark === 'number') {
-    return { highWatermark: body.highWatermark, logStartOffset: body.logStartOffset ?? 0 };
-  }
-  // The replica's own refusal (NO_LEADER while it has no quorum, say) is the answer.
-  const code = (body.error?.code ?? 'NO_LEADER') as BrokerError['code'];
-  throw new BrokerError(code, body.error?.message ?? `node ${target} answered ${response.statusCode}`);
-}
-
-/** The partition's leader if known and reachable, else any reachable replica. */
-function replicaToAsk(broker: BrokerNode, placement: PartitionPlacement): number | undefined {
-  const leader = broker.partitionStatus(placement.groupId)?.leader ?? 0;
-  const alive = placement.replicas.filter((id) => id !== broker.nodeId && broker.isPeerAlive(id));
-  return alive.includes(leader) ? leader : alive[0];
+  return { highWatermark: answer.highWatermark, logStartOffset: answer.logStartOffset ?? 0 };
 }

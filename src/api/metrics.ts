@@ -1,12 +1,18 @@
 // The node's Prometheus metrics, on a registry of its own (several nodes may share a process in
 // tests). Events are observed per request, per proposal or per fsync, never per record; the
-// per-partition gauges are read from the broker when /metrics is scraped.
+// gauges are read from one snapshot of the broker (Broker.metricsSnapshot) taken per scrape.
 // Labels stay bounded: operation, status, persistence mode, and topic/partition/replica only
 // for topics that exist (a request naming an unknown topic counts under topic="").
 
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import type { BrokerNode, LocalPartition, NodeObserver, StorageIoStats } from '../broker/node.js';
-import type { RaftGroup } from '../broker/raft-group.js';
+import type {
+  Broker,
+  MetricsSnapshot,
+  NodeObserver,
+  ObservedGroup,
+  PartitionMetrics,
+  StorageIoStats,
+} from '../broker/facade.js';
 import type { RequestGate } from './request-gate.js';
 
 /** Request latency buckets, in seconds: sub-millisecond local commits to long-polls. */
@@ -40,9 +46,11 @@ export class NodeMetrics implements NodeObserver {
   private readonly fsyncSeconds: Histogram;
   private readonly elections: Counter;
   private readonly leaderChanges: Counter<'group'>;
+  /** The broker as this scrape reads it: one snapshot for every gauge (null between scrapes). */
+  private scraped: MetricsSnapshot | null = null;
 
   constructor(
-    private readonly broker: BrokerNode,
+    private readonly broker: Broker,
     private readonly gate: RequestGate | null = null,
   ) {
     const registers = [this.registry];
@@ -96,28 +104,36 @@ export class NodeMetrics implements NodeObserver {
     status: number,
     seconds: number,
   ): void {
-    const known = topic !== undefined && this.broker.metadata.topics.has(topic) ? topic : '';
+    const known = topic !== undefined && this.broker.findTopic(topic) !== undefined ? topic : '';
     this.requests.inc({ operation, topic: known, status: String(status) });
     this.requestSeconds.observe({ operation }, seconds);
   }
 
-  proposalApplied(group: RaftGroup, durationMs: number): void {
-    const kind = group.groupId === 0 ? 'metadata' : 'partition';
-    this.commitSeconds.observe({ group: kind, persistence: group.store.mode }, durationMs / 1000);
+  proposalApplied(group: ObservedGroup, durationMs: number): void {
+    this.commitSeconds.observe({ group: group.kind, persistence: group.persistence }, durationMs / 1000);
   }
 
-  roleChanged(group: RaftGroup, change: { campaigning: boolean; leaderChanged: boolean }): void {
+  roleChanged(group: ObservedGroup, change: { campaigning: boolean; leaderChanged: boolean }): void {
     if (change.campaigning) this.elections.inc();
-    if (change.leaderChanged)
-      this.leaderChanges.inc({ group: group.groupId === 0 ? 'metadata' : 'partition' });
+    if (change.leaderChanged) this.leaderChanges.inc({ group: group.kind });
   }
 
   fsync(durationMs: number): void {
     this.fsyncSeconds.observe(durationMs / 1000);
   }
 
-  metrics(): Promise<string> {
-    return this.registry.metrics();
+  async metrics(): Promise<string> {
+    this.scraped = this.broker.metricsSnapshot();
+    try {
+      return await this.registry.metrics();
+    } finally {
+      this.scraped = null;
+    }
+  }
+
+  /** The scrape's snapshot; a fresh one if the registry is read some other way. */
+  private snapshot(): MetricsSnapshot {
+    return this.scraped ?? this.broker.metricsSnapshot();
   }
 
   get contentType(): string {
@@ -130,17 +146,17 @@ export class NodeMetrics implements NodeObserver {
    * replica of a partition, and they survive restarts.
    */
   private registerProducerTableMetrics(): void {
-    const broker = this.broker;
+    const snapshot = () => this.snapshot();
     const registers = [this.registry];
     const each = (
       metric: Gauge<'topic' | 'partition'> | Counter<'topic' | 'partition'>,
-      value: (local: LocalPartition) => number,
+      value: (partition: PartitionMetrics) => number,
     ) => {
       metric.reset();
-      for (const local of broker.partitions.values()) {
-        const labels = { topic: local.topic, partition: String(local.partition) };
-        if (metric instanceof Gauge) metric.set(labels, value(local));
-        else metric.inc(labels, value(local));
+      for (const p of snapshot().partitions) {
+        const labels = { topic: p.topic, partition: String(p.partition) };
+        if (metric instanceof Gauge) metric.set(labels, value(p));
+        else metric.inc(labels, value(p));
       }
     };
     new Gauge({
@@ -149,7 +165,7 @@ export class NodeMetrics implements NodeObserver {
       labelNames: PARTITION_LABELS,
       registers,
       collect() {
-        each(this, (l) => l.machine.producers.size);
+        each(this, (p) => p.producers);
       },
     });
     new Gauge({
@@ -158,7 +174,7 @@ export class NodeMetrics implements NodeObserver {
       labelNames: PARTITION_LABELS,
       registers,
       collect() {
-        each(this, (l) => l.machine.producers.evictedSize);
+        each(this, (p) => p.producersEvictedRemembered);
       },
     });
     new Counter({
@@ -167,7 +183,7 @@ export class NodeMetrics implements NodeObserver {
       labelNames: PARTITION_LABELS,
       registers,
       collect() {
-        each(this, (l) => l.machine.producers.evictionsTotal);
+        each(this, (p) => p.producerEvictionsTotal);
       },
     });
     new Counter({
@@ -176,18 +192,18 @@ export class NodeMetrics implements NodeObserver {
       labelNames: PARTITION_LABELS,
       registers,
       collect() {
-        each(this, (l) => l.machine.producers.forgottenTotal);
+        each(this, (p) => p.producerEvictionsForgottenTotal);
       },
     });
   }
 
   private registerGauges(): void {
-    const broker = this.broker;
+    const snapshot = () => this.snapshot();
     const registers = [this.registry];
     const perPartition = (
       name: string,
       help: string,
-      value: (local: LocalPartition) => number | null,
+      value: (partition: PartitionMetrics) => number,
     ): Gauge<'topic' | 'partition'> =>
       new Gauge({
         name,
@@ -196,41 +212,36 @@ export class NodeMetrics implements NodeObserver {
         registers,
         collect() {
           this.reset();
-          for (const local of broker.partitions.values()) {
-            const v = value(local);
-            if (v !== null) this.set({ topic: local.topic, partition: String(local.partition) }, v);
+          for (const p of snapshot().partitions) {
+            this.set({ topic: p.topic, partition: String(p.partition) }, value(p));
           }
         },
       });
-    perPartition(
-      'raftlog_partition_term',
-      'Raft term of each partition replica on this node',
-      (l) => l.group.term,
-    );
+    perPartition('raftlog_partition_term', 'Raft term of each partition replica on this node', (p) => p.term);
     perPartition(
       'raftlog_partition_leader',
       'Leader node id of each partition as this replica knows it (0: none)',
-      (l) => l.group.leaderId,
+      (p) => p.leader,
     );
     perPartition(
       'raftlog_partition_high_watermark',
       "One past the last committed offset in this replica's view",
-      (l) => l.machine.highWatermark,
+      (p) => p.highWatermark,
     );
     perPartition(
       'raftlog_partition_log_start_offset',
       'First offset still retained by this replica',
-      (l) => l.machine.logStartOffset,
+      (p) => p.logStartOffset,
     );
     perPartition(
       'raftlog_partition_disk_bytes',
       "Bytes of this replica's segment files (0 for memory topics)",
-      (l) => l.group.store.diskBytes?.() ?? 0,
+      (p) => p.diskBytes,
     );
     perPartition(
       'raftlog_partition_memory_bytes',
       'Bytes this replica of a memory topic holds in process memory (0 for the other modes)',
-      (l) => l.group.store.memoryBytes?.() ?? 0,
+      (p) => p.memoryBytes,
     );
     this.registerProducerTableMetrics();
     new Gauge({
@@ -240,14 +251,10 @@ export class NodeMetrics implements NodeObserver {
       registers,
       collect() {
         this.reset();
-        for (const local of broker.partitions.values()) {
-          if (!local.group.isLeader) continue;
-          const status = local.group.raw.status();
-          if (!status.progress) continue;
-          for (const [id, progress] of status.progress) {
-            if (id === broker.nodeId) continue;
-            const labels = { topic: local.topic, partition: String(local.partition), replica: String(id) };
-            this.set(labels, Math.max(0, status.lastIndex - progress.match));
+        for (const p of snapshot().partitions) {
+          if (p.replicaLagEntries === null) continue;
+          for (const [id, lagEntries] of p.replicaLagEntries) {
+            this.set({ topic: p.topic, partition: String(p.partition), replica: String(id) }, lagEntries);
           }
         }
       },
@@ -258,7 +265,7 @@ export class NodeMetrics implements NodeObserver {
       registers,
       collect() {
         let led = 0;
-        for (const local of broker.partitions.values()) if (local.group.isLeader) led++;
+        for (const p of snapshot().partitions) if (p.isLeader) led++;
         this.set(led);
       },
     });
@@ -267,7 +274,7 @@ export class NodeMetrics implements NodeObserver {
       help: 'Partition replicas open on this node',
       registers,
       collect() {
-        this.set(broker.partitions.size);
+        this.set(snapshot().partitions.length);
       },
     });
     // Where storage's I/O ran (docs/storage.md, "Small writes run on the event loop"): counters
@@ -278,7 +285,7 @@ export class NodeMetrics implements NodeObserver {
         help,
         registers,
         collect() {
-          const stats = broker.storageIoStats();
+          const stats = snapshot().storageIo;
           this.reset();
           if (stats !== null) this.inc(value(stats));
         },
@@ -337,31 +344,29 @@ export class NodeMetrics implements NodeObserver {
       );
     }
     // Backpressure on produce (docs/operations.md, "Memory and backpressure").
-    const pressure = broker.backpressure;
     countOf(
       'raftlog_produce_waited_total',
       "Produce requests that waited for room in a partition leader's full uncommitted budget",
-      () => pressure.waited,
+      () => snapshot().produce.waited,
     );
     countOf(
       'raftlog_produce_throttled_total',
       'Produce requests answered 429 THROTTLED: the budget stayed full for their timeoutMs',
-      () => pressure.throttled,
+      () => snapshot().produce.throttled,
     );
     countOf(
       'raftlog_produce_busy_total',
       'Produce requests answered 503 BUSY: the bytes waiting for room on this node were at their bound',
-      () => pressure.refusedBusy,
+      () => snapshot().produce.refusedBusy,
     );
     // The disk's free-space floor (docs/operations.md, "A full disk").
-    const disk = broker.disk;
     new Gauge({
       name: 'raftlog_disk_free_bytes',
       help: "Free bytes of this node's data directory at the last reading (statfs, every second)",
       registers,
       collect() {
-        const free = disk.guard?.freeBytes;
-        if (free !== undefined && Number.isFinite(free)) this.set(free);
+        const free = snapshot().disk.freeBytes;
+        if (free !== null) this.set(free);
       },
     });
     new Gauge({
@@ -369,25 +374,26 @@ export class NodeMetrics implements NodeObserver {
       help: 'The free-space floor: under it produce to disk topics is refused with 507 DISK_FULL',
       registers,
       collect() {
-        if (disk.guard) this.set(disk.guard.freeBytesMin);
+        const floor = snapshot().disk.freeBytesMin;
+        if (floor !== null) this.set(floor);
       },
     });
     countOf(
       'raftlog_produce_disk_full_total',
       'Produce requests answered 507 DISK_FULL: the data directory was at its free-space floor',
-      () => disk.guard?.refusedProduce ?? 0,
+      () => snapshot().produce.refusedDiskFull,
     );
     countOf(
       'raftlog_replication_refused_entries_total',
       "Leaders' App messages with entries this replica turned away at its free-space floor",
-      () => broker.driver.droppedEntriesRefused,
+      () => snapshot().disk.replicationRefusedEntries,
     );
     new Gauge({
       name: 'raftlog_storage_failed_logs',
       help: 'Partition logs whose write failed (ENOSPC, EIO): they acknowledge nothing until a restart',
       registers,
       collect() {
-        this.set(disk.failedGroups);
+        this.set(snapshot().disk.failedLogs);
       },
     });
     new Gauge({
@@ -395,17 +401,16 @@ export class NodeMetrics implements NodeObserver {
       help: 'Bytes of produce batches waiting for room in a full uncommitted budget',
       registers,
       collect() {
-        this.set(pressure.waitingBytes);
+        this.set(snapshot().produce.waitingBytes);
       },
     });
     // The bound on memory-topic data (docs/operations.md, "Memory topics").
-    const memoryTopics = broker.memoryTopics;
     new Gauge({
       name: 'raftlog_memory_topics_bytes',
       help: 'Bytes memory-topic replicas hold in this process (their chunks, leader and follower alike)',
       registers,
       collect() {
-        this.set(memoryTopics.heldBytes());
+        this.set(snapshot().memoryTopics.heldBytes);
       },
     });
     new Gauge({
@@ -413,20 +418,20 @@ export class NodeMetrics implements NodeObserver {
       help: 'The bound on memory-topic data: past it, leaders here refuse produce to memory topics (507 MEMORY_FULL)',
       registers,
       collect() {
-        this.set(memoryTopics.bytesMax);
+        this.set(snapshot().memoryTopics.bytesMax);
       },
     });
     countOf(
       'raftlog_produce_memory_full_total',
       'Produce requests answered 507 MEMORY_FULL: the batch would have taken memory topics past their bound',
-      () => memoryTopics.refused,
+      () => snapshot().produce.refusedMemoryFull,
     );
     new Gauge({
       name: 'raftlog_metadata_term',
       help: 'Raft term of the metadata group on this node',
       registers,
       collect() {
-        this.set(broker.metadataTerm());
+        this.set(snapshot().metadata.term);
       },
     });
     new Gauge({
@@ -434,7 +439,7 @@ export class NodeMetrics implements NodeObserver {
       help: 'Metadata leader node id as this node knows it (0: none)',
       registers,
       collect() {
-        this.set(broker.metadataLeader() ?? 0);
+        this.set(snapshot().metadata.leader);
       },
     });
   }

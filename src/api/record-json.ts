@@ -3,8 +3,7 @@
 // read back as sent: base64 with stray bits, headers the record format cannot hold.
 
 import { BrokerError } from '../broker/errors.js';
-import type { ProduceInput } from '../broker/produce.js';
-import type { StoredRecord } from '../broker/record-batch.js';
+import type { ProduceInput, StoredRecord } from '../broker/facade.js';
 import type { Encoding, FetchedRecord, ProduceRecord } from '../wire/types.js';
 import { MAX_RECORD_BYTES } from '../wire/types.js';
 

@@ -19,7 +19,8 @@ import { Server as NetServer } from 'node:net';
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import { BrokerError } from '../broker/errors.js';
 import { assert } from '../raft/errors.js';
-import { type buildApp, sendError } from './app.js';
+import type { buildApp } from './app.js';
+import { sendError } from './error-reply.js';
 
 type App = ReturnType<typeof buildApp>;
 

@@ -3,7 +3,7 @@
 // reading the log until 'drain' (a slow reader costs one chunk per source, not a growing buffer).
 
 import type { ServerResponse } from 'node:http';
-import type { StoredRecord } from '../broker/record-batch.js';
+import type { StoredRecord } from '../broker/facade.js';
 import type { Encoding } from '../wire/types.js';
 import { NDJSON_CONTENT_TYPE, NODE_HEADER } from '../wire/types.js';
 import { encodeRecord } from './record-json.js';

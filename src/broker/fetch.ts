@@ -3,9 +3,10 @@
 // then read whole entries by offset and cut them to the committed records asked for.
 
 import { BrokerError } from './errors.js';
-import type { LocalPartition } from './node.js';
 import type { PartitionMachine } from './partition-machine.js';
+import type { LocalPartition } from './partitions.js';
 import { forEachRecord, isRecordBatch, type StoredRecord } from './record-batch.js';
+import { waitUntil } from './wait.js';
 
 export interface FetchLocalParams {
   offset: number | 'earliest' | 'latest' | undefined;
@@ -127,25 +128,17 @@ function recordBytes(record: StoredRecord): number {
   return size;
 }
 
-/** Resolves when `done()` holds (checked after each apply), at the deadline, or on abort. */
-function waitFor(
+/** Resolves when `done()` holds (checked after each apply), the group closes, at the deadline, or on abort. */
+async function waitFor(
   machine: PartitionMachine,
   done: () => boolean,
   deadlineMs: number,
   signal?: AbortSignal,
 ): Promise<void> {
-  if (done() || machine.closed || Date.now() >= deadlineMs || signal?.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const finish = () => {
-      clearTimeout(timer);
-      unsubscribe();
-      signal?.removeEventListener('abort', finish);
-      resolve();
-    };
-    const timer = setTimeout(finish, deadlineMs - Date.now());
-    const unsubscribe = machine.onHighWatermark(() => {
-      if (done() || machine.closed) finish();
-    });
-    signal?.addEventListener('abort', finish, { once: true });
+  await waitUntil({
+    done: () => done() || machine.closed,
+    subscribe: (listener) => machine.onHighWatermark(listener),
+    deadlineMs,
+    signal,
   });
 }

@@ -8,7 +8,7 @@ import { decodePartitionSnapshot, type PartitionMachine } from './partition-mach
 import type { GroupMachine } from './raft-group.js';
 
 /** Applies metadata commands; tells the node after each change so it can add or drop groups. */
-export class MetadataGroupMachine implements GroupMachine {
+export class MetadataGroupMachine implements GroupMachine<MetadataResult | null> {
   appliedIndex: number;
 
   constructor(
@@ -39,7 +39,7 @@ export class MetadataGroupMachine implements GroupMachine {
 }
 
 /** A partition group's machine: offsets via PartitionMachine, plus a change hook for waiters. */
-export class PartitionGroupMachine implements GroupMachine {
+export class PartitionGroupMachine implements GroupMachine<EntryOffsets | null> {
   readonly partition: PartitionMachine;
 
   constructor(partition: PartitionMachine) {

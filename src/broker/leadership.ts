@@ -4,6 +4,10 @@
 
 import type { Logger } from 'pino';
 import { Pool } from 'undici';
+import { METADATA_GROUP_ID } from './metadata-state.js';
+import type { LocalPartition } from './partitions.js';
+import type { RaftGroup } from './raft-group.js';
+import type { Signal } from './wait.js';
 
 export interface PartitionStatus {
   groupId: number;
@@ -46,6 +50,105 @@ export class LeadershipTable {
   }
 }
 
+/** How leadership announcements reach peers. */
+export interface Announcer {
+  announce(statuses: PartitionStatus[]): void;
+  close(): Promise<void>;
+}
+
+/**
+ * This node's view of every partition's leader: its own replicas' cores, then what peers
+ * announced. Announces the partitions it leads: at once when it wins, and periodically.
+ */
+export class LeadershipDirectory {
+  private readonly table = new LeadershipTable();
+  private readonly changedGroups = new Set<number>();
+  private announceScheduled = false;
+
+  constructor(
+    private readonly nodeId: number,
+    private readonly partitions: ReadonlyMap<number, LocalPartition>,
+    private readonly gossip: Announcer,
+    /** Fired whenever the view may have changed (waiters check what they wait for). */
+    private readonly changed: Signal,
+  ) {}
+
+  /** A group here changed role or learned of a new leader. */
+  groupChanged(group: RaftGroup): void {
+    if (group.groupId !== METADATA_GROUP_ID) {
+      const status = this.localStatus(group.groupId);
+      if (status) this.table.update(status);
+      if (group.isLeader) {
+        this.changedGroups.add(group.groupId);
+        this.scheduleAnnounce();
+      }
+    }
+    this.changed.emit();
+  }
+
+  /** The status of a partition as known here: local core first, then announcements. */
+  status(groupId: number): PartitionStatus | null {
+    return this.localStatus(groupId) ?? this.table.get(groupId) ?? null;
+  }
+
+  /** Announcements from a peer. */
+  receive(statuses: readonly PartitionStatus[]): void {
+    for (const status of statuses) {
+      if (this.partitions.has(status.groupId)) continue; // our own core knows better
+      this.table.update(status);
+    }
+    this.changed.emit();
+  }
+
+  /** Announces every partition led here (the periodic round that repairs lost announcements). */
+  announceAll(): void {
+    const statuses: PartitionStatus[] = [];
+    for (const local of this.partitions.values()) {
+      if (!local.group.isLeader) continue;
+      const status = this.localStatus(local.placement.groupId)!;
+      this.table.update(status);
+      statuses.push(status);
+    }
+    this.gossip.announce(statuses);
+  }
+
+  forget(groupId: number): void {
+    this.table.forget(groupId);
+    this.changed.emit();
+  }
+
+  close(): Promise<void> {
+    return this.gossip.close();
+  }
+
+  private localStatus(groupId: number): PartitionStatus | null {
+    const local = this.partitions.get(groupId);
+    if (!local) return null;
+    return {
+      groupId,
+      leader: local.group.leaderId,
+      term: local.group.term,
+      highWatermark: local.machine.highWatermark,
+      logStartOffset: local.machine.logStartOffset,
+    };
+  }
+
+  private scheduleAnnounce(): void {
+    if (this.announceScheduled) return;
+    this.announceScheduled = true;
+    setImmediate(() => {
+      this.announceScheduled = false;
+      const statuses: PartitionStatus[] = [];
+      for (const groupId of this.changedGroups) {
+        const status = this.localStatus(groupId);
+        if (status && status.leader === this.nodeId) statuses.push(status);
+      }
+      this.changedGroups.clear();
+      this.gossip.announce(statuses);
+    });
+  }
+}
+
 export const GOSSIP_PATH = '/v1/internal/partitions';
 const GOSSIP_TIMEOUT_MS = 2000;
 
@@ -53,7 +156,7 @@ const GOSSIP_TIMEOUT_MS = 2000;
  * Sends this node's leadership announcements to every peer over HTTP (undici). Announcements are
  * small and idempotent; a lost one is repaired by the next periodic round.
  */
-export class LeadershipGossip {
+export class LeadershipGossip implements Announcer {
   private readonly pools = new Map<number, Pool>();
 
   constructor(

@@ -8,7 +8,7 @@ import os from 'node:os';
 import type { Logger } from 'pino';
 import type { MemoryAppendPlan } from '../storage/index.js';
 import { BrokerError } from './errors.js';
-import type { LocalPartition } from './node.js';
+import type { LocalPartition } from './partitions.js';
 import type { RecordInput } from './record-batch.js';
 
 /** The default bound takes this share of the memory the process may use. */

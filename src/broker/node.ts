@@ -1,31 +1,36 @@
-// One broker node: the metadata group, the partition groups placed here, and what the API asks
-// of them (admin, produce, fetch). Forwarding to other nodes is the API layer's job; this class
-// answers for what is local and says where the rest lives.
+// One broker node: the coordinator of the metadata group (metadata-group.ts), the partition
+// replicas placed here (partitions.ts), leadership (leadership.ts, hand-off.ts) and the bounds on
+// produce, and the Broker facade the API talks to (facade.ts). Forwarding to other nodes is the
+// API layer's job; this class answers for what is local and says where the rest lives.
 
-import { createHash, randomInt } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import {
-  type InitialState,
-  isRaftError,
-  type RaftConfig,
-  RawNode,
-  SeededRandom,
-  type Snapshot,
-  StateRole,
-} from '../raft/index.js';
-import { type IoExecutorStats, isStorageError } from '../storage/index.js';
-import { PRODUCE_WAITING_BYTES_MAX_DEFAULT, ProduceBackpressure } from './backpressure.js';
-import type { DiskGuard } from './disk-guard.js';
+import { ProduceBackpressure } from './backpressure.js';
 import { DiskPressure } from './disk-pressure.js';
-import { Driver, type MessageSink } from './driver.js';
+import { Driver } from './driver.js';
 import { BrokerError } from './errors.js';
-import { MetadataGroupMachine, PartitionGroupMachine } from './group-machines.js';
-import type { GroupStore, NodeStore } from './group-store.js';
+import type {
+  Broker,
+  CommittedOffset,
+  FetchParams,
+  FetchResult,
+  GroupSummary,
+  MetricsSnapshot,
+  NodeObserver,
+  OffsetSpec,
+  ProduceParams,
+  ProduceResult,
+  ReplicaTail,
+} from './facade.js';
+import { fetchLocal } from './fetch.js';
+import { GroupFactory, proposeEntry } from './group-factory.js';
+import type { GroupDescription } from './groups/protocol.js';
 import { SessionExpiry } from './groups/session-expiry.js';
-import { LeadershipGossip, LeadershipTable, type PartitionStatus } from './leadership.js';
+import { LeadershipHandOff } from './hand-off.js';
+import { LeadershipDirectory, LeadershipGossip, type PartitionStatus } from './leadership.js';
 import { defaultMemoryTopicsBytesMax, MemoryTopicsBound } from './memory-bound.js';
+import { MetadataGroup } from './metadata-group.js';
 import {
-  encodeCommand,
   METADATA_GROUP_ID,
   type MetadataCommand,
   type MetadataResult,
@@ -34,111 +39,22 @@ import {
   type PersistenceMode,
   type TopicMeta,
 } from './metadata-state.js';
+import { takeMetricsSnapshot } from './metrics-snapshot.js';
 import {
-  decodePartitionSnapshot,
-  entryOffsets,
-  PartitionMachine,
-  rebuildProducerTable,
-} from './partition-machine.js';
+  type BrokerNodeOptions,
+  type BrokerTiming,
+  DEFAULT_PRODUCE_LIMITS,
+  DEFAULT_TIMING,
+  raftConfigOf,
+} from './node-options.js';
 import { RoundRobin } from './partitioner.js';
-import { DEFAULT_PRODUCER_LIMITS, type ProducerLimits } from './producer-state.js';
-import { type GroupMachine, type GroupObserver, RaftGroup } from './raft-group.js';
+import { type LocalPartition, LocalPartitions } from './partitions.js';
+import { produceLocal } from './produce.js';
+import { DEFAULT_PRODUCER_LIMITS } from './producer-state.js';
+import type { RaftGroup } from './raft-group.js';
 import { RetentionRunner } from './retention.js';
-
-/** Storage's counts of where its I/O tasks ran, for metrics (the api layer sees only the broker). */
-export type StorageIoStats = IoExecutorStats;
-
-export interface BrokerTiming {
-  /** One Raft tick for every group. */
-  tickMs: number;
-  electionTicks: number;
-  heartbeatTicks: number;
-  /** Leaders announce their partitions to every peer this often (and at once when they win). */
-  gossipIntervalMs: number;
-  /** The metadata log is snapshotted and cut after this many applied entries. */
-  metadataSnapshotEveryEntries: number;
-  /** Each replica checks its partitions' retention (age, size) this often. */
-  retentionCheckMs: number;
-  /**
-   * The same for memory topics, more often: what they hold between checks is memory, taken from
-   * the node's bound (and their cuts cost no file I/O, only an lmdb write).
-   */
-  memoryRetentionCheckMs: number;
-  /** The metadata leader checks consumer-group sessions this often (src/broker/groups/). */
-  groupSessionCheckMs: number;
-}
-
-export const DEFAULT_TIMING: Readonly<BrokerTiming> = Object.freeze({
-  tickMs: 100,
-  electionTicks: 10,
-  // Heartbeats every 200 ms: followers learn commits from Commit notices, not heartbeats, so
-  // these only keep leases and liveness; at 1,000 idle groups per node that halves their cost.
-  heartbeatTicks: 2,
-  gossipIntervalMs: 1000,
-  metadataSnapshotEveryEntries: 1000,
-  retentionCheckMs: 5000,
-  memoryRetentionCheckMs: 250,
-  groupSessionCheckMs: 100,
-});
-
-export interface NodeTransport extends MessageSink {
-  isPeerAlive(nodeId: number): boolean;
-}
-
-export interface BrokerNodeOptions {
-  nodeId: number;
-  /** Every voting node, this one included: id → URL. */
-  peers: Map<number, string>;
-  store: NodeStore;
-  transport: NodeTransport;
-  logger: Logger;
-  defaultPersistence: PersistenceMode;
-  timing?: Partial<BrokerTiming>;
-  /** How leadership announcements reach peers; HTTP gossip unless a test injects its own. */
-  announcer?: Announcer;
-  /** Idempotent-producer expiry and table size; must be the same on every node. */
-  producerLimits?: Partial<ProducerLimits>;
-  /** Bounds on what produce may hold in memory (defaults: 64 MiB each). */
-  produceLimits?: Partial<ProduceLimits>;
-  /**
-   * Bytes of memory-topic data this node may hold before its leaders refuse produce to memory
-   * topics with MEMORY_FULL (default: defaultMemoryTopicsBytesMax(), a quarter of the memory).
-   */
-  memoryTopicsBytesMax?: number;
-  /** The data directory's free-space floor (absent: no disk, or not watched). */
-  diskGuard?: DiskGuard;
-}
-
-export interface ProduceLimits {
-  /** Bytes of proposed, uncommitted entries a partition leader holds at most (Raft's budget). */
-  uncommittedBytesMax: number;
-  /** Bytes of produce batches a node holds while they wait for room in a full budget. */
-  waitingBytesMax: number;
-}
-
-export const DEFAULT_PRODUCE_LIMITS: Readonly<ProduceLimits> = Object.freeze({
-  uncommittedBytesMax: 64 * 1024 * 1024,
-  waitingBytesMax: PRODUCE_WAITING_BYTES_MAX_DEFAULT,
-});
-
-/** What a node reports for metrics (src/api/metrics.ts); keeps prom-client out of the broker. */
-export interface NodeObserver extends GroupObserver {
-  /** A log write task spent `durationMs` in fdatasync. */
-  fsync(durationMs: number): void;
-}
-
-export interface Announcer {
-  announce(statuses: PartitionStatus[]): void;
-  close(): Promise<void>;
-}
-
-export interface LocalPartition {
-  topic: string;
-  partition: number;
-  placement: PartitionPlacement;
-  group: RaftGroup;
-  machine: PartitionMachine;
-}
+import { openTail } from './stream.js';
+import { Signal, waitUntil } from './wait.js';
 
 /** A stable id for the cluster: the same for every node given the same voters. */
 export function clusterIdOf(peers: Map<number, string>): string {
@@ -146,20 +62,18 @@ export function clusterIdOf(peers: Map<number, string>): string {
   return `rl-${createHash('sha256').update(ids).digest('hex').slice(0, 16)}`;
 }
 
-const CAMPAIGN_RETRY_MS = 300;
-const CAMPAIGN_ATTEMPTS_MAX = 10;
 /** How long the metadata leader waits for a session-expiry command to apply. */
 const SESSION_EXPIRY_TIMEOUT_MS = 10_000;
 
-export class BrokerNode {
+export class BrokerNode implements Broker {
   readonly nodeId: number;
   readonly peers: Map<number, string>;
   readonly clusterId: string;
   readonly timing: BrokerTiming;
   readonly metadata: MetadataState;
   readonly driver: Driver;
-  readonly leadership = new LeadershipTable();
-  readonly partitions = new Map<number, LocalPartition>();
+  /** The partition replicas open here, by group id. */
+  readonly partitions: ReadonlyMap<number, LocalPartition>;
   readonly logger: Logger;
   readonly defaultPersistence: PersistenceMode;
   /** Produce requests waiting for room in a full uncommitted budget (bounded per node). */
@@ -168,23 +82,22 @@ export class BrokerNode {
   readonly memoryTopics: MemoryTopicsBound;
   /** The disk's floor and failed logs: what produce and replication may write. */
   readonly disk: DiskPressure;
-  private readonly produceLimits: ProduceLimits;
-  private metadataGroup: RaftGroup | null = null;
-  private metadataMachine: MetadataGroupMachine | null = null;
-  private readonly opening = new Map<number, Promise<void>>();
-  private readonly gossip: Announcer;
-  private readonly changedLeadership = new Set<number>();
+  /**
+   * Fired after anything that changes what this node knows of the cluster: a metadata apply, a
+   * leadership change of a group here, an announcement, a replica dropped. Waits listen to it.
+   */
+  private readonly changed = new Signal();
+  private readonly local: LocalPartitions;
+  private readonly metadataGroup: MetadataGroup;
+  private readonly leadership: LeadershipDirectory;
+  private readonly handOffs: LeadershipHandOff;
   private readonly roundRobin = new Map<string, RoundRobin>();
-  private gossipTimer: NodeJS.Timeout | null = null;
-  private retentionTimer: NodeJS.Timeout | null = null;
-  private memoryRetentionTimer: NodeJS.Timeout | null = null;
+  private readonly timers: NodeJS.Timeout[] = [];
   /** Retention of disk topics, and of memory topics: separate, so that neither waits on the other. */
   private readonly retention: RetentionRunner;
   private readonly memoryRetention: RetentionRunner;
   /** Expires consumer-group members whose sessions ran out, while this node leads metadata. */
   private readonly sessionExpiry: SessionExpiry;
-  private announceScheduled = false;
-  private snapshotInFlight = false;
   private stopping = false;
   /** handOffLeadership ran (a drain): stop() does not hand off again. */
   private handedOff = false;
@@ -197,20 +110,19 @@ export class BrokerNode {
     this.timing = { ...DEFAULT_TIMING, ...options.timing };
     this.logger = options.logger;
     this.defaultPersistence = options.defaultPersistence;
-    this.produceLimits = { ...DEFAULT_PRODUCE_LIMITS, ...options.produceLimits };
-    this.backpressure = new ProduceBackpressure(this.produceLimits.waitingBytesMax);
+    const produceLimits = { ...DEFAULT_PRODUCE_LIMITS, ...options.produceLimits };
+    this.backpressure = new ProduceBackpressure(produceLimits.waitingBytesMax);
     this.memoryTopics = new MemoryTopicsBound(options.memoryTopicsBytesMax ?? defaultMemoryTopicsBytesMax(), {
       heldBytes: () => options.store.memoryModeBytes?.() ?? 0,
       turn: () => this.driver.turns,
     });
     this.disk = new DiskPressure(
       {
-        diskGroups: () => this.diskGroups(),
+        diskGroups: () => this.local.diskGroups(),
         group: (groupId) =>
-          groupId === METADATA_GROUP_ID
-            ? (this.metadataGroup ?? undefined)
-            : this.partitions.get(groupId)?.group,
-        handOff: (group) => this.handOff(group),
+          (groupId === METADATA_GROUP_ID ? this.metadataGroup.group : this.partitions.get(groupId)?.group) ??
+          undefined,
+        handOff: (group) => this.handOffs.handOff(group),
         logger: options.logger,
       },
       options.diskGuard ?? null,
@@ -223,7 +135,46 @@ export class BrokerNode {
       tickMs: this.timing.tickMs,
       logger: options.logger,
     });
-    this.gossip = options.announcer ?? new LeadershipGossip(options.nodeId, options.peers, options.logger);
+    const factory = new GroupFactory({
+      nodeId: options.nodeId,
+      store: options.store,
+      driver: this.driver,
+      logger: options.logger,
+      raftConfig: raftConfigOf(this.timing, produceLimits),
+      disk: this.disk,
+      onLeadership: (group) => this.leadership.groupChanged(group),
+      observer: () => this.observer,
+    });
+    this.local = new LocalPartitions({
+      nodeId: options.nodeId,
+      metadata: this.metadata,
+      factory,
+      driver: this.driver,
+      store: options.store,
+      producerLimits: { ...DEFAULT_PRODUCER_LIMITS, ...options.producerLimits },
+      logger: options.logger,
+      isStopping: () => this.stopping,
+      onDropped: (groupId) => this.leadership.forget(groupId),
+    });
+    this.partitions = this.local.byGroup;
+    this.metadataGroup = new MetadataGroup({
+      state: this.metadata,
+      factory,
+      driver: this.driver,
+      voters: [...options.peers.keys()],
+      logger: options.logger,
+      snapshotEveryEntries: this.timing.metadataSnapshotEveryEntries,
+      changed: this.changed,
+      onChange: () => this.local.reconcile(),
+    });
+    const gossip = options.announcer ?? new LeadershipGossip(options.nodeId, options.peers, options.logger);
+    this.leadership = new LeadershipDirectory(options.nodeId, this.partitions, gossip, this.changed);
+    this.handOffs = new LeadershipHandOff({
+      nodeId: options.nodeId,
+      isPeerAlive: (id) => options.transport.isPeerAlive(id),
+      driver: this.driver,
+      changed: this.changed,
+    });
     this.retention = new RetentionRunner(options.logger);
     this.memoryRetention = new RetentionRunner(options.logger);
     this.sessionExpiry = new SessionExpiry(
@@ -246,37 +197,30 @@ export class BrokerNode {
   /** Sends metrics events of every group, present and future, and of storage to `observer`. */
   observe(observer: NodeObserver): void {
     this.observer = observer;
-    if (this.metadataGroup) this.metadataGroup.observer = observer;
+    const metadataGroup = this.metadataGroup.group;
+    if (metadataGroup) metadataGroup.observer = observer;
     for (const local of this.partitions.values()) local.group.observer = observer;
     this.options.store.observeFsync?.((durationMs) => observer.fsync(durationMs));
-  }
-
-  private raftConfig(): Partial<RaftConfig> {
-    return {
-      electionTicks: this.timing.electionTicks,
-      heartbeatTicks: this.timing.heartbeatTicks,
-      maxUncommittedBytes: this.produceLimits.uncommittedBytesMax,
-    };
   }
 
   // ---- lifecycle ---------------------------------------------------------------------------
 
   async start(): Promise<void> {
-    await this.openMetadataGroup();
+    await this.metadataGroup.open();
     this.driver.start();
-    this.gossipTimer = setInterval(() => this.announceAll(), this.timing.gossipIntervalMs);
-    this.gossipTimer.unref();
-    this.retentionTimer = setInterval(
-      () => this.runRetention(this.retention, false),
-      this.timing.retentionCheckMs,
-    );
-    this.retentionTimer.unref();
-    this.memoryRetentionTimer = setInterval(() => {
+    this.every(this.timing.gossipIntervalMs, () => this.leadership.announceAll());
+    this.every(this.timing.retentionCheckMs, () => this.runRetention(this.retention, false));
+    this.every(this.timing.memoryRetentionCheckMs, () => {
       this.runRetention(this.memoryRetention, true);
       this.memoryTopics.warnIfOver(this.logger, Date.now());
-    }, this.timing.memoryRetentionCheckMs);
-    this.memoryRetentionTimer.unref();
+    });
     this.sessionExpiry.start();
+  }
+
+  private every(intervalMs: number, run: () => void): void {
+    const timer = setInterval(run, intervalMs);
+    timer.unref();
+    this.timers.push(timer);
   }
 
   /** Starts a retention pass over this node's memory-topic replicas, or over the others. */
@@ -297,9 +241,7 @@ export class BrokerNode {
     if (this.stopping) return;
     this.stopping = true;
     if (!this.handedOff) await this.handOffLeadership(handOffMs);
-    if (this.gossipTimer) clearInterval(this.gossipTimer);
-    if (this.retentionTimer) clearInterval(this.retentionTimer);
-    if (this.memoryRetentionTimer) clearInterval(this.memoryRetentionTimer);
+    for (const timer of this.timers) clearInterval(timer);
     this.sessionExpiry.stop();
     this.driver.stop();
     const closing = new BrokerError(
@@ -307,16 +249,14 @@ export class BrokerNode {
       `node ${this.nodeId} is shutting down; a write it had not answered may or may not have ` +
         'committed: a retry with the same producer sequence is safe; retry on another node',
     );
-    for (const local of this.partitions.values()) {
-      local.group.close(closing);
-      local.machine.close();
-    }
-    this.metadataGroup?.close(closing);
-    await Promise.allSettled(this.opening.values());
+    const partitionsClosed = this.local.close(closing);
+    this.metadataGroup.close(closing);
+    this.changed.emit();
+    await partitionsClosed;
     await this.retention.idle();
     await this.memoryRetention.idle();
     await this.options.store.close();
-    await this.gossip.close();
+    await this.leadership.close();
   }
 
   /**
@@ -327,389 +267,91 @@ export class BrokerNode {
    */
   async handOffLeadership(deadlineMs: number): Promise<void> {
     this.handedOff = true;
-    const groups = [...this.partitions.values()].map((p) => p.group);
-    if (this.metadataGroup) groups.push(this.metadataGroup);
-    const led = groups.filter((g) => g.isLeader);
-    for (const group of led) this.handOff(group);
-    const deadline = Date.now() + deadlineMs;
-    while (led.some((g) => g.raw.role === StateRole.Leader) && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    const groups: RaftGroup[] = [...this.partitions.values()].map((p) => p.group);
+    const metadataGroup = this.metadataGroup.group;
+    if (metadataGroup) groups.push(metadataGroup);
+    await this.handOffs.handOffAll(groups, deadlineMs);
   }
 
-  /** Transfers one group's leadership to its best peer (see handOffTarget); false if none. */
-  handOff(group: RaftGroup): boolean {
-    const target = this.handOffTarget(group);
-    if (target === null) return false;
-    group.raw.transferLeader(target);
-    this.driver.markDirty(group);
+  /** Asks this node's core, which leads the partition, to hand leadership to replica `to`. */
+  transferLeadership(local: LocalPartition, to: number): void {
+    this.handOffs.transfer(local.group, to);
+  }
+
+  /** The transport lost messages to `nodeId`: stop streaming to it until it answers again. */
+  reportUnreachable(nodeId: number): void {
+    for (const local of this.partitions.values()) {
+      if (local.group.isLeader) local.group.raw.reportUnreachable(nodeId);
+    }
+    const metadataGroup = this.metadataGroup.group;
+    if (metadataGroup?.isLeader) metadataGroup.raw.reportUnreachable(nodeId);
+  }
+
+  // ---- the cluster -------------------------------------------------------------------------
+
+  isPeerAlive(nodeId: number): boolean {
+    return nodeId === this.nodeId || this.options.transport.isPeerAlive(nodeId);
+  }
+
+  /** Replicas of `replicas` this node can reach now: itself, and peers with a live link. */
+  reachableReplicas(replicas: readonly number[]): number {
+    let reachable = 0;
+    for (const id of replicas) if (this.isPeerAlive(id)) reachable++;
+    return reachable;
+  }
+
+  isReady(): boolean {
+    if (this.metadataLeader() === null || !this.local.allOpen()) return false;
+    for (const local of this.partitions.values()) if (local.group.leaderId === 0) return false;
     return true;
   }
 
-  private *diskGroups(): Iterable<RaftGroup> {
-    for (const local of this.partitions.values()) {
-      if (local.group.store.mode !== 'memory') yield local.group;
-    }
+  receiveAnnouncements(statuses: PartitionStatus[]): void {
+    this.leadership.receive(statuses);
   }
 
-  /** The live voter with the highest match (under load none may be exactly caught up). */
-  private handOffTarget(group: RaftGroup): number | null {
-    const status = group.raw.status();
-    if (!status.progress) return null;
-    let best: number | null = null;
-    let bestMatch = -1;
-    for (const [id, pr] of status.progress) {
-      if (id === this.nodeId || pr.isLearner || pr.recovering) continue;
-      if (!this.options.transport.isPeerAlive(id) || pr.match <= bestMatch) continue;
-      best = id;
-      bestMatch = pr.match;
-    }
-    return best;
+  partitionStatus(groupId: number): PartitionStatus | null {
+    return this.leadership.status(groupId);
   }
 
-  // ---- metadata group ----------------------------------------------------------------------
+  localPartition(groupId: number): LocalPartition | undefined {
+    return this.partitions.get(groupId);
+  }
 
-  private async openMetadataGroup(): Promise<void> {
-    const store = await this.openGroupStore(METADATA_GROUP_ID, 'sync');
-    const initial = store.initialState();
-    const snapshot = store.snapshot();
-    if (snapshot.metadata.index > 0) this.metadata.restore(snapshot.data);
-    const voters = [...this.peers.keys()].sort((a, b) => a - b);
-    const initialState: InitialState = {
-      hardState: initial.hardState,
-      confState: initial.confState.voters.length > 0 ? initial.confState : { voters, learners: [] },
-    };
-    const raw = new RawNode({
-      id: this.nodeId,
-      storage: store,
-      random: new SeededRandom(randomInt(2 ** 31)),
-      initialState,
-      applied: snapshot.metadata.index,
-      config: this.raftConfig(),
-      // Rebuilt after corruption (openGroupStore): no vote, no ack counted, until caught up.
-      recovering: store.mayHaveLostEntries,
-      nowTicks: this.driver.nowTicks(),
-    });
-    this.metadataMachine = new MetadataGroupMachine(this.metadata, snapshot.metadata.index, () =>
-      this.afterMetadataChange(),
-    );
-    const group = this.newGroup(METADATA_GROUP_ID, raw, store, this.metadataMachine);
-    group.observer = this.observer;
-    this.metadataGroup = group;
-    store.onEntriesAvailable(() => {
-      raw.notifyEntriesAvailable();
-      this.driver.markDirty(group);
-    });
-    this.driver.add(group);
-    // A lone node elects itself at once instead of waiting out an election timeout.
-    if (voters.length === 1) raw.campaign();
+  // ---- metadata ----------------------------------------------------------------------------
+
+  findTopic(name: string): TopicMeta | undefined {
+    return this.metadata.topics.get(name);
+  }
+
+  topic(name: string): TopicMeta {
+    return this.metadata.topic(name);
+  }
+
+  topics(): TopicMeta[] {
+    return [...this.metadata.topics.values()];
+  }
+
+  partition(topic: string, partition: number): PartitionPlacement {
+    return this.metadata.partition(topic, partition);
   }
 
   metadataLeader(): number | null {
-    const leader = this.metadataGroup?.leaderId ?? 0;
-    return leader === 0 ? null : leader;
-  }
-
-  /** Where the disk's I/O tasks ran (null without a disk store). */
-  storageIoStats(): StorageIoStats | null {
-    return this.options.store.ioStats?.() ?? null;
+    return this.metadataGroup.leader();
   }
 
   /** The metadata group's term as this node knows it (0 before it opened). */
   metadataTerm(): number {
-    return this.metadataGroup?.term ?? 0;
+    return this.metadataGroup.term();
   }
 
   isMetadataLeader(): boolean {
-    return this.metadataGroup?.isLeader ?? false;
+    return this.metadataGroup.isLeader();
   }
 
   /** Proposes a metadata command on this node, which must lead the metadata group. */
-  async proposeMetadata(command: MetadataCommand, timeoutMs: number): Promise<MetadataResult> {
-    const group = this.metadataGroup;
-    if (!group?.isLeader) {
-      throw new BrokerError('NO_LEADER', 'this node does not lead the metadata group');
-    }
-    const index = this.propose(group, encodeCommand(command));
-    const result = (await group.waitForProposal(index, group.raw.term, timeoutMs)) as MetadataResult | null;
-    if (!result) throw new BrokerError('INTERNAL', 'metadata command applied without a result');
-    return result;
-  }
-
-  private afterMetadataChange(): void {
-    this.reconcileGroups();
-    this.maybeSnapshotMetadata();
-  }
-
-  /** Opens groups placed here that are not open yet, and drops groups whose topic is gone. */
-  private reconcileGroups(): void {
-    if (this.stopping) return;
-    for (const topic of this.metadata.topics.values()) {
-      for (const placement of topic.partitions) {
-        if (!placement.replicas.includes(this.nodeId)) continue;
-        if (this.partitions.has(placement.groupId) || this.opening.has(placement.groupId)) continue;
-        const opening = this.openPartition(topic, placement)
-          .catch((error: Error) =>
-            this.logger.error({ group: placement.groupId, err: error.message }, 'could not open partition'),
-          )
-          .finally(() => this.opening.delete(placement.groupId));
-        this.opening.set(placement.groupId, opening);
-      }
-    }
-    for (const groupId of [...this.partitions.keys()]) {
-      if (!this.metadata.groupIndex.has(groupId)) void this.dropPartition(groupId);
-    }
-  }
-
-  private maybeSnapshotMetadata(): void {
-    const group = this.metadataGroup;
-    const machine = this.metadataMachine;
-    if (!group || !machine || this.snapshotInFlight) return;
-    const applied = machine.appliedIndex;
-    if (applied - group.store.firstIndex() < this.timing.metadataSnapshotEveryEntries) return;
-    const snapshot: Snapshot = {
-      metadata: { index: applied, term: group.store.term(applied), confState: group.raw.status().confState },
-      data: this.metadata.serialize(),
-    };
-    this.snapshotInFlight = true;
-    group.store
-      .truncatePrefix(applied, snapshot)
-      .catch((error: Error) => this.logger.error({ err: error.message }, 'metadata snapshot failed'))
-      .finally(() => {
-        this.snapshotInFlight = false;
-      });
-  }
-
-  // ---- partition groups --------------------------------------------------------------------
-
-  /**
-   * Opens a group's log. A log that refuses to open as corrupt (a bad frame before its tail) does
-   * not take the node down: its files are set aside and the replica restarts empty at its
-   * snapshot, flagged as having lost entries, so its core starts recovering (no vote, no ack
-   * counted) and it catches up from the leader. The corrupt data is never read again.
-   */
-  private async openGroupStore(groupId: number, mode: PersistenceMode): Promise<GroupStore> {
-    const nodeStore = this.options.store;
-    try {
-      return await nodeStore.openGroup(groupId, mode);
-    } catch (error) {
-      if (!isStorageError(error, 'CorruptLog') || !nodeStore.discardGroup) throw error;
-      const movedTo = await nodeStore.discardGroup(groupId);
-      this.logger.error(
-        { group: groupId, file: error.file, offsetBytes: error.offsetBytes, movedTo, err: error.message },
-        'corrupt log: set aside; rebuilding this replica from its peers',
-      );
-      return nodeStore.openGroup(groupId, mode);
-    }
-  }
-
-  private async openPartition(topic: TopicMeta, placement: PartitionPlacement): Promise<void> {
-    const store = await this.openGroupStore(placement.groupId, topic.config.persistence);
-    if (this.stopping || !this.metadata.groupIndex.has(placement.groupId)) {
-      await this.options.store.dropGroup(placement.groupId);
-      return;
-    }
-    const local = await this.buildPartition(topic, placement, store);
-    this.partitions.set(placement.groupId, local);
-    store.onEntriesAvailable(() => {
-      local.group.raw.notifyEntriesAvailable();
-      this.driver.markDirty(local.group);
-    });
-    this.driver.add(local.group);
-    if (placement.replicas[0] === this.nodeId && store.initialState().hardState.term === 0) {
-      this.campaignUntilLed(local.group, CAMPAIGN_ATTEMPTS_MAX);
-    }
-  }
-
-  private async buildPartition(
-    topic: TopicMeta,
-    placement: PartitionPlacement,
-    store: GroupStore,
-  ): Promise<LocalPartition> {
-    const initial = store.initialState();
-    const snapshot = store.snapshot();
-    const recovering = store.mayHaveLostEntries;
-    // Offsets are a function of the log, so a restart resumes at the stored commit index.
-    const applied = Math.min(Math.max(initial.hardState.commit, snapshot.metadata.index), store.lastIndex());
-    const snapshotData = decodePartitionSnapshot(snapshot.data);
-    const logStartOffset = snapshotData.nextOffset;
-    const atApplied = await store.offsetsAtOrBefore(applied);
-    const highWatermark =
-      atApplied && atApplied.index > snapshot.metadata.index
-        ? atApplied.baseOffset + atApplied.recordCount
-        : logStartOffset;
-    const producerLimits = { ...DEFAULT_PRODUCER_LIMITS, ...this.options.producerLimits };
-    const machine = new PartitionMachine({
-      highWatermark,
-      logStartOffset,
-      appliedIndex: applied,
-      producerLimits,
-    });
-    // The producer table is a function of the log too: the snapshot's, then the log replayed.
-    await rebuildProducerTable(machine, store, { index: snapshot.metadata.index, data: snapshotData });
-    // The uncommitted tail decides the next offset a leader assigns.
-    if (store.lastIndex() > applied) {
-      const tail = await store.readEntries(applied + 1, store.lastIndex() + 1, Number.MAX_SAFE_INTEGER);
-      machine.noteAppendedEntries(tail);
-    }
-    const raw = new RawNode({
-      id: this.nodeId,
-      storage: store,
-      random: new SeededRandom(randomInt(2 ** 31)),
-      initialState: {
-        hardState: initial.hardState,
-        confState:
-          initial.confState.voters.length > 0
-            ? initial.confState
-            : { voters: placement.replicas, learners: [] },
-      },
-      applied,
-      config: this.raftConfig(),
-      recovering,
-      nowTicks: this.driver.nowTicks(),
-    });
-    const group = this.newGroup(placement.groupId, raw, store, new PartitionGroupMachine(machine));
-    group.observer = this.observer;
-    const local: LocalPartition = {
-      topic: topic.name,
-      partition: placement.partition,
-      placement,
-      group,
-      machine,
-    };
-    return local;
-  }
-
-  private newGroup(groupId: number, raw: RawNode, store: GroupStore, machine: GroupMachine): RaftGroup {
-    return new RaftGroup({
-      groupId,
-      raw,
-      store,
-      machine,
-      logger: this.logger,
-      onLeadership: (g) => this.onLeadershipChange(g),
-      nowTicks: () => this.driver.nowTicks(),
-      // The metadata log is small and must keep working under the disk floor; memory logs are
-      // not on disk.
-      admitsEntries:
-        groupId === METADATA_GROUP_ID || store.mode === 'memory'
-          ? undefined
-          : (message) => this.disk.admitsEntries(message, store.mode),
-    });
-  }
-
-  /** The preferred leader of a new group campaigns until a leader exists (peers may lag). */
-  private campaignUntilLed(group: RaftGroup, attemptsLeft: number): void {
-    if (group.closed || group.leaderId !== 0 || attemptsLeft === 0 || this.stopping) return;
-    group.raw.campaign();
-    this.driver.markDirty(group);
-    setTimeout(() => this.campaignUntilLed(group, attemptsLeft - 1), CAMPAIGN_RETRY_MS).unref();
-  }
-
-  private async dropPartition(groupId: number): Promise<void> {
-    const local = this.partitions.get(groupId);
-    if (!local) return;
-    this.partitions.delete(groupId);
-    this.driver.remove(groupId);
-    this.leadership.forget(groupId);
-    local.group.close(new BrokerError('UNKNOWN_TOPIC', `topic '${local.topic}' was deleted`));
-    local.machine.close();
-    await this.options.store.dropGroup(groupId);
-  }
-
-  // ---- leadership --------------------------------------------------------------------------
-
-  private onLeadershipChange(group: RaftGroup): void {
-    if (group.groupId === METADATA_GROUP_ID) return;
-    const status = this.localStatus(group.groupId);
-    if (status) this.leadership.update(status);
-    if (group.isLeader) {
-      this.changedLeadership.add(group.groupId);
-      this.scheduleAnnounce();
-    }
-  }
-
-  private localStatus(groupId: number): PartitionStatus | null {
-    const local = this.partitions.get(groupId);
-    if (!local) return null;
-    return {
-      groupId,
-      leader: local.group.leaderId,
-      term: local.group.term,
-      highWatermark: local.machine.highWatermark,
-      logStartOffset: local.machine.logStartOffset,
-    };
-  }
-
-  private scheduleAnnounce(): void {
-    if (this.announceScheduled) return;
-    this.announceScheduled = true;
-    setImmediate(() => {
-      this.announceScheduled = false;
-      const statuses: PartitionStatus[] = [];
-      for (const groupId of this.changedLeadership) {
-        const status = this.localStatus(groupId);
-        if (status && status.leader === this.nodeId) statuses.push(status);
-      }
-      this.changedLeadership.clear();
-      this.gossip.announce(statuses);
-    });
-  }
-
-  private announceAll(): void {
-    const statuses: PartitionStatus[] = [];
-    for (const local of this.partitions.values()) {
-      if (!local.group.isLeader) continue;
-      const status = this.localStatus(local.placement.groupId)!;
-      this.leadership.update(status);
-      statuses.push(status);
-    }
-    this.gossip.announce(statuses);
-  }
-
-  /** Announcements from a peer (the API's internal route calls this). */
-  receiveAnnouncements(statuses: PartitionStatus[]): void {
-    for (const status of statuses) {
-      if (this.partitions.has(status.groupId)) continue; // our own core knows better
-      this.leadership.update(status);
-    }
-  }
-
-  /** The status of a partition as known here: local core first, then announcements. */
-  partitionStatus(groupId: number): PartitionStatus | null {
-    return this.localStatus(groupId) ?? this.leadership.get(groupId) ?? null;
-  }
-
-  // ---- proposals ---------------------------------------------------------------------------
-
-  /** Proposes one entry on a group this node leads; maps the core's refusals to coded errors. */
-  propose(group: RaftGroup, data: Uint8Array): number {
-    if (!group.isLeader) throw new BrokerError('NO_LEADER', `this node does not lead group ${group.groupId}`);
-    try {
-      const index = group.raw.propose(data);
-      this.driver.markDirty(group);
-      return index;
-    } catch (error) {
-      if (isRaftError(error, 'NotLeader') || isRaftError(error, 'ProposalDropped')) {
-        throw new BrokerError('NO_LEADER', error.message);
-      }
-      if (isRaftError(error, 'UncommittedBytesFull')) throw new BrokerError('THROTTLED', error.message);
-      throw error;
-    }
-  }
-
-  /**
-   * Asks this node's core, which leads the partition, to hand leadership to replica `to`. The
-   * core sends it what it lacks, then tells it to campaign; the caller watches for the outcome.
-   */
-  transferLeadership(local: LocalPartition, to: number): void {
-    local.group.raw.transferLeader(to);
-    this.driver.markDirty(local.group);
-  }
-
-  /** Describes which node answers for a partition. */
-  localPartition(groupId: number): LocalPartition | undefined {
-    return this.partitions.get(groupId);
+  proposeMetadata(command: MetadataCommand, timeoutMs: number): Promise<MetadataResult> {
+    return this.metadataGroup.propose(command, timeoutMs);
   }
 
   /**
@@ -717,18 +359,51 @@ export class BrokerNode {
    * (ReadIndex) and waits until this node has applied that far. Used before answering
    * UNKNOWN_TOPIC for a topic another node may just have created.
    */
-  async syncMetadata(timeoutMs: number): Promise<void> {
-    const group = this.metadataGroup;
-    const machine = this.metadataMachine;
-    if (!group || !machine) throw new BrokerError('NO_LEADER', 'metadata is not open yet');
-    const reading = group.readIndex(timeoutMs);
-    this.driver.markDirty(group);
-    const index = await reading;
-    const deadline = Date.now() + timeoutMs;
-    while (machine.appliedIndex < index) {
-      if (Date.now() >= deadline) throw new BrokerError('NO_LEADER', 'metadata did not catch up in time');
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
+  syncMetadata(timeoutMs: number): Promise<void> {
+    return this.metadataGroup.sync(timeoutMs);
+  }
+
+  async waitForLeaders(topic: string, timeoutMs: number): Promise<boolean> {
+    const led = () => {
+      const meta = this.metadata.topics.get(topic);
+      return meta?.partitions.every((p) => (this.partitionStatus(p.groupId)?.leader ?? 0) !== 0);
+    };
+    await waitUntil({
+      done: () => led() !== false, // a topic gone (undefined) ends the wait too
+      subscribe: (listener) => this.changed.subscribe(listener),
+      deadlineMs: Date.now() + timeoutMs,
+    });
+    return led() === true;
+  }
+
+  groupOffsets(group: string, topic?: string): CommittedOffset[] {
+    return this.metadata.offsetsOf(group, topic);
+  }
+
+  groups(): GroupSummary[] {
+    const withMembers = this.metadata.memberships.list();
+    const names = new Set(withMembers.keys());
+    // A group whose offsets were all of deleted topics has none left: not listed.
+    for (const [group, offsets] of this.metadata.groupOffsets) if (offsets.size > 0) names.add(group);
+    return [...names].sort().map((group) => ({
+      group,
+      members: withMembers.get(group)?.members ?? 0,
+      generation: withMembers.get(group)?.generation ?? 0,
+    }));
+  }
+
+  groupMembers(group: string): GroupDescription | null {
+    return this.metadata.memberships.describe(group);
+  }
+
+  // ---- produce and reads -------------------------------------------------------------------
+
+  leadsPartition(groupId: number): boolean {
+    return this.partitions.get(groupId)?.group.isLeader ?? false;
+  }
+
+  hasReplica(groupId: number): boolean {
+    return this.partitions.has(groupId);
   }
 
   /** Round-robin partition choice for keyless records, one cursor per topic. */
@@ -741,48 +416,60 @@ export class BrokerNode {
     return cursor.pick(partitions);
   }
 
-  /** Waits until every partition of a topic has a known leader (or the deadline passes). */
-  async waitForLeaders(topic: string, timeoutMs: number): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const meta = this.metadata.topics.get(topic);
-      if (!meta) return false;
-      if (meta.partitions.every((p) => (this.partitionStatus(p.groupId)?.leader ?? 0) !== 0)) return true;
-      if (Date.now() >= deadline) return false;
-      await new Promise((resolve) => setTimeout(resolve, 10));
+  /** Proposes one entry on a group this node leads; maps the core's refusals to coded errors. */
+  propose(group: RaftGroup, data: Uint8Array): number {
+    return proposeEntry(this.driver, group, data);
+  }
+
+  produce(groupId: number, { records, producer, timeoutMs }: ProduceParams): Promise<ProduceResult> {
+    return produceLocal(this, this.replica(groupId), records, producer, timeoutMs);
+  }
+
+  fetch(groupId: number, params: FetchParams, signal?: AbortSignal): Promise<FetchResult> {
+    const local = this.replica(groupId);
+    return fetchLocal(local, params, () => this.driver.markDirty(local.group), signal);
+  }
+
+  tail(groupId: number, from: OffsetSpec): ReplicaTail {
+    return openTail(this.replica(groupId), from);
+  }
+
+  async moveLeadership(groupId: number, target: number, timeoutMs: number): Promise<void> {
+    const local = this.replica(groupId);
+    if (!local.group.isLeader) {
+      throw new BrokerError(
+        'NO_LEADER',
+        `node ${this.nodeId} does not lead ${local.topic}/${local.partition}`,
+      );
     }
-  }
-
-  /** Whether this node serves: metadata has a leader and every local partition knows one. */
-  isReady(): boolean {
-    if (this.metadataLeader() === null) return false;
-    for (const placement of this.metadata.topics.values()) {
-      for (const p of placement.partitions) {
-        if (p.replicas.includes(this.nodeId) && !this.partitions.has(p.groupId)) return false;
-      }
+    if (!this.isPeerAlive(target)) {
+      throw new BrokerError(
+        'NO_LEADER',
+        `node ${target} is unreachable; leadership stays with ${this.nodeId}`,
+      );
     }
-    for (const local of this.partitions.values()) if (local.group.leaderId === 0) return false;
-    return true;
+    await this.handOffs.move(local, target, timeoutMs);
   }
 
-  /** The transport lost messages to `nodeId`: stop streaming to it until it answers again. */
-  reportUnreachable(nodeId: number): void {
-    for (const local of this.partitions.values()) {
-      if (local.group.isLeader) local.group.raw.reportUnreachable(nodeId);
-    }
-    if (this.metadataGroup?.isLeader) this.metadataGroup.raw.reportUnreachable(nodeId);
+  private replica(groupId: number): LocalPartition {
+    const local = this.partitions.get(groupId);
+    if (!local)
+      throw new BrokerError('NO_LEADER', `node ${this.nodeId} holds no replica of group ${groupId}`);
+    return local;
   }
 
-  /** Replicas of `replicas` this node can reach now: itself, and peers with a live link. */
-  reachableReplicas(replicas: readonly number[]): number {
-    let reachable = 0;
-    for (const id of replicas) if (this.isPeerAlive(id)) reachable++;
-    return reachable;
-  }
+  // ---- metrics -----------------------------------------------------------------------------
 
-  isPeerAlive(nodeId: number): boolean {
-    return nodeId === this.nodeId || this.options.transport.isPeerAlive(nodeId);
+  metricsSnapshot(): MetricsSnapshot {
+    return takeMetricsSnapshot({
+      nodeId: this.nodeId,
+      partitions: this.partitions.values(),
+      backpressure: this.backpressure,
+      disk: this.disk,
+      memoryTopics: this.memoryTopics,
+      driver: this.driver,
+      storageIo: this.options.store.ioStats?.() ?? null,
+      metadata: { term: this.metadataTerm(), leader: this.metadataLeader() ?? 0 },
+    });
   }
 }
-
-export { entryOffsets };

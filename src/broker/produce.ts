@@ -7,7 +7,8 @@
 
 import { quorumSize } from '../raft/index.js';
 import { BrokerError, isBrokerError } from './errors.js';
-import type { BrokerNode, LocalPartition } from './node.js';
+import type { BrokerNode } from './node.js';
+import type { LocalPartition } from './partitions.js';
 import { encodeBatch, encodedBatchBytes, type ProducerInfo, type RecordInput } from './record-batch.js';
 
 /** A record before the leader stamps it: a missing timestamp takes the leader's clock. */

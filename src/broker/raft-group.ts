@@ -14,25 +14,28 @@ import {
 } from '../raft/index.js';
 import { BrokerError } from './errors.js';
 import type { GroupStore } from './group-store.js';
+import { METADATA_GROUP_ID, type PersistenceMode } from './metadata-state.js';
 
-/** A group's state machine. */
-export interface GroupMachine {
+/** A group's state machine; `Result` is what applying one entry answers its proposer. */
+export interface GroupMachine<Result = unknown> {
   /** Entries reached the local log (before they are durable or committed). */
   noteAppended(entries: readonly Entry[]): void;
   /** Applies one committed entry; the result goes to whoever proposed it. */
-  apply(entry: Entry): unknown;
+  apply(entry: Entry): Result;
   /** The leader sent a snapshot: this replica was behind the leader's log start. */
   restoreSnapshot(snapshot: Snapshot): void;
   /** Called once per turn after entries were applied. */
   afterApply(): void;
 }
 
-interface ProposalWaiter {
+interface ProposalWaiter<Result> {
   term: number;
   /** performance.now() when the caller started waiting: commit latency for metrics. */
   startedMs: number;
-  resolve: (result: unknown) => void;
-  reject: (error: Error) => void;
+  // Method syntax on purpose: a RaftGroup<R> is then usable where a RaftGroup<unknown> is
+  // expected (the driver's), which a property of function type would forbid.
+  resolve(result: Result): void;
+  reject(error: Error): void;
   timer: NodeJS.Timeout;
 }
 
@@ -54,11 +57,11 @@ const READ_RETRY_TICKS = 3;
 /** Leadership changes the node wants to hear about (routing table, metrics). */
 export type LeadershipListener = (group: RaftGroup) => void;
 
-export interface RaftGroupOptions {
+export interface RaftGroupOptions<Result> {
   groupId: number;
   raw: RawNode;
   store: GroupStore;
-  machine: GroupMachine;
+  machine: GroupMachine<Result>;
   logger: Logger;
   onLeadership: LeadershipListener;
   /** The driver's clock (Driver.nowTicks), handed to the core before each read. */
@@ -67,21 +70,27 @@ export interface RaftGroupOptions {
   admitsEntries?: (message: AppMessage) => boolean;
 }
 
+/** What metrics may know of a group: its labels, not the group. */
+export interface ObservedGroup {
+  readonly kind: 'metadata' | 'partition';
+  readonly persistence: PersistenceMode;
+}
+
 /**
  * What a group reports for metrics. Called per proposal (one per request batch) or per role
  * change, never per record; implementations must be cheap and must not throw.
  */
 export interface GroupObserver {
   /** A proposal of this node committed and was applied, `durationMs` after it was proposed. */
-  proposalApplied(group: RaftGroup, durationMs: number): void;
+  proposalApplied(group: ObservedGroup, durationMs: number): void;
   /**
    * The core's role or known leader changed. `campaigning`: it became a candidate, starting an
    * election in a new term (a pre-vote round alone does not count: it changes no term).
    */
-  roleChanged(group: RaftGroup, change: { campaigning: boolean; leaderChanged: boolean }): void;
+  roleChanged(group: ObservedGroup, change: { campaigning: boolean; leaderChanged: boolean }): void;
 }
 
-export class RaftGroup {
+export class RaftGroup<Result = unknown> {
   /**
    * True once the Ready that made this node leader was processed: every entry already in the
    * log is known to the state machine, so the next offset to assign is right. Proposals wait
@@ -90,7 +99,7 @@ export class RaftGroup {
   leaderReady = false;
   leaderId = 0;
   term = 0;
-  private readonly proposals = new Map<number, ProposalWaiter>();
+  private readonly proposals = new Map<number, ProposalWaiter<Result>>();
   private readonly reads = new Map<number, ReadWaiter>();
   private nextReadId = 1;
   closed = false;
@@ -101,14 +110,16 @@ export class RaftGroup {
   readonly groupId: number;
   readonly raw: RawNode;
   readonly store: GroupStore;
-  readonly machine: GroupMachine;
+  readonly machine: GroupMachine<Result>;
   readonly logger: Logger;
+  /** This group's metrics labels. */
+  readonly observed: ObservedGroup;
   private readonly onLeadership: LeadershipListener;
   private readonly nowTicks: () => number;
   /** See RaftGroupOptions.admitsEntries; the driver asks before it steps a message. */
   readonly admitsEntries: (message: AppMessage) => boolean;
 
-  constructor(options: RaftGroupOptions) {
+  constructor(options: RaftGroupOptions<Result>) {
     this.groupId = options.groupId;
     this.raw = options.raw;
     this.store = options.store;
@@ -119,6 +130,10 @@ export class RaftGroup {
     this.admitsEntries = options.admitsEntries ?? admitAll;
     this.term = this.raw.term;
     this.wasRecovering = this.raw.recovering;
+    this.observed = {
+      kind: options.groupId === METADATA_GROUP_ID ? 'metadata' : 'partition',
+      persistence: options.store.mode,
+    };
   }
 
   get isLeader(): boolean {
@@ -130,8 +145,8 @@ export class RaftGroup {
    * outcome when that index is applied: the same term means it is our entry and committed;
    * another term means it was overwritten and definitely failed.
    */
-  waitForProposal(index: number, term: number, timeoutMs: number): Promise<unknown> {
-    return new Promise((resolve, reject) => {
+  waitForProposal(index: number, term: number, timeoutMs: number): Promise<Result> {
+    return new Promise<Result>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.proposals.delete(index);
         reject(
@@ -198,7 +213,7 @@ export class RaftGroup {
     const changed = leader !== this.leaderId || term !== this.term || isLeader !== this.leaderReady;
     if (ready.softState && this.observer) {
       const campaigning = ready.softState.role === StateRole.Candidate;
-      this.observer.roleChanged(this, { campaigning, leaderChanged: leader !== this.leaderId });
+      this.observer.roleChanged(this.observed, { campaigning, leaderChanged: leader !== this.leaderId });
     }
     this.term = term;
     this.leaderId = leader;
@@ -224,7 +239,7 @@ export class RaftGroup {
       this.proposals.delete(entry.index);
       clearTimeout(waiter.timer);
       if (waiter.term === entry.term) {
-        this.observer?.proposalApplied(this, performance.now() - waiter.startedMs);
+        this.observer?.proposalApplied(this.observed, performance.now() - waiter.startedMs);
         waiter.resolve(result);
       } else
         waiter.reject(new BrokerError('NO_LEADER', 'leadership changed before the write committed; retry'));

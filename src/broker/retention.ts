@@ -7,7 +7,6 @@ import type { Logger } from 'pino';
 import type { Snapshot } from '../raft/index.js';
 import type { GroupStore } from './group-store.js';
 import type { TopicConfig } from './metadata-state.js';
-import type { LocalPartition } from './node.js';
 import {
   decodePartitionSnapshot,
   encodePartitionSnapshot,
@@ -15,6 +14,7 @@ import {
   type PartitionSnapshot,
   rebuildProducerTable,
 } from './partition-machine.js';
+import type { LocalPartition } from './partitions.js';
 import { forEachRecord, isRecordBatch } from './record-batch.js';
 
 /** One segment file as the policy sees it. */

@@ -2,9 +2,10 @@
 // local log when the high watermark passes it. The caller pulls the next chunk only when it has
 // room for it, so a slow reader holds at most one chunk here (backpressure, not a buffer).
 
-import { readCommitted } from './fetch.js';
-import type { LocalPartition } from './node.js';
+import type { OffsetSpec, ReplicaTail } from './facade.js';
+import { readCommitted, resolveOffset } from './fetch.js';
 import type { PartitionMachine } from './partition-machine.js';
+import type { LocalPartition } from './partitions.js';
 import type { StoredRecord } from './record-batch.js';
 
 export interface TailLimits {
@@ -18,6 +19,21 @@ export const DEFAULT_TAIL_LIMITS: Readonly<TailLimits> = Object.freeze({
   chunkRecordsMax: 1000,
   chunkBytesMax: 256 * 1024,
 });
+
+/**
+ * A tail of this replica from `from`. Unlike fetch, an offset past the high watermark is not an
+ * error: the tail waits for it (a replica may lag the one the client read before).
+ */
+export function openTail(
+  local: LocalPartition,
+  from: OffsetSpec,
+  limits: TailLimits = DEFAULT_TAIL_LIMITS,
+): ReplicaTail {
+  const machine = local.machine;
+  const startOffset =
+    typeof from === 'number' && from > machine.highWatermark ? from : resolveOffset(machine, from);
+  return { startOffset, chunks: (signal) => tailCommitted(local, startOffset, limits, signal) };
+}
 
 /**
  * Yields the committed records from `offset` on, in chunks, until the signal aborts, the group

@@ -18,7 +18,13 @@ async function routesOf(): Promise<string[]> {
   const app = buildApp(
     {
       broker,
-      forwarder: { forward: async () => ({ statusCode: 500, headers: {}, body: '' }), close: async () => {} },
+      forwarder: {
+        forward: async () => ({ statusCode: 500, headers: {}, body: '' }),
+        openStream: async () => {
+          throw new Error('no peers');
+        },
+        close: async () => {},
+      },
     },
     pino({ level: 'silent' }),
   );

@@ -35,6 +35,9 @@ beforeAll(async () => {
   const broker = await cluster.start(1);
   const forwarder = {
     forward: async () => ({ statusCode: 500, headers: {}, body: '' }),
+    openStream: async () => {
+      throw new Error('no peers');
+    },
     close: async () => {},
   };
   app = buildApp({ broker, forwarder }, pino({ level: 'silent' }), LIMITS);
@@ -431,6 +434,9 @@ describe('the limits themselves', () => {
     const broker = cluster.nodes.get(1)!;
     const forwarder = {
       forward: async () => ({ statusCode: 500, headers: {}, body: '' }),
+      openStream: async () => {
+        throw new Error('no peers');
+      },
       close: async () => {},
     };
     const plain = buildApp({ broker, forwarder }, pino({ level: 'silent' }));

@@ -8,6 +8,7 @@ import {
   type ForwardedResponse,
   type Forwarder,
   type ForwardRequest,
+  type StreamedResponse,
   unreachable,
 } from '../../src/api/forward.js';
 import { eventually, InProcessCluster } from '../broker/in-process-cluster.js';
@@ -34,6 +35,10 @@ class InjectForwarder implements Forwarder {
       if (typeof value === 'string') headers[name] = value;
     }
     return { statusCode: response.statusCode, headers, body: response.body };
+  }
+  /** inject() answers only once a response ends, and a record stream does not: no relays here. */
+  async openStream(): Promise<StreamedResponse> {
+    throw new Error('streams are not relayed between in-process apps');
   }
   async close(): Promise<void> {}
 }

@@ -10,8 +10,11 @@ import {
   type ForwardedResponse,
   type Forwarder,
   type ForwardRequest,
+  type StreamedResponse,
+  type StreamRequest,
   unreachable,
 } from '../../src/api/forward.js';
+import { NDJSON_CONTENT_TYPE } from '../../src/wire/types.js';
 import { eventually, InProcessCluster } from '../broker/in-process-cluster.js';
 
 export type App = ReturnType<typeof buildApp>;
@@ -76,6 +79,15 @@ class UrlForwarder implements Forwarder {
     } catch (error) {
       return unreachable(nodeId, (error as Error).message);
     }
+  }
+  async openStream(nodeId: number, req: StreamRequest): Promise<StreamedResponse> {
+    const url = this.urls.get(nodeId);
+    if (!url) throw new Error('no url');
+    const response = await request(new URL(req.url, url), {
+      headers: { accept: NDJSON_CONTENT_TYPE, [FORWARDED_HEADER]: String(req.hops + 1) },
+      bodyTimeout: 0,
+    });
+    return { statusCode: response.statusCode, body: response.body };
   }
   async close(): Promise<void> {
     await Promise.all([...this.pools.values()].map((p) => p.close()));

@@ -26,6 +26,9 @@ beforeAll(async () => {
   const broker = await cluster.start(1);
   const forwarder = {
     forward: async () => ({ statusCode: 500, headers: {}, body: '' }),
+    openStream: async () => {
+      throw new Error('no peers');
+    },
     close: async () => {},
   };
   app = buildApp({ broker, forwarder, gate }, pino({ level: 'silent' }));

@@ -4,9 +4,10 @@
 
 import pino from 'pino';
 import type { NodeStore } from '../../src/broker/group-store.js';
-import type { PartitionStatus } from '../../src/broker/leadership.js';
-import type { Announcer, BrokerTiming, LocalPartition } from '../../src/broker/node.js';
-import { BrokerNode, type BrokerNodeOptions, type NodeTransport } from '../../src/broker/node.js';
+import type { Announcer, PartitionStatus } from '../../src/broker/leadership.js';
+import { BrokerNode } from '../../src/broker/node.js';
+import type { BrokerNodeOptions, BrokerTiming, NodeTransport } from '../../src/broker/node-options.js';
+import type { LocalPartition } from '../../src/broker/partitions.js';
 import type { Message, NodeId } from '../../src/raft/index.js';
 import { MemoryNodeStore } from './memory-store.js';
 

@@ -3,8 +3,8 @@
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { BrokerError } from '../../broker/errors.js';
 import type { ClusterResponse } from '../../wire/types.js';
-import type { ApiContext } from '../app.js';
-import { sendError } from '../app.js';
+import type { ApiContext } from '../context.js';
+import { sendError } from '../error-reply.js';
 import { clusterResponseSchema, errorResponses } from '../schemas.js';
 
 export function clusterRoutes({ broker }: ApiContext): FastifyPluginAsync {

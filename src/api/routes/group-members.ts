@@ -5,15 +5,11 @@
 
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { BrokerError } from '../../broker/errors.js';
-import {
-  type MemberAssignment,
-  SESSION_TIMEOUT_MS_MAX,
-  SESSION_TIMEOUT_MS_MIN,
-} from '../../broker/groups/protocol.js';
-import type { MetadataCommand } from '../../broker/metadata-state.js';
-import type { ApiContext } from '../app.js';
-import { forwardRequest, METADATA_SYNC_TIMEOUT_MS, topicMeta } from '../relay.js';
+import type { MemberAssignment, MetadataCommand } from '../../broker/facade.js';
+import { SESSION_TIMEOUT_MS_MAX, SESSION_TIMEOUT_MS_MIN } from '../../broker/groups/protocol.js';
+import type { ApiContext } from '../context.js';
+import { metadataLeaderOf, relayTo } from '../forward.js';
+import { METADATA_SYNC_TIMEOUT_MS, topicMeta } from '../params.js';
 import { errorResponses, SAFE_INTEGER_MAX } from '../schemas.js';
 import { MEMBER_ID_MAX_CHARS, validateGroupName, validateTopicField } from './groups.js';
 
@@ -159,11 +155,7 @@ export function groupMemberRoutes(context: ApiContext): FastifyPluginAsync {
     command: () => MetadataCommand,
   ): Promise<MemberAssignment | undefined> {
     if (!broker.isMetadataLeader()) {
-      const leader = broker.metadataLeader();
-      if (leader === null || leader === broker.nodeId) {
-        throw new BrokerError('NO_LEADER', 'the metadata group has no leader right now; retry shortly');
-      }
-      await forwardRequest(context.forwarder, request, reply, leader, request.body);
+      await relayTo(context, request, reply, metadataLeaderOf(broker), request.body);
       return undefined;
     }
     const result = await broker.proposeMetadata(command(), METADATA_WRITE_TIMEOUT_MS);
@@ -251,16 +243,7 @@ export function groupMemberRoutes(context: ApiContext): FastifyPluginAsync {
       },
       async () => {
         await broker.syncMetadata(METADATA_SYNC_TIMEOUT_MS);
-        const withMembers = broker.metadata.memberships.list();
-        const names = new Set(withMembers.keys());
-        // A group whose offsets were all of deleted topics has none left: not listed.
-        for (const [group, offsets] of broker.metadata.groupOffsets) if (offsets.size > 0) names.add(group);
-        const groups = [...names].sort().map((group) => ({
-          group,
-          members: withMembers.get(group)?.members ?? 0,
-          generation: withMembers.get(group)?.generation ?? 0,
-        }));
-        return { groups };
+        return { groups: broker.groups() };
       },
     );
 
@@ -284,15 +267,15 @@ export function groupMemberRoutes(context: ApiContext): FastifyPluginAsync {
 }
 
 function describeGroup({ broker }: ApiContext, group: string) {
-  const description = broker.metadata.memberships.describe(group);
+  const description = broker.groupMembers(group);
   const nowMs = Date.now();
   const members = (description?.members ?? []).map(({ lastHeartbeatAtMs, ...member }) => ({
     ...member,
     // The leader's clock stamped it; another node's clock may be a little apart.
     lastHeartbeatMs: Math.max(0, nowMs - lastHeartbeatAtMs),
   }));
-  const offsets = broker.metadata.offsetsOf(group).map((committed) => {
-    const placement = broker.metadata.partition(committed.topic, committed.partition);
+  const offsets = broker.groupOffsets(group).map((committed) => {
+    const placement = broker.partition(committed.topic, committed.partition);
     const highWatermark = broker.partitionStatus(placement.groupId)?.highWatermark ?? committed.offset;
     return { ...committed, highWatermark, lag: Math.max(0, highWatermark - committed.offset) };
   });

@@ -7,11 +7,12 @@
 
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { BrokerError } from '../../broker/errors.js';
-import { type MetadataCommand, validateTopicName } from '../../broker/metadata-state.js';
-import type { BrokerNode } from '../../broker/node.js';
-import type { ApiContext } from '../app.js';
+import type { Broker, CommittedOffset, MetadataCommand } from '../../broker/facade.js';
+import { validateTopicName } from '../../broker/metadata-state.js';
+import type { ApiContext } from '../context.js';
+import { hopsOf, metadataLeaderOf, relayTo } from '../forward.js';
 import { checkBelowHighWatermarks } from '../high-watermark.js';
-import { forwardRequest, hopsOf, METADATA_SYNC_TIMEOUT_MS, topicMeta } from '../relay.js';
+import { METADATA_SYNC_TIMEOUT_MS, topicMeta } from '../params.js';
 import { errorResponses, PARTITION_MAX, SAFE_INTEGER_MAX } from '../schemas.js';
 
 /** Group names follow the topic name rule: 1 to 249 chars of [a-zA-Z0-9._-], not '.' or '..'. */
@@ -20,12 +21,6 @@ const GROUP_NAME_PATTERN = /^[a-zA-Z0-9._-]+$/;
 /** Offsets one commit may carry (one per partition of the topics a consumer reads). */
 export const OFFSETS_PER_COMMIT_MAX = 10_000;
 const METADATA_WRITE_TIMEOUT_MS = 10_000;
-
-export interface GroupOffset {
-  topic: string;
-  partition: number;
-  offset: number;
-}
 
 const groupOffsetSchema = {
   type: 'object',
@@ -61,7 +56,7 @@ const commitBodySchema = {
 } as const;
 
 interface CommitBody {
-  offsets: GroupOffset[];
+  offsets: CommittedOffset[];
   memberId?: string;
   generation?: number;
 }
@@ -100,16 +95,17 @@ export function validateTopicField(topic: string, field: string): void {
 }
 
 /** Every offset names an existing topic and partition (catching up on metadata if need be). */
-async function validateOffsets(broker: BrokerNode, offsets: readonly GroupOffset[]): Promise<void> {
+async function validateOffsets(broker: Broker, offsets: readonly CommittedOffset[]): Promise<void> {
   for (const [index, { topic }] of offsets.entries())
     validateTopicField(topic, `body/offsets/${index}/topic`);
   for (const { topic, partition } of offsets) {
     await topicMeta(broker, topic);
-    broker.metadata.partition(topic, partition);
+    broker.partition(topic, partition);
   }
 }
 
-export function groupRoutes({ broker, forwarder }: ApiContext): FastifyPluginAsync {
+export function groupRoutes(context: ApiContext): FastifyPluginAsync {
+  const { broker } = context;
   return async (app: FastifyInstance) => {
     app.put<{ Params: { group: string }; Body: CommitBody }>(
       '/v1/groups/:group/offsets',
@@ -127,14 +123,10 @@ export function groupRoutes({ broker, forwarder }: ApiContext): FastifyPluginAsy
         const { offsets, memberId, generation } = request.body;
         await validateOffsets(broker, offsets);
         if (!broker.isMetadataLeader()) {
-          const leader = broker.metadataLeader();
-          if (leader === null || leader === broker.nodeId) {
-            throw new BrokerError('NO_LEADER', 'the metadata group has no leader right now; retry shortly');
-          }
-          return forwardRequest(forwarder, request, reply, leader, request.body);
+          return relayTo(context, request, reply, metadataLeaderOf(broker), request.body);
         }
         // Checked by the node that proposes, so once per commit however it was routed.
-        await checkBelowHighWatermarks({ broker, forwarder }, offsets, hopsOf(request));
+        await checkBelowHighWatermarks(context, offsets, hopsOf(request));
         const command: MetadataCommand = {
           type: 'commitOffsets',
           group,
@@ -168,8 +160,8 @@ export function groupRoutes({ broker, forwarder }: ApiContext): FastifyPluginAsy
         const topic = request.query.topic;
         if (topic !== undefined) validateTopicField(topic, 'querystring/topic');
         await broker.syncMetadata(METADATA_SYNC_TIMEOUT_MS);
-        if (topic !== undefined) broker.metadata.topic(topic);
-        return { offsets: broker.metadata.offsetsOf(group, topic) };
+        if (topic !== undefined) broker.topic(topic);
+        return { offsets: broker.groupOffsets(group, topic) };
       },
     );
   };

@@ -2,7 +2,7 @@
 
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { fromTuple, GOSSIP_PATH, type StatusTuple } from '../../broker/leadership.js';
-import type { ApiContext } from '../app.js';
+import type { ApiContext } from '../context.js';
 
 const announcementSchema = {
   type: 'object',

@@ -3,7 +3,7 @@
 // sees the routes of the other plugins.
 
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
-import type { ApiContext } from '../app.js';
+import type { ApiContext } from '../context.js';
 import { NodeMetrics, operationOf } from '../metrics.js';
 
 export function metricsRoutes({ broker, gate }: ApiContext): FastifyPluginAsync {

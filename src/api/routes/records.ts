@@ -5,12 +5,8 @@
 
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { BrokerError } from '../../broker/errors.js';
-import { fetchLocal } from '../../broker/fetch.js';
-import type { TopicMeta } from '../../broker/metadata-state.js';
-import type { BrokerNode } from '../../broker/node.js';
+import type { Broker, ProduceInput, ProducerInfo, TopicMeta } from '../../broker/facade.js';
 import { partitionForKey } from '../../broker/partitioner.js';
-import { type ProduceInput, produceLocal } from '../../broker/produce.js';
-import type { ProducerInfo } from '../../broker/record-batch.js';
 import {
   DEFAULT_FETCH_LIMIT,
   DEFAULT_FETCH_MAX_BYTES,
@@ -21,11 +17,10 @@ import {
   type ProduceRequest,
   type ProduceResponse,
 } from '../../wire/types.js';
-import type { ApiContext } from '../app.js';
-import type { Forwarder } from '../forward.js';
-import { FORWARD_HOPS_MAX } from '../forward.js';
+import type { ApiContext } from '../context.js';
+import { ask, hopsOf, leaderOrReplicaOf, partitionLeaderOf, relayTo, SERVED_BY_HEADER } from '../forward.js';
+import { parseOffset, placementOf, topicMeta } from '../params.js';
 import { decodeRecord, encodeRecord } from '../record-json.js';
-import { forwardRequest, hopsOf, SERVED_BY_HEADER, topicMeta } from '../relay.js';
 import {
   errorResponses,
   fetchQuerySchema,
@@ -33,7 +28,6 @@ import {
   partitionParamsSchema,
   produceBodySchema,
   produceResponseSchema,
-  SAFE_INTEGER_MAX,
   topicParamsSchema,
 } from '../schemas.js';
 
@@ -54,16 +48,7 @@ interface FetchQuery {
   minOffset?: number;
 }
 
-function checkPartition(topic: TopicMeta, partition: number): void {
-  if (partition >= topic.partitions.length) {
-    throw new BrokerError(
-      'UNKNOWN_PARTITION',
-      `topic '${topic.name}' has no partition ${partition} (it has ${topic.partitions.length})`,
-    );
-  }
-}
-
-function splitByPartition(broker: BrokerNode, topic: TopicMeta, body: ProduceRequest): PartitionShare[] {
+function splitByPartition(broker: Broker, topic: TopicMeta, body: ProduceRequest): PartitionShare[] {
   const encoding = body.encoding ?? 'utf8';
   const count = topic.partitions.length;
   const shares = new Map<number, PartitionShare>();
@@ -73,7 +58,7 @@ function splitByPartition(broker: BrokerNode, topic: TopicMeta, body: ProduceReq
     if (partition === undefined) {
       partition = record.key ? partitionForKey(record.key, count) : broker.nextRoundRobin(topic.name, count);
     }
-    checkPartition(topic, partition);
+    placementOf(topic, partition);
     let share = shares.get(partition);
     if (!share) {
       share = { partition, positions: [], records: [] };
@@ -95,58 +80,34 @@ interface ShareResult {
 
 /** Produces one partition's share: here if this node leads it, else on its leader. */
 async function produceShare(
-  broker: BrokerNode,
-  forwarder: Forwarder,
+  context: ApiContext,
   topic: TopicMeta,
   share: PartitionShare,
   body: ProduceRequest,
   hops: number,
 ): Promise<ShareResult> {
-  const placement = topic.partitions[share.partition]!;
-  const producer: ProducerInfo | null = body.producer ?? null;
-  const timeoutMs = body.timeoutMs ?? DEFAULT_PRODUCE_TIMEOUT_MS;
-  const local = broker.localPartition(placement.groupId);
-  if (local?.group.isLeader) {
-    const result = await produceLocal(broker, local, share.records, producer, timeoutMs);
+  const { broker } = context;
+  const { groupId } = topic.partitions[share.partition]!;
+  if (broker.leadsPartition(groupId)) {
+    const producer: ProducerInfo | null = body.producer ?? null;
+    const timeoutMs = body.timeoutMs ?? DEFAULT_PRODUCE_TIMEOUT_MS;
+    const result = await broker.produce(groupId, { records: share.records, producer, timeoutMs });
     return { baseOffset: result.baseOffset, duplicate: result.duplicate, servedBy: broker.nodeId };
   }
-  const leader = broker.partitionStatus(placement.groupId)?.leader ?? 0;
-  if (leader === 0 || leader === broker.nodeId || hops >= FORWARD_HOPS_MAX) {
-    throw new BrokerError(
-      'NO_LEADER',
-      `${topic.name}/${share.partition} has no leader right now; retry shortly`,
-    );
-  }
+  const leader = partitionLeaderOf(broker, groupId, `${topic.name}/${share.partition}`, hops);
   // Built only here: a copy of every record per request would be garbage on the leader's path.
   const records: ProduceRecord[] = share.positions.map((position) => ({
     ...body.records[position]!,
     partition: share.partition,
   }));
   const forwarded: ProduceRequest = { ...body, records };
-  const response = await forwarder.forward(leader, {
+  const answer = await ask<ProduceResponse>(context, leader, {
     method: 'POST',
     url: `/v1/topics/${encodeURIComponent(topic.name)}/records`,
     body: JSON.stringify(forwarded),
     hops,
   });
-  if (response.statusCode !== 200) throw relayedError(response.statusCode, response.body);
-  const parsed = JSON.parse(response.body) as ProduceResponse;
-  return { baseOffset: parsed.offsets[0]!.offset, duplicate: parsed.duplicate, servedBy: leader };
-}
-
-/** Turns another node's error answer back into a coded error, to answer with as our own. */
-function relayedError(statusCode: number, body: string): BrokerError {
-  try {
-    const parsed = JSON.parse(body) as { error?: { code?: string; message?: string } };
-    const code = parsed.error?.code;
-    if (code) {
-      const { code: _code, message, ...details } = parsed.error as Record<string, unknown>;
-      return new BrokerError(code as BrokerError['code'], String(message ?? code), details);
-    }
-  } catch {
-    // not JSON: fall through
-  }
-  return new BrokerError('INTERNAL', `the partition leader answered ${statusCode}`);
+  return { baseOffset: answer.offsets[0]!.offset, duplicate: answer.duplicate, servedBy: leader };
 }
 
 async function handleProduce(
@@ -154,7 +115,7 @@ async function handleProduce(
   request: FastifyRequest<{ Params: { topic: string }; Body: ProduceRequest }>,
   reply: FastifyReply,
 ): Promise<ProduceResponse> {
-  const { broker, forwarder } = context;
+  const { broker } = context;
   const topic = await topicMeta(broker, request.params.topic);
   const shares = splitByPartition(broker, topic, request.body);
   if (request.body.producer && shares.length > 1) {
@@ -165,7 +126,7 @@ async function handleProduce(
   }
   const hops = hopsOf(request);
   const results = await Promise.all(
-    shares.map((share) => produceShare(broker, forwarder, topic, share, request.body, hops)),
+    shares.map((share) => produceShare(context, topic, share, request.body, hops)),
   );
   const offsets = new Array<{ partition: number; offset: number }>(request.body.records.length);
   shares.forEach((share, i) => {
@@ -184,25 +145,18 @@ async function handleFetch(
   request: FastifyRequest<{ Params: { topic: string; partition: number }; Querystring: FetchQuery }>,
   reply: FastifyReply,
 ): Promise<FetchResponse | FastifyReply> {
-  const { broker, forwarder } = context;
+  const { broker } = context;
   const { topic: name, partition } = request.params;
-  const topic = await topicMeta(broker, name);
-  checkPartition(topic, partition);
-  const placement = topic.partitions[partition]!;
-  const local = broker.localPartition(placement.groupId);
-  if (!local) {
-    const leader = broker.partitionStatus(placement.groupId)?.leader ?? 0;
-    const target = leader !== 0 ? leader : placement.replicas.find((id) => broker.isPeerAlive(id));
-    if (target === undefined)
-      throw new BrokerError('NO_LEADER', `no replica of ${name}/${partition} is reachable`);
-    return forwardRequest(forwarder, request, reply, target);
+  const placement = placementOf(await topicMeta(broker, name), partition);
+  if (!broker.hasReplica(placement.groupId)) {
+    return relayTo(context, request, reply, leaderOrReplicaOf(broker, placement, `${name}/${partition}`));
   }
   const query = request.query;
   const abort = new AbortController();
   request.raw.once('close', () => abort.abort());
   const encoding = query.encoding ?? 'utf8';
-  const result = await fetchLocal(
-    local,
+  const result = await broker.fetch(
+    placement.groupId,
     {
       offset: parseOffset(query.offset),
       limit: query.limit ?? DEFAULT_FETCH_LIMIT,
@@ -211,7 +165,6 @@ async function handleFetch(
       consistency: query.consistency ?? 'local',
       minOffset: query.minOffset,
     },
-    () => broker.driver.markDirty(local.group),
     abort.signal,
   );
   return {
@@ -220,18 +173,6 @@ async function handleFetch(
     highWatermark: result.highWatermark,
     logStartOffset: result.logStartOffset,
   };
-}
-
-function parseOffset(value: string | undefined): number | 'earliest' | 'latest' | undefined {
-  if (value === undefined || value === 'earliest' || value === 'latest') return value;
-  const offset = Number(value);
-  // The pattern has let through canonical decimal of at most 16 digits; some exceed 2^53 - 1.
-  if (!Number.isSafeInteger(offset))
-    throw new BrokerError(
-      'INVALID_REQUEST',
-      `querystring/offset must be at most ${SAFE_INTEGER_MAX}, not ${value}`,
-    );
-  return offset;
 }
 
 export function recordRoutes(context: ApiContext): FastifyPluginAsync {

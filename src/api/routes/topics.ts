@@ -3,17 +3,12 @@
 
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { BrokerError } from '../../broker/errors.js';
-import {
-  type MetadataCommand,
-  type TopicConfig,
-  type TopicMeta,
-  validateReplicationFactor,
-  validateTopicName,
-} from '../../broker/metadata-state.js';
-import type { BrokerNode } from '../../broker/node.js';
+import type { Broker, MetadataCommand, TopicConfig, TopicMeta } from '../../broker/facade.js';
+import { validateReplicationFactor, validateTopicName } from '../../broker/metadata-state.js';
 import type { CreateTopicRequest, TopicDescription } from '../../wire/types.js';
-import type { ApiContext } from '../app.js';
-import { forwardRequest, METADATA_SYNC_TIMEOUT_MS, topicMeta } from '../relay.js';
+import type { ApiContext } from '../context.js';
+import { metadataLeaderOf, relayTo } from '../forward.js';
+import { METADATA_SYNC_TIMEOUT_MS, topicMeta } from '../params.js';
 import {
   createTopicBodySchema,
   errorResponses,
@@ -27,7 +22,7 @@ const METADATA_WRITE_TIMEOUT_MS = 10_000;
 /** A new topic's answer waits this long for every partition to have a leader. */
 const LEADERS_WAIT_MS = 10_000;
 
-export function describeTopic(broker: BrokerNode, topic: TopicMeta): TopicDescription {
+export function describeTopic(broker: Broker, topic: TopicMeta): TopicDescription {
   return {
     name: topic.name,
     config: topic.config,
@@ -47,7 +42,7 @@ export function describeTopic(broker: BrokerNode, topic: TopicMeta): TopicDescri
 
 /** Runs a metadata command here if this node leads the metadata group; otherwise null. */
 async function proposeIfLeader(
-  broker: BrokerNode,
+  broker: Broker,
   command: MetadataCommand,
 ): Promise<TopicMeta | undefined | null> {
   if (!broker.isMetadataLeader()) return null;
@@ -56,15 +51,8 @@ async function proposeIfLeader(
   return result.topic;
 }
 
-function metadataLeaderOrThrow(broker: BrokerNode): number {
-  const leader = broker.metadataLeader();
-  if (leader === null || leader === broker.nodeId) {
-    throw new BrokerError('NO_LEADER', 'the metadata group has no leader right now; retry shortly');
-  }
-  return leader;
-}
-
-export function topicRoutes({ broker, forwarder }: ApiContext): FastifyPluginAsync {
+export function topicRoutes(context: ApiContext): FastifyPluginAsync {
+  const { broker } = context;
   return async (app: FastifyInstance) => {
     app.post<{ Body: CreateTopicRequest }>(
       '/v1/topics',
@@ -80,7 +68,7 @@ export function topicRoutes({ broker, forwarder }: ApiContext): FastifyPluginAsy
         validateTopicName(body.name);
         const replicationFactor = body.replicationFactor ?? Math.min(3, broker.peers.size);
         validateReplicationFactor(replicationFactor, broker.peers.size);
-        if (broker.metadata.topics.has(body.name)) {
+        if (broker.findTopic(body.name)) {
           throw new BrokerError('TOPIC_EXISTS', `topic '${body.name}' already exists`);
         }
         const config: TopicConfig = {
@@ -96,10 +84,9 @@ export function topicRoutes({ broker, forwarder }: ApiContext): FastifyPluginAsy
           config,
         };
         const topic = await proposeIfLeader(broker, command);
-        if (topic === null)
-          return forwardRequest(forwarder, request, reply, metadataLeaderOrThrow(broker), body);
+        if (topic === null) return relayTo(context, request, reply, metadataLeaderOf(broker), body);
         await broker.waitForLeaders(body.name, LEADERS_WAIT_MS);
-        return reply.code(201).send(describeTopic(broker, topic ?? broker.metadata.topic(body.name)));
+        return reply.code(201).send(describeTopic(broker, topic ?? broker.topic(body.name)));
       },
     );
 
@@ -116,7 +103,7 @@ export function topicRoutes({ broker, forwarder }: ApiContext): FastifyPluginAsy
       async () => {
         // Admin reads see every metadata write acknowledged before them, from any node.
         await broker.syncMetadata(METADATA_SYNC_TIMEOUT_MS);
-        const topics = [...broker.metadata.topics.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
+        const topics = broker.topics().sort((a, b) => (a.name < b.name ? -1 : 1));
         return { topics: topics.map((t) => describeTopic(broker, t)) };
       },
     );
@@ -132,7 +119,7 @@ export function topicRoutes({ broker, forwarder }: ApiContext): FastifyPluginAsy
       },
       async (request) => {
         await broker.syncMetadata(METADATA_SYNC_TIMEOUT_MS);
-        return describeTopic(broker, broker.metadata.topic(request.params.topic));
+        return describeTopic(broker, broker.topic(request.params.topic));
       },
     );
 
@@ -149,7 +136,7 @@ export function topicRoutes({ broker, forwarder }: ApiContext): FastifyPluginAsy
         const name = request.params.topic;
         await topicMeta(broker, name);
         const done = await proposeIfLeader(broker, { type: 'deleteTopic', name });
-        if (done === null) return forwardRequest(forwarder, request, reply, metadataLeaderOrThrow(broker));
+        if (done === null) return relayTo(context, request, reply, metadataLeaderOf(broker));
         return reply.code(204).send();
       },
     );
