@@ -1,0 +1,101 @@
+// npm run bench: the whole suite, each persistence mode on a fresh local 3-node cluster (three
+// `raftlog start` processes on 127.0.0.1, stopped by PID at the end), then scaling and catch-up
+// on one more fresh cluster in async mode. Results go to bench/results/<date>/ (not committed);
+// --docs also copies the JSON and the charts to docs/bench/, which docs/benchmarks.md embeds.
+//
+//   npm run bench [-- --quick] [--seconds 10] [--persistence sync,async,memory] [--no-scaling] [--docs]
+
+import { copyFileSync, mkdirSync, readdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import type { PersistenceMode } from '../src/wire/types.js';
+import { ProcessCluster } from '../test/integration/process-cluster.js';
+import { Progress } from './suite/progress.js';
+import { emptyReport, finish, runCatchUp, runMode, runScaling, type SuiteOptions } from './suite/suite.js';
+import { ClusterTarget } from './suite/target.js';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const MODES: PersistenceMode[] = ['sync', 'async', 'memory'];
+const NODES = 3;
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    seconds: { type: 'string' },
+    persistence: { type: 'string', default: MODES.join(',') },
+    'no-scaling': { type: 'boolean', default: false },
+    'no-catch-up': { type: 'boolean', default: false },
+    docs: { type: 'boolean', default: false },
+  },
+});
+
+function modesOf(list: string): PersistenceMode[] {
+  const modes = list.split(',').map((m) => m.trim());
+  for (const m of modes)
+    if (!(MODES as string[]).includes(m)) throw new Error(`--persistence: unknown mode '${m}'`);
+  return modes as PersistenceMode[];
+}
+
+/** A fresh cluster for `body`, destroyed (every process killed by PID, data removed) afterwards. */
+async function withCluster<T>(
+  mode: PersistenceMode,
+  progress: Progress,
+  body: (target: ClusterTarget) => Promise<T>,
+): Promise<T> {
+  progress.note(`starting a fresh ${NODES}-node cluster (${mode})`);
+  const cluster = await ProcessCluster.create(NODES, mode);
+  let target: ClusterTarget | undefined;
+  try {
+    cluster.startAll();
+    await cluster.waitReady(60_000);
+    target = await ClusterTarget.connect(cluster.node(1).url, {
+      stop: async (id) => {
+        await cluster.kill(id, 'SIGKILL');
+      },
+      start: async (id) => cluster.start(id),
+    });
+    return await body(target);
+  } finally {
+    await target?.close();
+    await cluster.destroy();
+  }
+}
+
+async function main(): Promise<void> {
+  const startedMs = performance.now();
+  const quick = args.quick === true;
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const options: SuiteOptions = {
+    modes: modesOf(String(args.persistence)),
+    seconds: Number(args.seconds ?? (quick ? 2 : 10)),
+    quick,
+    scaling: args['no-scaling'] !== true,
+    outDir: join(root, 'bench/results', `${stamp}${quick ? '-quick' : ''}`),
+    progress: process.stderr,
+    stdout: process.stdout,
+  };
+  if (!(options.seconds > 0 && options.seconds <= 600)) throw new Error('--seconds: expected 1 to 600');
+  const report = emptyReport(`local ${NODES}-node cluster, fresh per mode`, options);
+  const progress = new Progress(process.stderr, 'bench');
+  for (const mode of options.modes) {
+    report.modes.push(await withCluster(mode, progress, (target) => runMode(target, mode, options)));
+  }
+  const extraMode: PersistenceMode = options.modes.includes('async') ? 'async' : options.modes[0]!;
+  if (options.scaling || args['no-catch-up'] !== true) {
+    await withCluster(extraMode, progress, async (target) => {
+      if (options.scaling) report.scaling = await runScaling(target, extraMode, options);
+      if (args['no-catch-up'] !== true) report.catchUp = await runCatchUp(target, extraMode, options);
+    });
+  }
+  await finish(report, startedMs, options);
+  if (args.docs && options.outDir) {
+    const docs = join(root, 'docs/bench');
+    mkdirSync(docs, { recursive: true });
+    for (const name of readdirSync(options.outDir))
+      copyFileSync(join(options.outDir, name), join(docs, name));
+    process.stdout.write('copied to docs/bench/\n');
+  }
+}
+
+await main();

@@ -1,0 +1,119 @@
+// Consumers that time produce-to-consume latency: each reads timed records (records.ts) from one
+// node and records, per record, the time from its scheduled send to its arrival here. Three ways
+// to read: long-poll fetches, the SSE stream, and the SDK's Consumer. All stop on `signal`.
+
+import { request } from 'undici';
+import { RaftlogClient } from '../../src/client/index.js';
+import { msSince, scheduledEpochMsOf } from './records.js';
+import { type Histogram, latencyHistogram, recordMs } from './stats.js';
+
+export type ConsumerKind = 'longPoll' | 'sse' | 'sdk';
+
+export interface TimingConsumer {
+  kind: ConsumerKind;
+  latency: Histogram;
+  received: number;
+  /** Resolves once the consumer is reading (stream open, first fetch answered). */
+  ready: Promise<void>;
+  /** Resolves when the consumer has stopped. */
+  finished: Promise<void>;
+}
+
+const LONG_POLL_WAIT_MS = 1000;
+
+export function startConsumer(
+  kind: ConsumerKind,
+  options: { url: string; topic: string; partition: number; signal: AbortSignal },
+): TimingConsumer {
+  const consumer = { kind, latency: latencyHistogram(), received: 0 } as TimingConsumer;
+  const onRecord = (value: string | null) => {
+    const scheduled = scheduledEpochMsOf(value);
+    if (Number.isNaN(scheduled)) return;
+    consumer.received++;
+    recordMs(consumer.latency, msSince(scheduled));
+  };
+  let markReady: () => void = () => undefined;
+  consumer.ready = new Promise<void>((resolve) => {
+    markReady = resolve;
+  });
+  const read = kind === 'longPoll' ? readLongPoll : kind === 'sse' ? readSse : readSdk;
+  consumer.finished = read(options, onRecord, markReady)
+    .catch((error) => {
+      if (!options.signal.aborted) throw error;
+    })
+    .finally(markReady);
+  return consumer;
+}
+
+interface ReadOptions {
+  url: string;
+  topic: string;
+  partition: number;
+  signal: AbortSignal;
+}
+
+async function readLongPoll(
+  options: ReadOptions,
+  onRecord: (value: string | null) => void,
+  ready: () => void,
+): Promise<void> {
+  let offset: string = 'latest';
+  const path = `/v1/topics/${options.topic}/partitions/${options.partition}/records`;
+  while (!options.signal.aborted) {
+    const response = await request(`${options.url}${path}?offset=${offset}&waitMs=${LONG_POLL_WAIT_MS}`, {
+      signal: options.signal,
+    });
+    const body = (await response.body.json()) as { records: { value: string | null }[]; nextOffset: number };
+    if (response.statusCode !== 200) throw new Error(`long-poll fetch: ${response.statusCode}`);
+    ready();
+    for (const record of body.records) onRecord(record.value);
+    offset = String(body.nextOffset);
+  }
+}
+
+async function readSse(
+  options: ReadOptions,
+  onRecord: (value: string | null) => void,
+  ready: () => void,
+): Promise<void> {
+  const path = `/v1/topics/${options.topic}/partitions/${options.partition}/stream?offset=latest`;
+  const response = await request(`${options.url}${path}`, {
+    headers: { accept: 'text/event-stream' },
+    signal: options.signal,
+    bodyTimeout: 0,
+  });
+  if (response.statusCode !== 200) throw new Error(`SSE stream: ${response.statusCode}`);
+  ready();
+  let pending = '';
+  for await (const chunk of response.body) {
+    pending += (chunk as Buffer).toString('utf8');
+    let end = pending.indexOf('\n');
+    while (end >= 0) {
+      const line = pending.slice(0, end);
+      pending = pending.slice(end + 1);
+      if (line.startsWith('data: ')) onRecord((JSON.parse(line.slice(6)) as { value: string | null }).value);
+      end = pending.indexOf('\n');
+    }
+  }
+}
+
+async function readSdk(
+  options: ReadOptions,
+  onRecord: (value: string | null) => void,
+  ready: () => void,
+): Promise<void> {
+  const client = new RaftlogClient({ url: options.url });
+  try {
+    const consumer = client.consumer({
+      topic: options.topic,
+      partitions: [options.partition],
+      from: 'latest',
+    });
+    // The SDK resolves 'latest' on its first fetch; the consumer is reading once records() runs.
+    const records = consumer.records({ signal: options.signal });
+    setTimeout(ready, 200).unref();
+    for await (const record of records) onRecord(record.value);
+  } finally {
+    await client.close();
+  }
+}
