@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { DISK_FREE_BYTES_MIN_DEFAULT } from '../broker/disk-guard.js';
+import { addBench } from './bench.js';
 import { clusterCommand } from './cluster.js';
 import { devCommand } from './dev.js';
 import { EXIT_USAGE, reportError } from './errors.js';
@@ -80,6 +81,7 @@ function buildProgram(io: CliIo, state: { exitCode: number }): Command {
   addProduce(program, io, run);
   addTail(program, io, run);
   addCluster(program, io, run);
+  addBench(program, io, run);
   return program;
 }
 
