@@ -109,7 +109,7 @@ function scalingSpec(title: string, xTitle: string, rateTitle: string, points: S
   const x = { field: 'x', type: 'quantitative', title: xTitle, scale: { type: 'log' } } as const;
   return {
     title,
-    data: { values: points.filter((p) => p.recordsPerSecond > 0) },
+    data: { values: points.filter((p) => p.recordsPerSecond > 0 && p.p99Ms > 0) },
     hconcat: [
       {
         mark: { type: 'line', point: true },

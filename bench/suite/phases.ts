@@ -66,7 +66,7 @@ export async function commitLatency(
   return {
     coldStart: {
       ...summarize(cold.latency),
-      seconds: cold.seconds,
+      seconds: durations.coldSeconds,
       requestsPerSecond: cold.ok / cold.seconds,
     },
     warmUp: {
@@ -229,6 +229,8 @@ export interface EndToEnd {
   seconds: number;
   readFrom: 'follower';
   produced: number;
+  /** From the scheduled send to the leader's answer (committed). */
+  produce: LatencySummary;
   consumers: Record<ConsumerKind, LatencySummary & { received: number }>;
 }
 
@@ -275,6 +277,7 @@ export async function endToEnd(
       seconds: options.seconds,
       readFrom: 'follower',
       produced: run.ok,
+      produce: summarize(run.latency),
       consumers: byKind,
     };
   } finally {

@@ -17,6 +17,8 @@ export interface ScalingPoint {
   p50Ms: number;
   p99Ms: number;
   errors: number;
+  /** Why the point has no figures (a topic that got no leaders in time, say). */
+  failure?: string;
 }
 
 export interface Scaling {
@@ -47,22 +49,38 @@ export async function scaling(
     sseConsumers: [],
   };
   for (const partitions of options.points) {
+    const shape = { partitions, connections: PARTITION_SCALING_CONNECTIONS };
     result.partitions.push(
-      await closedPoint(
-        target,
-        options,
-        { partitions, connections: PARTITION_SCALING_CONNECTIONS },
-        progress,
-      ),
+      await point(partitions, progress, () => closedPoint(target, options, shape, progress)),
     );
   }
   for (const connections of options.points) {
-    result.connections.push(await closedPoint(target, options, { partitions: 3, connections }, progress));
+    const shape = { partitions: 3, connections };
+    result.connections.push(
+      await point(connections, progress, () => closedPoint(target, options, shape, progress)),
+    );
   }
   for (const consumers of options.points) {
-    result.sseConsumers.push(await ssePoint(target, options, consumers, progress));
+    result.sseConsumers.push(
+      await point(consumers, progress, () => ssePoint(target, options, consumers, progress)),
+    );
   }
   return result;
+}
+
+/** One point; a failure is reported in the point, and the next points still run. */
+async function point(
+  x: number,
+  progress: Progress,
+  measure: () => Promise<ScalingPoint>,
+): Promise<ScalingPoint> {
+  try {
+    return await measure();
+  } catch (error) {
+    const failure = (error as Error).message;
+    progress.note(`point ${x} failed: ${failure}`);
+    return { x, recordsPerSecond: Number.NaN, p50Ms: Number.NaN, p99Ms: Number.NaN, errors: 0, failure };
+  }
 }
 
 async function closedPoint(
