@@ -30,6 +30,18 @@ function percentileRows(summary: LatencySummary, fields: Record<string, string>)
   );
 }
 
+/** Modes in the order they ran, so that each keeps its color from chart to chart. */
+function modeColor(modes: ModeResult[]) {
+  return { field: 'mode', type: 'nominal', scale: { domain: modes.map((m) => m.persistence) } } as const;
+}
+
+/** A dash legend drawn as dashed lines (its symbols have no stroke color of their own). */
+const DASH_LEGEND = {
+  symbolType: 'stroke',
+  symbolStrokeWidth: 2,
+  encode: { symbols: { update: { stroke: { value: '#555' } } } },
+} as const;
+
 const msAxis = {
   field: 'ms',
   type: 'quantitative',
@@ -51,8 +63,13 @@ function commitLatencySpec(modes: ModeResult[]): TopLevelSpec {
     encoding: {
       x: { field: 'percentile', type: 'ordinal', sort: PERCENTILE_ORDER, title: null },
       y: msAxis,
-      color: { field: 'mode', type: 'nominal' },
-      strokeDash: { field: 'path', type: 'nominal', title: 'sent' },
+      color: modeColor(modes),
+      strokeDash: {
+        field: 'path',
+        type: 'nominal',
+        title: 'sent',
+        legend: DASH_LEGEND,
+      },
     },
   };
 }
@@ -77,8 +94,12 @@ function latencyThroughputSpec(modes: ModeResult[]): TopLevelSpec {
     encoding: {
       x: { field: 'recordsPerSecond', type: 'quantitative', title: 'records/s committed' },
       y: msAxis,
-      color: { field: 'mode', type: 'nominal' },
-      strokeDash: { field: 'percentile', type: 'nominal' },
+      color: modeColor(modes),
+      strokeDash: {
+        field: 'percentile',
+        type: 'nominal',
+        legend: DASH_LEGEND,
+      },
     },
   };
 }
@@ -100,7 +121,7 @@ function endToEndSpec(modes: ModeResult[]): TopLevelSpec {
       column: { field: 'consumer', type: 'nominal', title: null },
       x: { field: 'percentile', type: 'ordinal', sort: PERCENTILE_ORDER, title: null },
       y: msAxis,
-      color: { field: 'mode', type: 'nominal' },
+      color: modeColor(modes),
     },
   };
 }

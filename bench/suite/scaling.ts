@@ -24,6 +24,7 @@ export interface ScalingPoint {
 export interface Scaling {
   persistence: PersistenceMode;
   seconds: number;
+  warmUpSeconds: number;
   partitions: ScalingPoint[];
   connections: ScalingPoint[];
   sseConsumers: ScalingPoint[];
@@ -38,12 +39,30 @@ const SSE_OPEN_CONCURRENCY = 50;
 
 export async function scaling(
   target: ClusterTarget,
-  options: { persistence: PersistenceMode; seconds: number; points: number[] },
+  options: { persistence: PersistenceMode; seconds: number; points: number[]; warmUpSeconds: number },
   progress: Progress,
 ): Promise<Scaling> {
+  // The cluster is fresh: without a warm-up the first points would measure V8 compiling.
+  const warmUp = await target.createTopic('scale-warm-up', {
+    partitions: 3,
+    persistence: options.persistence,
+  });
+  const warmUpTargets = leaderTargets(target, warmUp.name, warmUp.placements, {
+    connections: PARTITION_SCALING_CONNECTIONS,
+    recordsPerRequest: RECORDS_PER_REQUEST,
+    recordBytes: RECORD_BYTES,
+  });
+  await closedLoop(warmUpTargets, options.warmUpSeconds, {
+    progress,
+    what: 'warm-up',
+    unit: 'records/s',
+    perResponse: RECORDS_PER_REQUEST,
+  });
+  await target.deleteTopic(warmUp.name);
   const result: Scaling = {
     persistence: options.persistence,
     seconds: options.seconds,
+    warmUpSeconds: options.warmUpSeconds,
     partitions: [],
     connections: [],
     sseConsumers: [],

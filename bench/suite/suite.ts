@@ -113,6 +113,7 @@ export async function runScaling(
     {
       persistence: mode,
       seconds: options.quick ? 1 : 4,
+      warmUpSeconds: options.quick ? 2 : 10,
       points: options.quick ? [1, 10] : [1, 10, 100, 1000],
     },
     new Progress(options.progress, `scaling ${mode}`),
