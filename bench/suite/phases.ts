@@ -22,7 +22,7 @@ export interface Durations {
 
 export interface CommitLatency {
   coldStart: LatencySummary & { seconds: number; requestsPerSecond: number };
-  warmUp: { seconds: number; connections: number; requestsPerSecond: number };
+  warmUp: LatencySummary & { seconds: number; connections: number; requestsPerSecond: number };
   toLeader: LatencySummary & { requestsPerSecond: number; errors: number };
   viaFollower: LatencySummary & { requestsPerSecond: number; errors: number };
 }
@@ -70,6 +70,7 @@ export async function commitLatency(
       requestsPerSecond: cold.ok / cold.seconds,
     },
     warmUp: {
+      ...summarize(warm.latency),
       seconds: warm.seconds,
       connections: WARM_UP_CONNECTIONS,
       requestsPerSecond: warm.ok / warm.seconds,

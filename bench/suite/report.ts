@@ -92,7 +92,20 @@ export function modeTables(mode: ModeResult): Table[] {
   const latency: Table = {
     title: `${mode.persistence}: commit latency, 1 connection, one 100 B record per request`,
     header: ['case', 'requests', ...PERCENTILE_HEADER, 'req/s'],
+    // In the order they ran: the cold start, the warm-up, then the two measured cases.
     rows: [
+      [
+        `to leader, first ${Math.round(c.coldStart.seconds)} s after a cold start`,
+        int(c.coldStart.count),
+        ...percentiles(c.coldStart),
+        int(c.coldStart.requestsPerSecond),
+      ],
+      [
+        `warm-up, ${Math.round(c.warmUp.seconds)} s at ${c.warmUp.connections} connections (leader and follower)`,
+        int(c.warmUp.count),
+        ...percentiles(c.warmUp),
+        int(c.warmUp.requestsPerSecond),
+      ],
       ['to leader', int(c.toLeader.count), ...percentiles(c.toLeader), int(c.toLeader.requestsPerSecond)],
       [
         'via follower',
@@ -100,16 +113,12 @@ export function modeTables(mode: ModeResult): Table[] {
         ...percentiles(c.viaFollower),
         int(c.viaFollower.requestsPerSecond),
       ],
-      [
-        `to leader, first ${Math.round(c.coldStart.seconds)} s after a cold start`,
-        int(c.coldStart.count),
-        ...percentiles(c.coldStart),
-        int(c.coldStart.requestsPerSecond),
-      ],
     ],
   };
   const throughput: Table = {
-    title: `${mode.persistence}: throughput (closed loop, one partition per node, each written at its leader)`,
+    title:
+      `${mode.persistence}: throughput (closed loop after a ${mode.throughput[0]?.warmUpSeconds ?? 0} s warm-up; ` +
+      'one partition per node, each written at its leader)',
     header: [
       'records',
       'connections',
@@ -192,9 +201,15 @@ export function comparisonTable(modes: ModeResult[]): Table {
 
 export function scalingTables(s: Scaling): Table[] {
   const table = (title: string, x: string, points: ScalingPoint[], rate: string): Table => ({
-    title: `${s.persistence}: ${title}`,
+    title: `${s.persistence}, after a ${s.warmUpSeconds} s warm-up: ${title}`,
     header: [x, rate, 'p50 ms', 'p99 ms', 'errors'],
-    rows: points.map((p) => [int(p.x), int(p.recordsPerSecond), ms(p.p50Ms), ms(p.p99Ms), String(p.errors)]),
+    rows: points.map((p) => [
+      int(p.x),
+      int(p.recordsPerSecond),
+      ms(p.p50Ms),
+      ms(p.p99Ms),
+      p.failure ? `failed: ${p.failure}` : String(p.errors),
+    ]),
   });
   return [
     table(
