@@ -1,6 +1,7 @@
 // Throughput and p99 against partitions, producer connections and concurrent SSE consumers.
 // One topic per point, deleted after it (a 1,000-partition topic costs every node memory).
 
+import { setMaxListeners } from 'node:events';
 import type { PersistenceMode } from '../../src/wire/types.js';
 import { startConsumer, type TimingConsumer } from './consumers.js';
 import { closedLoop, openLoop } from './load.js';
@@ -152,6 +153,8 @@ async function ssePoint(
   const placement = topic.placements[0]!;
   const followers = placement.replicas.filter((id) => id !== placement.leader);
   const stop = new AbortController();
+  // Every consumer of the point listens on this one signal: up to 1,000 listeners, on purpose.
+  setMaxListeners(0, stop.signal);
   const consumers: TimingConsumer[] = [];
   try {
     progress.note(`opening ${count} SSE streams on the followers`);
