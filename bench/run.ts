@@ -71,6 +71,7 @@ async function main(): Promise<void> {
     modes: modesOf(String(args.persistence)),
     seconds: Number(args.seconds ?? (quick ? 2 : 10)),
     quick,
+    freshCluster: true,
     scaling: args['no-scaling'] !== true,
     outDir: join(root, 'bench/results', `${stamp}${quick ? '-quick' : ''}`),
     progress: process.stderr,

@@ -21,7 +21,8 @@ export interface Durations {
 }
 
 export interface CommitLatency {
-  coldStart: LatencySummary & { seconds: number; requestsPerSecond: number };
+  /** The first seconds of the run: after a cold start when the suite started the cluster itself. */
+  coldStart: LatencySummary & { seconds: number; requestsPerSecond: number; freshCluster: boolean };
   warmUp: LatencySummary & { seconds: number; connections: number; requestsPerSecond: number };
   toLeader: LatencySummary & { requestsPerSecond: number; errors: number };
   viaFollower: LatencySummary & { requestsPerSecond: number; errors: number };
@@ -35,6 +36,7 @@ export async function commitLatency(
   mode: PersistenceMode,
   durations: Durations,
   progress: Progress,
+  freshCluster: boolean,
 ): Promise<CommitLatency> {
   const topic = await target.createTopic(`latency-${mode}`, { partitions: 1, persistence: mode });
   const placement = topic.placements[0]!;
@@ -67,6 +69,7 @@ export async function commitLatency(
     coldStart: {
       ...summarize(cold.latency),
       seconds: durations.coldSeconds,
+      freshCluster,
       requestsPerSecond: cold.ok / cold.seconds,
     },
     warmUp: {

@@ -27,6 +27,8 @@ export interface SuiteOptions {
   /** Seconds of each measured case. */
   seconds: number;
   quick: boolean;
+  /** The suite started the cluster just before: the first seconds are a cold start. */
+  freshCluster?: boolean;
   scaling: boolean;
   /** Directory for the run's JSON, Markdown tables and SVG charts; null: none written. */
   outDir: string | null;
@@ -60,7 +62,7 @@ export async function runMode(
 ): Promise<ModeResult> {
   const progress = new Progress(options.progress, mode);
   const durations = durationsFor(options);
-  const latency = await commitLatency(target, mode, durations, progress);
+  const latency = await commitLatency(target, mode, durations, progress, options.freshCluster === true);
   const small = await target.createTopic(`throughput-${mode}`, {
     partitions: target.nodes.length,
     persistence: mode,
