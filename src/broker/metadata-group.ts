@@ -119,6 +119,9 @@ export class MetadataGroup {
     const machine = this.machine;
     if (!group || !machine || this.snapshotInFlight) return;
     const applied = machine.appliedIndex;
+    // A snapshot from the leader is applied before it is stored: until then the local log does
+    // not reach its index, and there is nothing of our own to compact.
+    if (applied > group.store.lastIndex()) return;
     if (applied - group.store.firstIndex() < this.options.snapshotEveryEntries) return;
     const snapshot: Snapshot = {
       metadata: { index: applied, term: group.store.term(applied), confState: group.raw.status().confState },
