@@ -15,9 +15,18 @@ export type ClientErrorCode =
   /** An idempotent producer lost track of a partition's sequence (see Producer). */
   | 'PRODUCER_SEQUENCE_UNKNOWN'
   /** The producer or consumer was closed. */
-  | 'CLOSED';
+  | 'CLOSED'
+  /** A consumer with `json: true` met a value that is not JSON (details: topic, partition, offset). */
+  | 'INVALID_JSON';
 
-export type RaftlogErrorCode = ErrorCode | ClientErrorCode;
+/**
+ * Codes of group membership (API.md v1.1), named here until src/wire/errors.ts lists them: a
+ * member that no longer exists (expired or left: join again), and a fenced commit of an old
+ * generation or of a partition the member does not own.
+ */
+export type GroupErrorCode = 'UNKNOWN_MEMBER' | 'STALE_GENERATION';
+
+export type RaftlogErrorCode = ErrorCode | GroupErrorCode | ClientErrorCode;
 
 export interface RaftlogErrorOptions {
   statusCode?: number;
@@ -80,22 +89,39 @@ export class RaftlogNetworkError extends RaftlogError {
   }
 }
 
-/** 503s: refused before anything was proposed, so never applied. */
-const UNAVAILABLE_CODES: ReadonlySet<string> = new Set(['NO_LEADER', 'NOT_ENOUGH_REPLICAS', 'NOT_READY']);
+/**
+ * Refused before anything was appended: no leader or quorum (503), a node too busy or shutting
+ * down (503 BUSY), a leader's full budget (429 THROTTLED). Retrying them can never duplicate.
+ */
+const NOT_APPLIED_CODES: ReadonlySet<string> = new Set([
+  'NO_LEADER',
+  'NOT_ENOUGH_REPLICAS',
+  'BUSY',
+  'THROTTLED',
+  'NOT_READY',
+]);
 
 /**
  * Whether retrying the same request can succeed. A 504 TIMEOUT or a broken connection leave the
- * outcome unknown: retrying them is only safe for idempotent writes (same producer sequence).
+ * outcome unknown: retrying them is only safe for idempotent requests (a produce with the same
+ * producer sequence, a read, an offset commit, a heartbeat).
  */
 export function isRetriable(error: unknown): boolean {
   if (error instanceof RaftlogNetworkError) return true;
-  return error instanceof RaftlogError && (UNAVAILABLE_CODES.has(error.code) || error.code === 'TIMEOUT');
+  return (
+    error instanceof RaftlogError &&
+    error.statusCode !== 0 &&
+    (NOT_APPLIED_CODES.has(error.code) || error.code === 'TIMEOUT')
+  );
 }
 
-/** Whether a failed write surely appended nothing, so a plain (non-idempotent) retry is safe. */
+/** Whether a failed write surely changed nothing, so even a non-idempotent retry is safe. */
 export function surelyNotApplied(error: unknown): boolean {
   if (error instanceof RaftlogNetworkError) return error.notSent;
-  return (
-    error instanceof RaftlogError && (error.code === 'NO_LEADER' || error.code === 'NOT_ENOUGH_REPLICAS')
-  );
+  return error instanceof RaftlogError && error.statusCode !== 0 && NOT_APPLIED_CODES.has(error.code);
+}
+
+/** The error of a call whose own deadline (`timeoutMs`) passed: like a 504, the outcome is unknown. */
+export function deadlineError(timeoutMs: number, what: string): RaftlogError {
+  return new RaftlogError('TIMEOUT', `${what}: no outcome within ${timeoutMs} ms (timeoutMs)`);
 }

@@ -1,19 +1,17 @@
-// One node's HTTP connection for the SDK: an undici Pool (or an injected Dispatcher, e.g. a
-// MockAgent in tests), the timeouts of every request, bounded body reads, and the mapping of
-// answers and failures to RaftlogError codes.
+// The SDK's HTTP layer: one undici Agent (a keep-alive pool per node) or an injected Dispatcher
+// (a MockAgent in tests), the timeouts of every request, bounded body reads, and the mapping of
+// answers and failures to RaftlogError codes. It knows nothing of routing: callers name the node.
 
-import { type Dispatcher, Pool } from 'undici';
+import { Agent, type Dispatcher } from 'undici';
 import type { ErrorBody } from '../wire/types.js';
 import { NODE_HEADER } from '../wire/types.js';
 import { type NetworkFailure, RaftlogError, RaftlogNetworkError } from './errors.js';
 
 export interface HttpOptions {
-  /** Base URL of the node, e.g. http://127.0.0.1:9090 (no path). */
-  baseUrl: string;
-  /** Used instead of a Pool of our own (tests pass a MockAgent); never closed by us. */
+  /** Used instead of an Agent of our own (tests pass a MockAgent); never closed by us. */
   dispatcher?: Dispatcher;
-  /** Connections of the Pool we create. */
-  connectionsMax?: number;
+  /** Keep-alive connections per node. */
+  connectionsPerNode?: number;
   /** Time to wait for an answer's headers, on top of any server-side wait (waitMs, timeoutMs). */
   requestTimeoutMs?: number;
   connectTimeoutMs?: number;
@@ -25,6 +23,8 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
 export const DEFAULT_RESPONSE_BYTES_MAX = 64 * 1024 * 1024;
 const ERROR_BODY_BYTES_MAX = 64 * 1024;
+/** Set on an answer another node produced (the receiving node forwarded the request). */
+export const SERVED_BY_HEADER = 'x-raftlog-served-by';
 
 export type QueryValue = string | number | boolean | undefined;
 
@@ -32,11 +32,21 @@ export interface RequestSpec {
   method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   path: string;
   query?: Record<string, QueryValue>;
+  /** A JSON value, or JSON text already serialized. */
   body?: unknown;
   signal?: AbortSignal;
   /** How long the server may legitimately hold the request (long-poll, commit wait). */
   serverWaitMs?: number;
   headers?: Record<string, string>;
+}
+
+/** A parsed JSON answer and who produced it. */
+export interface JsonAnswer<T> {
+  body: T;
+  /** `x-raftlog-node`: the node that received the request. */
+  nodeId: number | undefined;
+  /** `x-raftlog-served-by`: the node(s) that did the work when the receiver forwarded it. */
+  servedBy: string | undefined;
 }
 
 export interface StreamResponse {
@@ -45,50 +55,51 @@ export interface StreamResponse {
   body: AsyncIterable<Uint8Array> & { destroy(error?: Error): unknown };
 }
 
-export class HttpConnection {
-  readonly baseUrl: string;
+/** Pre-serialized JSON text, sent as is (the producer builds its bodies itself). */
+export class JsonText {
+  constructor(readonly text: string) {}
+}
+
+export class HttpTransport {
   private readonly dispatcher: Dispatcher;
   private readonly ownsDispatcher: boolean;
-  private readonly requestTimeoutMs: number;
+  readonly requestTimeoutMs: number;
   private readonly responseBytesMax: number;
 
-  constructor(options: HttpOptions) {
-    this.baseUrl = normalizeBaseUrl(options.baseUrl);
+  constructor(options: HttpOptions = {}) {
     this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     this.responseBytesMax = options.responseBytesMax ?? DEFAULT_RESPONSE_BYTES_MAX;
     this.ownsDispatcher = options.dispatcher === undefined;
     this.dispatcher =
       options.dispatcher ??
-      new Pool(this.baseUrl, {
-        connections: options.connectionsMax ?? 16,
+      new Agent({
+        connections: options.connectionsPerNode ?? 16,
         connect: { timeout: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS },
         headersTimeout: this.requestTimeoutMs,
         bodyTimeout: this.requestTimeoutMs,
       });
   }
 
-  /** Sends a JSON request and returns the parsed JSON answer (undefined for an empty body). */
-  async json<T>(spec: RequestSpec): Promise<T> {
-    const response = await this.send(spec, this.requestTimeoutMs);
-    if (response.statusCode >= 300) throw await this.errorFrom(response);
+  /** Sends a JSON request to `origin`; the parsed answer (undefined for an empty body) and its node. */
+  async request<T>(origin: string, spec: RequestSpec): Promise<JsonAnswer<T>> {
+    const response = await this.send(origin, spec, this.requestTimeoutMs);
+    if (response.statusCode >= 300) throw await this.errorFrom(origin, response);
+    const nodeId = nodeIdOf(response.headers);
+    const servedBy = headerText(response.headers[SERVED_BY_HEADER]);
     if (response.statusCode === 204) {
       await response.body.dump();
-      return undefined as T;
+      return { body: undefined as T, nodeId, servedBy };
     }
-    const text = await this.readText(response, this.responseBytesMax, spec.signal);
-    if (text === '') return undefined as T; // e.g. a 200 with no body (leader transfer).
+    const text = await this.readText(origin, response, this.responseBytesMax, spec.signal);
+    if (text === '') return { body: undefined as T, nodeId, servedBy }; // e.g. a 200 with no body.
     try {
-      return JSON.parse(text) as T;
+      return { body: JSON.parse(text) as T, nodeId, servedBy };
     } catch (error) {
-      throw new RaftlogError(
-        'UNEXPECTED_RESPONSE',
-        `${this.baseUrl} answered ${spec.path} with invalid JSON`,
-        {
-          statusCode: response.statusCode,
-          nodeId: nodeIdOf(response.headers),
-          cause: error,
-        },
-      );
+      throw new RaftlogError('UNEXPECTED_RESPONSE', `${origin} answered ${spec.path} with invalid JSON`, {
+        statusCode: response.statusCode,
+        nodeId,
+        cause: error,
+      });
     }
   }
 
@@ -97,9 +108,9 @@ export class HttpConnection {
    * to say is idle, not dead. TCP keep-alive (on by default in undici) finds dead peers, and the
    * caller's signal ends the stream.
    */
-  async stream(spec: RequestSpec): Promise<StreamResponse> {
-    const response = await this.send(spec, 0);
-    if (response.statusCode >= 300) throw await this.errorFrom(response);
+  async stream(origin: string, spec: RequestSpec): Promise<StreamResponse> {
+    const response = await this.send(origin, spec, 0);
+    if (response.statusCode >= 300) throw await this.errorFrom(origin, response);
     return { statusCode: response.statusCode, headers: response.headers, body: response.body };
   }
 
@@ -107,17 +118,17 @@ export class HttpConnection {
     if (this.ownsDispatcher) await this.dispatcher.close();
   }
 
-  private async send(spec: RequestSpec, bodyTimeoutMs: number): Promise<Dispatcher.ResponseData> {
+  private async send(origin: string, spec: RequestSpec, bodyTimeoutMs: number) {
     spec.signal?.throwIfAborted();
     const headers: Record<string, string> = { accept: 'application/json', ...spec.headers };
     let body: string | undefined;
     if (spec.body !== undefined) {
-      body = JSON.stringify(spec.body);
+      body = spec.body instanceof JsonText ? spec.body.text : JSON.stringify(spec.body);
       headers['content-type'] = 'application/json';
     }
     try {
       return await this.dispatcher.request({
-        origin: this.baseUrl,
+        origin,
         method: spec.method,
         path: spec.path,
         query: definedQuery(spec.query),
@@ -129,16 +140,27 @@ export class HttpConnection {
       });
     } catch (error) {
       spec.signal?.throwIfAborted();
-      throw this.networkError(error);
+      throw networkError(origin, error);
     }
   }
 
   /** Reads a whole body as UTF-8, refusing more than bytesMax (the rest is discarded). */
   private async readText(
+    origin: string,
     response: Dispatcher.ResponseData,
     bytesMax: number,
     signal: AbortSignal | undefined,
   ): Promise<string> {
+    // A declared length within the bound: undici's own reader, without an async iterator.
+    const declared = Number(response.headers['content-length']);
+    if (declared <= bytesMax) {
+      try {
+        return await response.body.text();
+      } catch (error) {
+        signal?.throwIfAborted();
+        throw networkError(origin, error);
+      }
+    }
     const chunks: Buffer[] = [];
     let bytes = 0;
     try {
@@ -146,32 +168,28 @@ export class HttpConnection {
         bytes += chunk.length;
         if (bytes > bytesMax) {
           response.body.destroy();
-          throw new RaftlogError(
-            'UNEXPECTED_RESPONSE',
-            `answer from ${this.baseUrl} exceeds ${bytesMax} bytes`,
-            {
-              statusCode: response.statusCode,
-            },
-          );
+          throw new RaftlogError('UNEXPECTED_RESPONSE', `answer from ${origin} exceeds ${bytesMax} bytes`, {
+            statusCode: response.statusCode,
+          });
         }
         chunks.push(chunk);
       }
     } catch (error) {
       if (error instanceof RaftlogError) throw error;
       signal?.throwIfAborted();
-      throw this.networkError(error);
+      throw networkError(origin, error);
     }
-    return Buffer.concat(chunks).toString('utf8');
+    return chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks, bytes).toString('utf8');
   }
 
   /** The RaftlogError of a non-2xx answer: the contract's body when there is one. */
-  private async errorFrom(response: Dispatcher.ResponseData): Promise<RaftlogError> {
+  private async errorFrom(origin: string, response: Dispatcher.ResponseData): Promise<RaftlogError> {
     const statusCode = response.statusCode;
     const nodeId = nodeIdOf(response.headers);
     const retryAfterMs = parseRetryAfterMs(response.headers['retry-after']);
     let text = '';
     try {
-      text = await this.readText(response, ERROR_BODY_BYTES_MAX, undefined);
+      text = await this.readText(origin, response, ERROR_BODY_BYTES_MAX, undefined);
     } catch {
       // An unreadable error body still has a status; report that.
     }
@@ -183,23 +201,26 @@ export class HttpConnection {
     // Not the contract's shape: an unknown route (a node older than the SDK) or a proxy's page.
     const code = statusCode === 404 ? 'NOT_FOUND' : 'UNEXPECTED_RESPONSE';
     const snippet = text.replace(/\s+/g, ' ').trim().slice(0, 200);
-    const message = `${this.baseUrl} answered HTTP ${statusCode}${snippet ? `: ${snippet}` : ''}`;
+    const message = `${origin} answered HTTP ${statusCode}${snippet ? `: ${snippet}` : ''}`;
     return new RaftlogError(code, message, { statusCode, retryAfterMs, nodeId });
   }
+}
 
-  private networkError(error: unknown): RaftlogError {
-    if (error instanceof RaftlogError) return error;
-    return new RaftlogNetworkError(this.baseUrl, networkFailureOf(error), error);
-  }
+function networkError(origin: string, error: unknown): RaftlogError {
+  if (error instanceof RaftlogError) return error;
+  return new RaftlogNetworkError(origin, networkFailureOf(error), error);
 }
 
 function definedQuery(query: Record<string, QueryValue> | undefined): Record<string, string> | undefined {
   if (!query) return undefined;
-  const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(query)) {
-    if (value !== undefined) out[name] = String(value);
+  let out: Record<string, string> | undefined;
+  for (const name in query) {
+    const value = query[name];
+    if (value === undefined) continue;
+    out ??= {};
+    out[name] = String(value);
   }
-  return Object.keys(out).length > 0 ? out : undefined;
+  return out;
 }
 
 /** Validates a node URL and strips a trailing slash; a path is refused (routes start at /v1). */
@@ -244,9 +265,14 @@ export function parseRetryAfterMs(
   return Number.isNaN(dateMs) ? undefined : Math.max(0, dateMs - nowMs);
 }
 
+function headerText(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
 function nodeIdOf(headers: Record<string, string | string[] | undefined>): number | undefined {
-  const value = headers[NODE_HEADER];
-  const id = Number(Array.isArray(value) ? value[0] : value);
+  const value = headerText(headers[NODE_HEADER]);
+  if (value === undefined) return undefined;
+  const id = Number(value);
   return Number.isInteger(id) ? id : undefined;
 }
 

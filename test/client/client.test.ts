@@ -1,5 +1,6 @@
-// RaftlogClient sends each route of the contract with the right method, path, query and body,
-// and maps answers and failures to coded errors.
+// Raftlog sends each route of the contract with the right method, path, query and body, maps
+// answers and failures to coded errors, retries only what is safe, and honours every call's
+// signal and deadline. (Routing between nodes: routing.test.ts.)
 
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -7,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   isRetriable,
   parseRetryAfterMs,
+  Raftlog,
   RaftlogClient,
   RaftlogError,
   RaftlogNetworkError,
@@ -133,6 +135,47 @@ describe('routes', () => {
     expect(node.requests[1]!.query).toEqual({ topic: 'orders' });
   });
 
+  it('sends a fenced commit with memberId and generation', async () => {
+    const offsets = [{ topic: 'orders', partition: 0, offset: 18 }];
+    node = fakeNode().on('PUT', /^\/v1\/groups\/billing\/offsets$/, () => ({ status: 204 }));
+    await node.client().commitOffsets('billing', offsets, { memberId: 'm-1', generation: 3 });
+    expect(node.requests[0]!.body).toEqual({ offsets, memberId: 'm-1', generation: 3 });
+  });
+
+  it('joins, heartbeats, leaves, describes and lists groups', async () => {
+    const answer = {
+      memberId: 'm-1',
+      generation: 3,
+      heartbeatIntervalMs: 3000,
+      assignments: [{ topic: 'orders', partition: 0, offset: 18 }],
+    };
+    node = fakeNode()
+      .on('POST', /^\/v1\/groups\/g\/members$/, () => ({ status: 200, body: answer }))
+      .on('POST', /^\/v1\/groups\/g\/members\/m-1\/heartbeat$/, () => ({ status: 200, body: answer }))
+      .on('DELETE', /^\/v1\/groups\/g\/members\/m-1$/, () => ({ status: 204 }))
+      .on('GET', /^\/v1\/groups\/g$/, () => ({
+        status: 200,
+        body: { group: 'g', generation: 3, members: [], offsets: [] },
+      }))
+      .on('GET', /^\/v1\/groups$/, () => ({
+        status: 200,
+        body: { groups: [{ group: 'g', members: 1, generation: 3 }] },
+      }));
+    const client = node.client();
+    expect(await client.joinGroup('g', { topics: ['orders'], sessionTimeoutMs: 5000 })).toEqual(answer);
+    expect(await client.heartbeat('g', 'm-1', 3)).toEqual(answer);
+    await client.leaveGroup('g', 'm-1');
+    expect((await client.describeGroup('g')).generation).toBe(3);
+    expect(await client.listGroups()).toEqual([{ group: 'g', members: 1, generation: 3 }]);
+    expect(node.requests.map((r) => r.body)).toEqual([
+      { topics: ['orders'], sessionTimeoutMs: 5000 },
+      { generation: 3 },
+      undefined,
+      undefined,
+      undefined,
+    ]);
+  });
+
   it('transfers leadership with {node}', async () => {
     node = fakeNode().on('POST', /^\/v1\/topics\/orders\/partitions\/1\/leader$/, () => ({ status: 200 }));
     await node.client().transferLeader('orders', 1, 2);
@@ -174,6 +217,7 @@ describe('errors', () => {
       .client()
       .fetch('t', 0, { offset: 3 })
       .catch((e: unknown) => e);
+    expect(node.requests).toHaveLength(1); // A 416 is an answer, not a failure to retry.
     expect(error).toBeInstanceOf(RaftlogError);
     expect(error).toMatchObject({
       code: 'OFFSET_OUT_OF_RANGE',
@@ -190,7 +234,7 @@ describe('errors', () => {
       errorReply(503, 'NO_LEADER', 'no leader', { headers: { 'retry-after': '2' } }),
     );
     const error = await node
-      .client()
+      .client({ retry: { attemptsMax: 1 } })
       .listTopics()
       .catch((e: unknown) => e);
     expect(error).toMatchObject({ code: 'NO_LEADER', statusCode: 503, retryAfterMs: 2000 });
@@ -207,7 +251,7 @@ describe('errors', () => {
     expect(parseRetryAfterMs('Thu, 01 Jan 2026 00:00:03 GMT', nowMs)).toBe(3000);
   });
 
-  it('treats 504 TIMEOUT as retriable but possibly applied', async () => {
+  it('treats 504 TIMEOUT as retriable but possibly applied: a produce without producer is not retried', async () => {
     node = fakeNode().on('POST', /records$/, () => errorReply(504, 'TIMEOUT', 'not committed in time'));
     const error = await node
       .client()
@@ -216,6 +260,40 @@ describe('errors', () => {
     expect(error).toMatchObject({ code: 'TIMEOUT', statusCode: 504 });
     expect(isRetriable(error)).toBe(true);
     expect(surelyNotApplied(error)).toBe(false);
+    expect(node.requests).toHaveLength(1);
+  });
+
+  it('retries an idempotent produce after a 504 with the same body', async () => {
+    let calls = 0;
+    node = fakeNode().on('POST', /records$/, () =>
+      ++calls === 1
+        ? errorReply(504, 'TIMEOUT', 'not committed in time')
+        : { status: 200, body: { offsets: [{ partition: 0, offset: 4 }], duplicate: true } },
+    );
+    const request = { records: [{ value: 'x', partition: 0 }], producer: { id: 'p', epoch: 0, sequence: 7 } };
+    const response = await node.client({ retry: { backoffMs: 1 } }).produce('t', request);
+    expect(response).toEqual({ offsets: [{ partition: 0, offset: 4 }], duplicate: true });
+    expect(node.requests.map((r) => r.body)).toEqual([request, request]);
+  });
+
+  it('retries reads after a 503 and a broken connection, within attemptsMax', async () => {
+    let calls = 0;
+    node = fakeNode().on('GET', /^\/v1\/topics$/, () => {
+      calls++;
+      if (calls === 1) return errorReply(503, 'NO_LEADER', 'electing', { headers: { 'retry-after': '0' } });
+      if (calls === 2) throw connectionReset();
+      return { status: 200, body: { topics: [] } };
+    });
+    expect(await node.client({ retry: { backoffMs: 1 } }).listTopics()).toEqual([]);
+    expect(calls).toBe(3);
+  });
+
+  it('retries a topic creation only when it surely changed nothing', async () => {
+    node = fakeNode().on('POST', /^\/v1\/topics$/, () => {
+      throw connectionReset();
+    });
+    await expect(node.client().createTopic({ name: 't' })).rejects.toMatchObject({ code: 'NETWORK_ERROR' });
+    expect(node.requests).toHaveLength(1);
   });
 
   it('maps a non-contract 404 (unknown route) to NOT_FOUND', async () => {
@@ -270,8 +348,9 @@ describe('errors', () => {
       .on('GET', /^\/v1\/topics$/, () => {
         throw connectionReset();
       });
+    const once = { retry: { attemptsMax: 1 } };
     const refused = await node
-      .client()
+      .client(once)
       .cluster()
       .catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(RaftlogNetworkError);
@@ -283,7 +362,7 @@ describe('errors', () => {
       message: 'cannot reach http://127.0.0.1:9090 (connection refused)',
     });
     const reset = await node
-      .client()
+      .client(once)
       .listTopics()
       .catch((e: unknown) => e);
     expect(reset).toMatchObject({ code: 'NETWORK_ERROR', failure: 'connection reset', notSent: false });
@@ -296,7 +375,7 @@ describe('errors', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const port = (server.address() as AddressInfo).port;
     await new Promise<void>((resolve) => server.close(() => resolve()));
-    const client = new RaftlogClient({ url: `http://127.0.0.1:${port}` });
+    const client = new Raftlog({ url: `http://127.0.0.1:${port}`, retry: { attemptsMax: 1 } });
     try {
       await expect(client.cluster()).rejects.toMatchObject({
         code: 'NETWORK_ERROR',
@@ -313,7 +392,11 @@ describe('errors', () => {
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const port = (server.address() as AddressInfo).port;
-    const client = new RaftlogClient({ url: `http://127.0.0.1:${port}`, requestTimeoutMs: 200 });
+    const client = new Raftlog({
+      url: `http://127.0.0.1:${port}`,
+      requestTimeoutMs: 200,
+      retry: { attemptsMax: 1 },
+    });
     try {
       await expect(client.cluster()).rejects.toMatchObject({
         code: 'NETWORK_ERROR',
@@ -333,6 +416,39 @@ describe('errors', () => {
     await expect(node.client().cluster({ signal: controller.signal })).rejects.toThrow('stop');
   });
 
+  it('fails a call whose timeoutMs passes with TIMEOUT, retries included', async () => {
+    const server = createServer(() => {
+      // Never answers.
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    const client = new Raftlog({ url: `http://127.0.0.1:${port}` });
+    try {
+      const startedMs = Date.now();
+      const error = await client.listTopics({ timeoutMs: 150 }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(RaftlogError);
+      expect(error).toMatchObject({ code: 'TIMEOUT', statusCode: 0 });
+      expect(Date.now() - startedMs).toBeLessThan(5000);
+    } finally {
+      await client.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
+  it('stops retrying when the signal aborts, with its reason', async () => {
+    node = fakeNode().on('GET', /^\/v1\/topics$/, () => errorReply(503, 'NO_LEADER', 'electing'));
+    const controller = new AbortController();
+    const listing = node.client().listTopics({ signal: controller.signal });
+    setTimeout(() => controller.abort(new Error('enough')), 50);
+    await expect(listing).rejects.toThrow('enough');
+    expect(node.requests.length).toBeLessThan(4);
+  });
+
+  it('keeps RaftlogClient as the old name of Raftlog', () => {
+    expect(RaftlogClient).toBe(Raftlog);
+  });
+
   it('refuses a server URL with a path or another scheme', () => {
     expect(() => new RaftlogClient({ url: 'http://127.0.0.1:9090/v1' })).toThrow(
       /only scheme, host and port/,
@@ -340,5 +456,10 @@ describe('errors', () => {
     expect(() => new RaftlogClient({ url: 'ftp://x' })).toThrow(/http/);
     expect(() => new RaftlogClient({ url: 'nonsense' })).toThrow(/invalid server URL/);
     expect(new RaftlogClient({ url: 'http://127.0.0.1:9090/' }).url).toBe('http://127.0.0.1:9090');
+    expect(() => new Raftlog({ urls: [] })).toThrow(/at least one/);
+    expect(new Raftlog({ urls: ['http://a:1/', 'http://a:1', 'http://b:2'] }).urls).toEqual([
+      'http://a:1',
+      'http://b:2',
+    ]);
   });
 });

@@ -2,7 +2,7 @@
 // request the SDK sent (method, path, query, JSON body). Nothing listens on a socket.
 
 import { MockAgent } from 'undici';
-import { RaftlogClient, type RaftlogClientOptions } from '../../src/client/index.js';
+import { Raftlog, type RaftlogOptions } from '../../src/client/index.js';
 
 export const FAKE_URL = 'http://127.0.0.1:9090';
 
@@ -71,8 +71,12 @@ export class FakeNode {
     return this;
   }
 
-  client(options: Omit<RaftlogClientOptions, 'dispatcher' | 'url'> = {}): RaftlogClient {
-    return new RaftlogClient({ ...options, url: this.url, dispatcher: this.agent });
+  /**
+   * A client of this node. `direct` by default: every request to this node, nothing learned (no
+   * GET /v1/cluster in the background); routing tests pass `direct: false` and more `urls`.
+   */
+  client(options: Omit<RaftlogOptions, 'dispatcher'> = {}): Raftlog {
+    return new Raftlog({ direct: true, url: this.url, ...options, dispatcher: this.agent });
   }
 
   /** Requests whose path matches. */
