@@ -1,28 +1,38 @@
-// The Producer: collects send() calls into batches (linger, record and byte limits), sends one
-// request per batch, one batch at a time per partition (so order holds across retries), retries
-// what is safe to retry within bounds, and optionally numbers requests for idempotence.
+// The Producer: partitions records on the client (the contract's rule: murmur2 of a key, else
+// round-robin), collects them per partition into batches (lingerMs, record and byte limits),
+// sends each batch straight to the partition's leader, one request at a time per partition (so
+// order holds across retries), and retries what is safe to retry within bounds.
 //
-// Idempotence (contract: `producer {id, epoch, sequence}`, sequence counted per partition):
-// every request targets one known partition, chosen here with the server's rule (murmur2 of the
-// key; keyless records stick to one partition per batch, as Kafka's sticky partitioner does).
-// A retry reuses the sequence, so the server drops what it already committed. If retries run
-// out while the outcome is unknown (504, broken connection), this producer can no longer know the
-// partition's next sequence: that partition then fails with PRODUCER_SEQUENCE_UNKNOWN, and a
-// new producer (new id, or a higher epoch) must take over. Guessing would risk loss or a gap.
+// Idempotence (on by default, as in Kafka since 3.0): every request carries the producer's id,
+// epoch and the sequence of its first record, counted per partition. A retry reuses the sequence,
+// so the leader (old or new: the dedup state is replicated) drops what it already committed. If
+// retries run out while the outcome is unknown (504, broken connection), this producer can no
+// longer know the partition's next sequence: that partition then fails with
+// PRODUCER_SEQUENCE_UNKNOWN, and a new producer (new id, or a higher epoch) must take over.
+// Guessing would risk loss or a gap.
 
 import { randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { partitionForKey } from '../wire/partitioner.js';
-import type {
-  Encoding,
-  ProduceRecord,
-  ProduceRequest,
-  ProduceResponse,
-  ProducerIdentity,
-} from '../wire/types.js';
-import type { RaftlogClient } from './client.js';
-import { isRetriable, RaftlogError, surelyNotApplied } from './errors.js';
-import { type RetryOptions, type RetryPolicy, retryDelayMs, retryPolicy } from './retry.js';
+import type { ProduceRequest, ProduceResponse, ProducerIdentity } from '../wire/types.js';
+import { DEFAULT_PRODUCE_TIMEOUT_MS } from '../wire/types.js';
+import { type CallOptions, withDeadline } from './call.js';
+import type { Raftlog } from './client.js';
+import { topicPath } from './client.js';
+import { RaftlogError, surelyNotApplied } from './errors.js';
+import { JsonText } from './http.js';
+import { type RetryOptions, type RetryPolicy, retryPolicy } from './retry.js';
+
+/** A record to send. With `json: true` on the producer, `value` is any JSON value. */
+export interface ProducerRecord<V = string | Uint8Array> {
+  /** Absent or null: no key (round-robin). An empty string is a key, as in Kafka. */
+  key?: string | Uint8Array | null;
+  value: V;
+  headers?: Record<string, string | null> | null;
+  /** Overrides the partitioner. */
+  partition?: number;
+  /** Milliseconds since the epoch; default: the leader's clock at append. */
+  timestamp?: number;
+}
 
 export interface IdempotenceOptions {
   /** Default: a random id. Reuse an id only with a higher epoch: sequences restart at 0. */
@@ -31,22 +41,23 @@ export interface IdempotenceOptions {
 }
 
 export interface ProducerOptions {
-  /** How long a batch waits for more records before it is sent. */
+  /**
+   * Number requests per partition so that retries never duplicate (default true). With false,
+   * a request whose outcome is unknown (504, broken connection) is not retried: it could write twice.
+   */
+  idempotent?: boolean | IdempotenceOptions;
+  /** How long a batch waits for more records before it is sent (default 5; 0: at once). */
   lingerMs?: number;
   batchRecordsMax?: number;
   /** Estimated JSON bytes of a batch's records. */
   batchBytesMax?: number;
   /** Records accepted but not yet acknowledged; beyond it send() fails with BUFFER_FULL. */
   bufferBytesMax?: number;
-  encoding?: Encoding;
-  /** Server-side commit wait of each request (`timeoutMs`); then 504 TIMEOUT. */
-  timeoutMs?: number;
-  /** Number requests per partition so that retries never duplicate. Off by default. */
-  idempotence?: boolean | IdempotenceOptions;
-  /**
-   * Retries of 503 (never applied), and with idempotence also of 504 and broken connections
-   * (same sequence, so safe). Without idempotence those are not retried: they could duplicate.
-   */
+  /** Values are JSON values, sent as their JSON text. */
+  json?: boolean;
+  /** Server-side commit wait of each request (the request's `timeoutMs`), then 504 TIMEOUT. */
+  commitTimeoutMs?: number;
+  /** Retries of a request (defaults: 30 attempts, backoff 100 to 2000 ms, 60 s in all). */
   retry?: RetryOptions;
 }
 
@@ -66,333 +77,557 @@ export const PRODUCER_DEFAULTS = {
   bufferBytesMax: 32 * 1024 * 1024,
 } as const;
 
+const PRODUCER_RETRY_DEFAULTS: Partial<RetryPolicy> = { attemptsMax: 30, totalMsMax: 60_000 };
 /** JSON framing per record beyond its strings: braces, field names, quotes, partition, timestamp. */
 const RECORD_OVERHEAD_BYTES = 64;
 
+/** One send() call: its records settle it together. */
+class SendCall {
+  readonly results: RecordMetadata[];
+  remaining: number;
+  settled = false;
+  readonly promise: Promise<RecordMetadata[]>;
+  private resolvePromise!: (results: RecordMetadata[]) => void;
+  private rejectPromise!: (error: unknown) => void;
+
+  constructor(count: number) {
+    this.results = new Array<RecordMetadata>(count);
+    this.remaining = count;
+    this.promise = new Promise<RecordMetadata[]>((resolve, reject) => {
+      this.resolvePromise = resolve;
+      this.rejectPromise = reject;
+    });
+  }
+
+  deliver(index: number, metadata: RecordMetadata): void {
+    if (this.settled) return;
+    this.results[index] = metadata;
+    if (--this.remaining === 0) {
+      this.settled = true;
+      this.resolvePromise(this.results);
+    }
+  }
+
+  fail(error: unknown): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.rejectPromise(error);
+  }
+}
+
 interface PendingRecord {
-  record: ProduceRecord;
+  call: SendCall;
+  index: number;
+  key: string | Uint8Array | null | undefined;
+  value: string | Uint8Array;
+  headers: Record<string, string | null> | null | undefined;
+  timestamp: number | undefined;
   bytes: number;
-  resolve: (metadata: RecordMetadata) => void;
-  reject: (error: unknown) => void;
 }
 
-interface Batch {
-  topic: string;
-  /** Undefined: the server picks each record's partition (never with idempotence). */
-  partition: number | undefined;
-  items: PendingRecord[];
-  bytes: number;
-  timer: NodeJS.Timeout | undefined;
-}
-
-/** The batches of one (topic, partition), sent one at a time. */
+/** The records of one partition, sent one request at a time. */
 interface Lane {
-  queue: Batch[];
+  topic: string;
+  partition: number;
+  /** Records not yet sent, oldest first, from `head` on. */
+  items: PendingRecord[];
+  head: number;
+  /** Records from `head` that may go now (linger over, batch full, or a flush). */
+  ready: number;
+  readyBytes: number;
+  pendingBytes: number;
+  timer: NodeJS.Timeout | undefined;
+  /** In `toSeal` already (lingerMs 0). */
+  sealQueued: boolean;
   sending: boolean;
   // Invariant: nextSequence = records this producer got acknowledged on the partition.
   nextSequence: number;
-  /** Set once the partition's sequence is unknown; every later batch fails with it. */
+  /** Set once the partition's sequence is unknown; every later record fails with it. */
   failure: RaftlogError | undefined;
 }
 
-/** Sends waiting for a topic's partition count (idempotence only), kept in call order. */
-interface TopicPartitions {
-  partitions: number | undefined;
-  waiting: Array<{ record: ProduceRecord; item: PendingRecord }>;
+interface TopicState {
+  lanes: Lane[];
+  /** Records waiting for the partition count (the first send to a topic). */
+  waiting: PendingRecord[];
+  waitingPartitions: Array<number | undefined>;
   loading: boolean;
-  stickyPartition: number;
+  roundRobin: number;
 }
 
-type DeliveryOutcome =
-  | { ok: true; response: ProduceResponse }
-  | { ok: false; error: unknown; outcomeUnknown: boolean };
-
-export class Producer {
+export class Producer<V = string | Uint8Array> {
   /** The identity requests carry when idempotent. */
   readonly identity: Omit<ProducerIdentity, 'sequence'> | undefined;
-  private readonly client: RaftlogClient;
+  private readonly client: Raftlog;
   private readonly lingerMs: number;
   private readonly batchRecordsMax: number;
   private readonly batchBytesMax: number;
   private readonly bufferBytesMax: number;
-  private readonly encoding: Encoding;
-  private readonly timeoutMs: number | undefined;
+  private readonly json: boolean;
+  private readonly commitTimeoutMs: number | undefined;
   private readonly retry: RetryPolicy;
-  private readonly openBatches = new Map<string, Batch>();
-  private readonly lanes = new Map<string, Lane>();
-  private readonly topics = new Map<string, TopicPartitions>();
+  private readonly topics = new Map<string, TopicState>();
+  private readonly unsettled = new Set<SendCall>();
+  /** Lanes that took records in this tick, sealed in one microtask when lingerMs is 0. */
+  private readonly toSeal: Lane[] = [];
+  private sealScheduled = false;
   private bufferedBytes = 0;
-  private unsettledRecords = 0;
-  private idleWaiters: Array<() => void> = [];
   private flushes = 0;
   private closed = false;
   private fenced: RaftlogError | undefined;
+  /** Aborts requests in flight when close() gives up. */
+  private readonly stop = new AbortController();
+  private readonly keyScratch = Buffer.allocUnsafe(256);
 
-  constructor(client: RaftlogClient, options: ProducerOptions = {}) {
+  constructor(client: Raftlog, options: ProducerOptions = {}) {
     this.client = client;
     this.lingerMs = options.lingerMs ?? PRODUCER_DEFAULTS.lingerMs;
     this.batchRecordsMax = options.batchRecordsMax ?? PRODUCER_DEFAULTS.batchRecordsMax;
     this.batchBytesMax = options.batchBytesMax ?? PRODUCER_DEFAULTS.batchBytesMax;
     this.bufferBytesMax = options.bufferBytesMax ?? PRODUCER_DEFAULTS.bufferBytesMax;
-    this.encoding = options.encoding ?? 'utf8';
-    this.timeoutMs = options.timeoutMs;
-    this.retry = retryPolicy(options.retry);
+    this.json = options.json ?? false;
+    this.commitTimeoutMs = options.commitTimeoutMs;
+    this.retry = retryPolicy(options.retry, PRODUCER_RETRY_DEFAULTS);
     if (!(this.lingerMs >= 0) || !(this.batchRecordsMax >= 1) || !(this.batchBytesMax >= 1)) {
       throw new RangeError('lingerMs must be >= 0, batchRecordsMax and batchBytesMax >= 1');
     }
-    const idempotence = options.idempotence;
-    if (idempotence) {
-      const settings = idempotence === true ? {} : idempotence;
+    const idempotent = options.idempotent ?? true;
+    if (idempotent) {
+      const settings = idempotent === true ? {} : idempotent;
       this.identity = { id: settings.id ?? `p-${randomUUID()}`, epoch: settings.epoch ?? 0 };
     }
   }
 
-  /** Queues a record; resolves once it is committed, with where it landed. */
-  send(topic: string, record: ProduceRecord): Promise<RecordMetadata> {
-    const refusal = this.refusal(record);
+  /**
+   * Queues the records; resolves once every one is committed, with where each landed, in order.
+   * Rejects with the first failure of any of them (others may have been written). An abort or
+   * the deadline rejects the call; records not sent yet are then dropped, those in flight may land.
+   */
+  send(
+    topic: string,
+    records: readonly ProducerRecord<V>[],
+    options?: CallOptions,
+  ): Promise<RecordMetadata[]> {
+    const refusal = this.refusal(records);
     if (refusal) return Promise.reject(refusal);
-    const bytes = estimateRecordBytes(record);
+    if (records.length === 0) return Promise.resolve([]);
+    const call = new SendCall(records.length);
+    const items = new Array<PendingRecord>(records.length);
+    let bytes = 0;
+    for (let i = 0; i < records.length; i++) {
+      const item = this.pendingOf(call, i, records[i]!);
+      if (typeof item === 'string') return Promise.reject(new TypeError(`records[${i}]: ${item}`));
+      items[i] = item;
+      bytes += item.bytes;
+    }
     if (this.bufferedBytes + bytes > this.bufferBytesMax) {
       return Promise.reject(
         new RaftlogError('BUFFER_FULL', `producer buffer full (${this.bufferBytesMax} bytes unacknowledged)`),
       );
     }
     this.bufferedBytes += bytes;
-    this.unsettledRecords++;
-    const delivered = new Promise<RecordMetadata>((resolve, reject) => {
-      const item: PendingRecord = { record, bytes, resolve, reject };
-      if (this.identity === undefined || record.partition !== undefined) {
-        this.place(topic, record.partition, item);
-      } else {
-        this.placeWhenPartitioned(topic, record, item);
-      }
-    });
-    return delivered.finally(() => this.settle(bytes));
+    this.unsettled.add(call);
+    call.promise.then(
+      () => this.unsettled.delete(call),
+      () => this.unsettled.delete(call),
+    );
+    this.place(topic, records, items);
+    if (!options || (options.signal === undefined && options.timeoutMs === undefined)) return call.promise;
+    return withDeadline(options, `send to '${topic}'`, (signal) => waitForCall(call, signal));
   }
 
-  /** Sends every queued record now and waits until all sent so far are acknowledged or failed. */
-  async flush(): Promise<void> {
+  /** Sends every queued record now; resolves once all sent before it are acknowledged or failed. */
+  async flush(options?: CallOptions): Promise<void> {
+    const calls = [...this.unsettled].map((call) => call.promise.then(noop, noop));
     this.flushes++;
     try {
-      for (const batch of [...this.openBatches.values()]) this.seal(batch);
-      if (this.unsettledRecords > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+      for (const state of this.topics.values()) for (const lane of state.lanes) if (lane) this.seal(lane);
+      await withDeadline(options, 'flush', (signal) => waitAll(calls, signal));
     } finally {
       this.flushes--;
     }
   }
 
-  /** Refuses new records, then flushes. Does not close the client. */
-  async close(): Promise<void> {
+  /**
+   * Refuses new records, then flushes. If the deadline or the signal ends the wait first, records
+   * not sent yet fail with CLOSED and requests in flight are abandoned (their outcome unknown), and
+   * close() rejects with that reason. Does not close the client.
+   */
+  async close(options?: CallOptions): Promise<void> {
     this.closed = true;
-    await this.flush();
+    try {
+      await this.flush(options);
+    } catch (error) {
+      const closing = new RaftlogError('CLOSED', 'producer closed before the record was acknowledged', {
+        cause: error,
+      });
+      for (const call of [...this.unsettled]) call.fail(closing);
+      this.stop.abort(closing);
+      throw error;
+    }
   }
 
-  private refusal(record: ProduceRecord): Error | undefined {
+  private refusal(records: readonly ProducerRecord<V>[]): Error | undefined {
     if (this.closed) return new RaftlogError('CLOSED', 'producer is closed');
     if (this.fenced) return this.fenced;
-    if (typeof record?.value !== 'string') return new TypeError('record.value must be a string');
+    if (!Array.isArray(records)) return new TypeError('send(topic, records): records must be an array');
     return undefined;
   }
 
-  private settle(bytes: number): void {
-    this.bufferedBytes -= bytes;
-    this.unsettledRecords--;
-    if (this.unsettledRecords === 0) {
-      const waiters = this.idleWaiters;
-      this.idleWaiters = [];
-      for (const wake of waiters) wake();
+  /** The record as it will be sent, or why it cannot be. */
+  private pendingOf(call: SendCall, index: number, record: ProducerRecord<V>): PendingRecord | string {
+    if (record === null || typeof record !== 'object') return 'a record must be an object';
+    let value: string | Uint8Array;
+    if (this.json) {
+      const text = JSON.stringify(record.value);
+      if (text === undefined) return 'value is not JSON';
+      value = text;
+    } else if (typeof record.value === 'string' || record.value instanceof Uint8Array) {
+      value = record.value;
+    } else {
+      return 'value must be a string or a Uint8Array (or set json: true on the producer)';
     }
+    const key = record.key;
+    if (key !== undefined && key !== null && typeof key !== 'string' && !(key instanceof Uint8Array)) {
+      return 'key must be a string, a Uint8Array or null';
+    }
+    let bytes = RECORD_OVERHEAD_BYTES + byteLength(value);
+    if (key !== undefined && key !== null) bytes += byteLength(key);
+    const headers = record.headers;
+    if (headers) {
+      for (const name in headers) {
+        const header = headers[name];
+        bytes += Buffer.byteLength(name) + (header == null ? 4 : Buffer.byteLength(header)) + 6;
+      }
+    }
+    return { call, index, key, value, headers, timestamp: record.timestamp, bytes };
   }
 
-  // Partition choice (idempotence only).
+  // Partitioning.
 
-  private placeWhenPartitioned(topic: string, record: ProduceRecord, item: PendingRecord): void {
+  private place(topic: string, records: readonly ProducerRecord<V>[], items: PendingRecord[]): void {
     let state = this.topics.get(topic);
     if (!state) {
-      state = { partitions: undefined, waiting: [], loading: false, stickyPartition: -1 };
+      state = { lanes: [], waiting: [], waitingPartitions: [], loading: false, roundRobin: -1 };
       this.topics.set(topic, state);
     }
-    if (state.partitions !== undefined && state.waiting.length === 0) {
-      this.place(topic, this.partitionOf(state, record), item);
-      return;
+    const route = this.client.router.lastRoute(topic);
+    if (!this.client.router.route(topic) && !state.loading) void this.loadPartitions(topic, state);
+    const partitions = route?.partitions.length;
+    for (let i = 0; i < items.length; i++) {
+      const explicit = records[i]!.partition;
+      if (partitions === undefined || state.waiting.length > 0) {
+        if (explicit !== undefined && state.waiting.length === 0) {
+          this.enqueue(topic, state, explicit, items[i]!);
+        } else {
+          state.waiting.push(items[i]!);
+          state.waitingPartitions.push(explicit);
+        }
+        continue;
+      }
+      this.enqueue(topic, state, explicit ?? this.partitionOf(state, items[i]!, partitions), items[i]!);
     }
-    state.waiting.push({ record, item });
-    if (!state.loading) void this.loadPartitions(topic, state);
   }
 
-  private async loadPartitions(topic: string, state: TopicPartitions): Promise<void> {
+  /** Asks for the topic's partitions; records waiting for them go on in the order they came. */
+  private async loadPartitions(topic: string, state: TopicState): Promise<void> {
     state.loading = true;
     try {
-      const description = await this.client.describeTopic(topic);
-      state.partitions = description.partitions.length;
-      if (state.partitions < 1)
-        throw new RaftlogError('UNEXPECTED_RESPONSE', `topic '${topic}' has no partitions`);
-      for (const { record, item } of state.waiting.splice(0))
-        this.place(topic, this.partitionOf(state, record), item);
+      const route = await this.client.topicRoute(topic, this.stop.signal);
+      const partitions = route.partitions.length;
+      if (partitions < 1) throw new RaftlogError('UNEXPECTED_RESPONSE', `topic '${topic}' has no partitions`);
+      const waiting = state.waiting.splice(0);
+      const explicit = state.waitingPartitions.splice(0);
+      for (let i = 0; i < waiting.length; i++) {
+        const item = waiting[i]!;
+        if (item.call.settled) {
+          this.release(item);
+          continue;
+        }
+        this.enqueue(topic, state, explicit[i] ?? this.partitionOf(state, item, partitions), item);
+      }
     } catch (error) {
-      state.partitions = undefined;
-      for (const { item } of state.waiting.splice(0)) item.reject(error);
+      state.waitingPartitions.length = 0;
+      for (const item of state.waiting.splice(0)) {
+        this.release(item);
+        item.call.fail(error);
+      }
     } finally {
       state.loading = false;
     }
   }
 
-  private partitionOf(state: TopicPartitions, record: ProduceRecord): number {
-    const partitions = state.partitions!;
-    if (record.key !== undefined && record.key !== null) {
-      const keyBytes = Buffer.from(record.key, this.encoding === 'base64' ? 'base64' : 'utf8');
-      return partitionForKey(keyBytes, partitions);
+  private partitionOf(state: TopicState, item: PendingRecord, partitions: number): number {
+    const key = item.key;
+    if (key === undefined || key === null) {
+      state.roundRobin = (state.roundRobin + 1) % partitions;
+      return state.roundRobin;
     }
-    if (state.stickyPartition < 0 || state.stickyPartition >= partitions) {
-      state.stickyPartition = Math.floor(Math.random() * partitions);
+    if (key instanceof Uint8Array) return partitionForKey(key, partitions);
+    // Short keys hash from a reused buffer: no allocation per record.
+    if (key.length * 3 <= this.keyScratch.length) {
+      const length = this.keyScratch.write(key, 0, 'utf8');
+      return partitionForKey(this.keyScratch.subarray(0, length), partitions);
     }
-    return state.stickyPartition;
+    return partitionForKey(Buffer.from(key, 'utf8'), partitions);
   }
 
   // Batching.
 
-  private place(topic: string, partition: number | undefined, item: PendingRecord): void {
-    const key = laneKey(topic, partition);
-    let batch = this.openBatches.get(key);
-    if (batch && batch.bytes + item.bytes > this.batchBytesMax) {
-      this.seal(batch);
-      batch = undefined;
+  private enqueue(topic: string, state: TopicState, partition: number, item: PendingRecord): void {
+    let lane = state.lanes[partition];
+    if (!lane) {
+      lane = {
+        topic,
+        partition,
+        items: [],
+        head: 0,
+        ready: 0,
+        readyBytes: 0,
+        pendingBytes: 0,
+        timer: undefined,
+        sealQueued: false,
+        sending: false,
+        nextSequence: 0,
+        failure: undefined,
+      };
+      state.lanes[partition] = lane;
     }
-    if (!batch) {
-      batch = { topic, partition, items: [], bytes: 0, timer: undefined };
-      this.openBatches.set(key, batch);
-      const open = batch;
-      if (this.flushes === 0) open.timer = setTimeout(() => this.seal(open), this.lingerMs);
+    lane.items.push(item);
+    lane.pendingBytes += item.bytes;
+    const unready = lane.items.length - lane.head - lane.ready;
+    const full = unready >= this.batchRecordsMax || lane.pendingBytes - lane.readyBytes >= this.batchBytesMax;
+    if (full) {
+      this.seal(lane);
+    } else if (this.lingerMs === 0 || this.flushes > 0) {
+      if (!lane.sealQueued) this.sealSoon(lane);
+    } else if (lane.timer === undefined) {
+      lane.timer = setTimeout(() => this.seal(lane), this.lingerMs);
     }
-    batch.items.push(item);
-    batch.bytes += item.bytes;
-    const full = batch.items.length >= this.batchRecordsMax || batch.bytes >= this.batchBytesMax;
-    if (full || this.flushes > 0) this.seal(batch);
   }
 
-  private seal(batch: Batch): void {
-    const key = laneKey(batch.topic, batch.partition);
-    if (this.openBatches.get(key) !== batch) return; // Already sealed (timer raced a full batch).
-    clearTimeout(batch.timer);
-    this.openBatches.delete(key);
-    const state = this.topics.get(batch.topic);
-    // Keyless records move on to the next partition once their batch is closed (sticky).
-    if (state?.partitions !== undefined && state.stickyPartition === batch.partition) {
-      state.stickyPartition = (state.stickyPartition + 1) % state.partitions;
+  /** lingerMs 0 (or a flush): everything sent in this tick goes in one request per partition. */
+  private sealSoon(lane: Lane): void {
+    lane.sealQueued = true;
+    this.toSeal.push(lane);
+    if (this.sealScheduled) return;
+    this.sealScheduled = true;
+    queueMicrotask(() => {
+      this.sealScheduled = false;
+      for (const waiting of this.toSeal.splice(0)) {
+        waiting.sealQueued = false;
+        this.seal(waiting);
+      }
+    });
+  }
+
+  /** Makes every record of the lane ready to go, and starts sending if idle. */
+  private seal(lane: Lane): void {
+    if (lane.timer !== undefined) {
+      clearTimeout(lane.timer);
+      lane.timer = undefined;
     }
-    let lane = this.lanes.get(key);
-    if (!lane) {
-      lane = { queue: [], sending: false, nextSequence: 0, failure: undefined };
-      this.lanes.set(key, lane);
-    }
-    lane.queue.push(batch);
-    if (!lane.sending) void this.drain(lane);
+    lane.ready = lane.items.length - lane.head;
+    lane.readyBytes = lane.pendingBytes;
+    if (!lane.sending && lane.ready > 0) void this.drain(lane);
   }
 
   private async drain(lane: Lane): Promise<void> {
     lane.sending = true;
     try {
-      for (let batch = lane.queue.shift(); batch; batch = lane.queue.shift()) await this.deliver(lane, batch);
+      for (let batch = this.takeBatch(lane); batch.length > 0; batch = this.takeBatch(lane)) {
+        await this.deliver(lane, batch);
+      }
     } finally {
       lane.sending = false;
+      // Records that became ready while the last request was out (a timer that fired).
+      if (lane.ready > 0) void this.drain(lane);
     }
+  }
+
+  /** Up to one request's worth of ready records; those of abandoned calls are dropped here. */
+  private takeBatch(lane: Lane): PendingRecord[] {
+    const batch: PendingRecord[] = [];
+    let bytes = 0;
+    while (lane.ready > 0 && batch.length < this.batchRecordsMax) {
+      const item = lane.items[lane.head]!;
+      if (batch.length > 0 && bytes + item.bytes > this.batchBytesMax) break;
+      lane.items[lane.head] = undefined as unknown as PendingRecord;
+      lane.head++;
+      lane.ready--;
+      lane.readyBytes -= item.bytes;
+      lane.pendingBytes -= item.bytes;
+      if (item.call.settled) {
+        this.release(item);
+        continue;
+      }
+      batch.push(item);
+      bytes += item.bytes;
+    }
+    if (lane.head === lane.items.length) {
+      lane.items.length = 0;
+      lane.head = 0;
+    } else if (lane.head > 1024 && lane.head * 2 > lane.items.length) {
+      lane.items.splice(0, lane.head);
+      lane.head = 0;
+    }
+    return batch;
+  }
+
+  private release(item: PendingRecord): void {
+    this.bufferedBytes -= item.bytes;
   }
 
   // Delivery.
 
-  private async deliver(lane: Lane, batch: Batch): Promise<void> {
+  private async deliver(lane: Lane, batch: PendingRecord[]): Promise<void> {
     const failure = this.fenced ?? lane.failure;
-    if (failure) {
-      for (const item of batch.items) item.reject(failure);
-      return;
+    if (failure) return this.failBatch(batch, failure);
+    const sequence = lane.nextSequence;
+    const body = new JsonText(this.requestText(lane, batch, sequence));
+    const idempotent = this.identity !== undefined;
+    let outcomeUnknown = false;
+    try {
+      const answer = await this.client.execute<ProduceResponse>(
+        {
+          method: 'POST',
+          path: `${topicPath(lane.topic)}/records`,
+          body,
+          signal: this.stop.signal,
+          serverWaitMs: this.commitTimeoutMs ?? DEFAULT_PRODUCE_TIMEOUT_MS,
+        },
+        {
+          target: (_attempt, signal) => this.client.leaderUrl(lane.topic, lane.partition, signal),
+          safety: idempotent ? 'idempotent' : 'once',
+          signal: this.stop.signal,
+          retry: this.retry,
+          onFailure: (error) => {
+            outcomeUnknown ||= mightHaveApplied(error);
+            this.client.onLeaderTrouble(lane.topic, error);
+          },
+        },
+      );
+      if (answer.servedBy !== undefined)
+        this.client.router.learnLeader(lane.topic, lane.partition, answer.servedBy);
+      const offsets = answer.body?.offsets;
+      if (!Array.isArray(offsets) || offsets.length !== batch.length) {
+        throw new RaftlogError(
+          'UNEXPECTED_RESPONSE',
+          `produce to '${lane.topic}' answered ${offsets?.length ?? 'no'} offsets for ${batch.length} records`,
+        );
+      }
+      lane.nextSequence += batch.length;
+      const duplicate = answer.body.duplicate === true;
+      for (let i = 0; i < batch.length; i++) {
+        const item = batch[i]!;
+        const offset = offsets[i]!;
+        this.release(item);
+        item.call.deliver(item.index, {
+          topic: lane.topic,
+          partition: offset.partition,
+          offset: offset.offset,
+          duplicate,
+        });
+      }
+    } catch (error) {
+      if (idempotent) this.recordIdempotenceFailure(lane, sequence, batch.length, error, outcomeUnknown);
+      this.failBatch(batch, error);
     }
-    const request = this.requestOf(lane, batch);
-    const outcome = await this.sendWithRetry(batch.topic, request);
-    if (outcome.ok) {
-      lane.nextSequence += batch.items.length;
-      const { offsets, duplicate } = outcome.response;
-      batch.items.forEach((item, i) => {
-        const { partition, offset } = offsets[i]!;
-        item.resolve({ topic: batch.topic, partition, offset, duplicate });
-      });
-      return;
-    }
-    if (this.identity) this.recordIdempotenceFailure(lane, batch, request, outcome);
-    for (const item of batch.items) item.reject(outcome.error);
   }
 
-  private requestOf(lane: Lane, batch: Batch): ProduceRequest {
-    const records =
-      batch.partition === undefined
-        ? batch.items.map((item) => item.record)
-        : batch.items.map((item) => ({ ...item.record, partition: batch.partition }));
-    const request: ProduceRequest = { records, encoding: this.encoding };
-    if (this.timeoutMs !== undefined) request.timeoutMs = this.timeoutMs;
-    if (this.identity) request.producer = { ...this.identity, sequence: lane.nextSequence };
-    return request;
+  private failBatch(batch: PendingRecord[], error: unknown): void {
+    for (const item of batch) {
+      this.release(item);
+      item.call.fail(error);
+    }
+  }
+
+  /** The request's JSON, built once: every retry sends the same bytes (and the same sequence). */
+  private requestText(lane: Lane, batch: PendingRecord[], sequence: number): string {
+    let binary = false;
+    for (const item of batch) {
+      if (item.value instanceof Uint8Array || item.key instanceof Uint8Array) {
+        binary = true;
+        break;
+      }
+    }
+    const records = new Array<ProduceRequest['records'][number]>(batch.length);
+    for (let i = 0; i < batch.length; i++) {
+      const item = batch[i]!;
+      records[i] = {
+        key: item.key == null ? item.key : binary ? base64(item.key) : (item.key as string),
+        value: binary ? base64(item.value) : (item.value as string),
+        headers: item.headers,
+        partition: lane.partition,
+        timestamp: item.timestamp,
+      };
+    }
+    const request: ProduceRequest = { records };
+    if (binary) request.encoding = 'base64';
+    if (this.commitTimeoutMs !== undefined) request.timeoutMs = this.commitTimeoutMs;
+    if (this.identity) request.producer = { id: this.identity.id, epoch: this.identity.epoch, sequence };
+    return JSON.stringify(request);
   }
 
   private recordIdempotenceFailure(
     lane: Lane,
-    batch: Batch,
-    request: ProduceRequest,
-    outcome: { error: unknown; outcomeUnknown: boolean },
+    sequence: number,
+    count: number,
+    error: unknown,
+    outcomeUnknown: boolean,
   ): void {
-    const code = outcome.error instanceof RaftlogError ? outcome.error.code : undefined;
+    const code = error instanceof RaftlogError ? error.code : undefined;
     if (code === 'PRODUCER_FENCED') {
-      this.fenced = outcome.error as RaftlogError;
+      this.fenced = error as RaftlogError;
       return;
     }
-    if (code === 'UNKNOWN_TOPIC' || code === 'UNKNOWN_PARTITION') this.topics.delete(batch.topic);
-    if (outcome.outcomeUnknown || code === 'OUT_OF_ORDER_SEQUENCE') {
-      const first = request.producer!.sequence;
+    if (outcomeUnknown || code === 'OUT_OF_ORDER_SEQUENCE') {
       lane.failure = new RaftlogError(
         'PRODUCER_SEQUENCE_UNKNOWN',
-        `producer ${this.identity!.id} cannot know whether sequences ${first}..${first + batch.items.length - 1} ` +
-          `of '${batch.topic}' partition ${batch.partition} were committed; use a new producer id or a higher epoch`,
-        { cause: outcome.error },
+        `producer ${this.identity!.id} cannot know whether sequences ${sequence}..${sequence + count - 1} ` +
+          `of '${lane.topic}' partition ${lane.partition} were committed; use a new producer id or a higher epoch`,
+        { cause: error },
       );
     }
   }
+}
 
-  private async sendWithRetry(topic: string, request: ProduceRequest): Promise<DeliveryOutcome> {
-    const startedMs = Date.now();
-    let outcomeUnknown = false;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return { ok: true, response: await this.client.produce(topic, request) };
-      } catch (error) {
-        outcomeUnknown ||= mightHaveApplied(error);
-        const retriable = this.identity ? isRetriable(error) : surelyNotApplied(error);
-        const retryAfterMs = error instanceof RaftlogError ? error.retryAfterMs : undefined;
-        const delayMs = retryDelayMs(this.retry, attempt, retryAfterMs);
-        const withinBudget = Date.now() - startedMs + delayMs <= this.retry.totalMsMax;
-        if (!retriable || attempt >= this.retry.attemptsMax || !withinBudget) {
-          return { ok: false, error, outcomeUnknown };
-        }
-        await sleep(delayMs);
-      }
-    }
+function noop(): void {}
+
+function waitForCall(call: SendCall, signal: AbortSignal | undefined): Promise<RecordMetadata[]> {
+  if (!signal) return call.promise;
+  if (signal.aborted) {
+    call.fail(signal.reason);
+    return call.promise;
   }
+  const onAbort = () => call.fail(signal.reason);
+  signal.addEventListener('abort', onAbort, { once: true });
+  return call.promise.finally(() => signal.removeEventListener('abort', onAbort));
 }
 
-function laneKey(topic: string, partition: number | undefined): string {
-  return `${topic}\u0000${partition ?? '*'}`;
+function waitAll(calls: Promise<void>[], signal: AbortSignal | undefined): Promise<void> {
+  const all = Promise.all(calls).then(noop);
+  if (!signal) return all;
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<void>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    all.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }
 
-/** A 4xx answer and a 503 append nothing; anything else (504, 5xx, broken connection) might have. */
+function byteLength(value: string | Uint8Array): number {
+  return typeof value === 'string' ? Buffer.byteLength(value) : value.byteLength;
+}
+
+function base64(value: string | Uint8Array): string {
+  return typeof value === 'string'
+    ? Buffer.from(value, 'utf8').toString('base64')
+    : Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64');
+}
+
+/** A 4xx answer and a refusal before append change nothing; anything else (504, 5xx, a broken connection) might have. */
 function mightHaveApplied(error: unknown): boolean {
   if (surelyNotApplied(error)) return false;
   return !(error instanceof RaftlogError && error.statusCode >= 400 && error.statusCode < 500);
-}
-
-export function estimateRecordBytes(record: ProduceRecord): number {
-  let bytes = RECORD_OVERHEAD_BYTES + Buffer.byteLength(record.value);
-  if (typeof record.key === 'string') bytes += Buffer.byteLength(record.key);
-  if (record.headers) {
-    for (const [name, value] of Object.entries(record.headers)) {
-      bytes += Buffer.byteLength(name) + (value === null ? 4 : Buffer.byteLength(value)) + 6;
-    }
-  }
-  return bytes;
 }
