@@ -60,7 +60,14 @@ export async function measureLag(
     if (url === undefined) return undefined;
     let client = clients.get(id);
     if (!client) {
-      client = new RaftlogClient({ url, dispatcher: io.dispatcher, requestTimeoutMs: PROBE_TIMEOUT_MS });
+      // direct: each probe asks this node itself, once; no routing to another replica.
+      client = new RaftlogClient({
+        url,
+        direct: true,
+        dispatcher: io.dispatcher,
+        requestTimeoutMs: PROBE_TIMEOUT_MS,
+        retry: { attemptsMax: 1 },
+      });
       clients.set(id, client);
     }
     return client;

@@ -125,7 +125,9 @@ export interface ClientFlags {
 
 /** A client for the command's --server; the caller closes it. */
 export function clientFor(flag: string | undefined, io: CliIo): RaftlogClient {
-  return new RaftlogClient({ url: serverUrl(flag, io), dispatcher: io.dispatcher });
+  // A few quick retries ride out a leader election without making a typo'd --server slow.
+  const retry = { attemptsMax: 3, backoffMs: 100 };
+  return new RaftlogClient({ url: serverUrl(flag, io), dispatcher: io.dispatcher, retry });
 }
 
 /** Runs body with a client for the flags, closing it afterwards. */

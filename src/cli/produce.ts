@@ -37,8 +37,8 @@ export async function produceCommand(options: ProduceOptions, io: CliIo): Promis
       partition: options.partition,
     });
     if (options.value !== undefined) {
-      const metadata = await producer.send(options.topic, record(options.value));
-      report.add(metadata);
+      const [metadata] = await producer.send(options.topic, [record(options.value)]);
+      report.add(metadata!);
       report.finish();
       return EXIT_OK;
     }
@@ -46,7 +46,10 @@ export async function produceCommand(options: ProduceOptions, io: CliIo): Promis
       io.stderr.write('raftlog: reading records from stdin, one per line; end with Ctrl-D\n');
     const { signal, stopListening } = interruptSignal(io);
     try {
-      return await produceLines(io, signal, report, (line) => producer.send(options.topic, record(line)));
+      return await produceLines(io, signal, report, async (line) => {
+        const [metadata] = await producer.send(options.topic, [record(line)]);
+        return metadata!;
+      });
     } finally {
       stopListening();
       await producer.close();

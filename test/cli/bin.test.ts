@@ -147,6 +147,15 @@ describe('bin/raftlog against a scripted HTTP node on 127.0.0.1', () => {
   it('produces stdin lines and prints their offsets', async () => {
     let next = 0;
     const url = await serve((req, res, body) => {
+      if (req.method === 'GET' && req.url === '/v1/topics/demo') {
+        return json(res, 200, {
+          name: 'demo',
+          config: { persistence: 'async', retentionMs: -1, retentionBytes: -1 },
+          partitions: [
+            { partition: 0, leader: 1, term: 1, replicas: [1], logStartOffset: 0, highWatermark: 0 },
+          ],
+        });
+      }
       if (req.method !== 'POST') return json(res, 404, { error: { code: 'NOT_FOUND', message: 'no' } });
       const records = (JSON.parse(body) as { records: unknown[] }).records;
       json(res, 200, { offsets: records.map(() => ({ partition: 0, offset: next++ })), duplicate: false });

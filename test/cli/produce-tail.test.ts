@@ -55,7 +55,7 @@ describe('produce', () => {
   });
 
   it('produces one record per stdin line, split anywhere across chunks, with CRLF', async () => {
-    const { node, logs } = logNode();
+    const { node, logs } = logNode(1);
     const io = new TestIo({ dispatcher: node.agent, stdin: ['a\nb', 'b\r\n\nc'] });
     expect(await runCli(['produce', 't'], io)).toBe(0);
     // A blank line is an empty record, as in Kafka's console producer; no extra record at the end.
@@ -64,7 +64,7 @@ describe('produce', () => {
   });
 
   it('prints nothing for an empty stdin', async () => {
-    const { node } = logNode();
+    const { node } = logNode(1);
     const io = new TestIo({ dispatcher: node.agent, stdin: [] });
     expect(await runCli(['produce', 't'], io)).toBe(0);
     expect(io.out).toBe('');
@@ -72,7 +72,7 @@ describe('produce', () => {
   });
 
   it('batches many lines into few requests and prints a summary', async () => {
-    const { node } = logNode();
+    const { node } = logNode(1);
     const lines = Array.from({ length: 2500 }, (_, i) => `line-${i}`).join('\n');
     const io = new TestIo({ dispatcher: node.agent, stdin: [lines] });
     expect(await runCli(['produce', 't'], io)).toBe(0);
@@ -86,7 +86,7 @@ describe('produce', () => {
   });
 
   it('prints one JSON line per record with --json', async () => {
-    const { node } = logNode();
+    const { node } = logNode(1);
     const io = new TestIo({ dispatcher: node.agent, stdin: ['x\ny\n'] });
     expect(await runCli(['produce', 't', '--json'], io)).toBe(0);
     expect(io.outLines.map((line) => JSON.parse(line))).toEqual([
@@ -96,7 +96,7 @@ describe('produce', () => {
   });
 
   it('refuses a line over 1 MiB with one line and exit 1', async () => {
-    const { node } = logNode();
+    const { node } = logNode(1);
     const io = new TestIo({ dispatcher: node.agent, stdin: ['ok\n', 'x'.repeat(1024 * 1024 + 1)] });
     expect(await runCli(['produce', 't'], io)).toBe(1);
     expect(io.out).toBe('0:0\n');
@@ -109,6 +109,7 @@ describe('produce', () => {
   it('stops at the first failed batch and exits 1', async () => {
     const node = new FakeNode();
     nodes.push(node);
+    node.on('GET', /^\/v1\/topics\/t$/, () => ({ status: 200, body: topicDescription('t', 1) }));
     node.on('POST', /records$/, () => errorReply(404, 'UNKNOWN_TOPIC', "topic 't' does not exist"));
     const io = new TestIo({ dispatcher: node.agent, stdin: ['a\nb\n'] });
     expect(await runCli(['produce', 't'], io)).toBe(1);
@@ -139,7 +140,7 @@ describe('tail', () => {
     const io = new TestIo({ dispatcher: node.agent });
     expect(await runCli(['tail', 't', '--partition', '0', '--from', '1', '--json'], io)).toBe(0);
     expect(io.outLines.map((line) => JSON.parse(line))).toEqual([
-      { partition: 0, offset: 1, timestamp: 2, key: null, value: 'b\nc' },
+      { partition: 0, offset: 1, timestamp: 2, key: null, value: 'b\nc', headers: null },
     ]);
     expect(node.sent('GET', /partitions\/1\//)).toEqual([]);
   });

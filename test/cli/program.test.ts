@@ -3,7 +3,7 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { runCli } from '../../src/cli/program.js';
-import { connectionRefused, errorReply, FakeNode } from '../client/fake-node.js';
+import { connectionRefused, errorReply, FakeNode, topicDescription } from '../client/fake-node.js';
 import { TestIo } from './cli-io.js';
 
 const nodes: FakeNode[] = [];
@@ -124,11 +124,13 @@ describe('runtime errors exit 1 with one line', () => {
   });
 
   it('adds error details with --debug', async () => {
-    const node = fake().on('POST', /records$/, () =>
-      errorReply(413, 'RECORD_TOO_LARGE', 'record 0 is over 1048576 bytes', {
-        details: { maxRecordBytes: 1048576 },
-      }),
-    );
+    const node = fake()
+      .on('GET', /^\/v1\/topics\/t$/, () => ({ status: 200, body: topicDescription('t', 1) }))
+      .on('POST', /records$/, () =>
+        errorReply(413, 'RECORD_TOO_LARGE', 'record 0 is over 1048576 bytes', {
+          details: { maxRecordBytes: 1048576 },
+        }),
+      );
     const io = new TestIo({ dispatcher: node.agent });
     expect(await runCli(['produce', 't', 'v', '--debug'], io)).toBe(1);
     expect(io.errLines[0]).toBe('raftlog: record 0 is over 1048576 bytes (RECORD_TOO_LARGE)');
