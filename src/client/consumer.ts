@@ -61,7 +61,11 @@ export interface ConsumerOptions {
   sessionTimeoutMs?: number;
   /** Partitions given to this consumer; it reads them once this returns. */
   onAssign?: (partitions: TopicPartition[]) => void | Promise<void>;
-  /** Partitions taken away; with 'rebalance' and 'close' their finished offsets are committed after this returns. */
+  /**
+   * Partitions taken away. With 'rebalance' and 'close' (and autoCommit) their finished offsets
+   * are committed after this returns; without autoCommit, call commit() here: it covers them.
+   * With 'lost' (the membership expired) nothing is committed: others may own them already.
+   */
   onRevoke?: (partitions: TopicPartition[], reason: RevokeReason) => void | Promise<void>;
   /** Background failures that are retried (a heartbeat, an automatic commit). */
   onError?: (error: unknown) => void;
@@ -212,6 +216,10 @@ export class Consumer<V = string> implements AsyncIterable<ConsumedRecord<V>>, M
   private staticAssignment: Promise<void> | undefined;
   private autoCommitTimer: NodeJS.Timeout | undefined;
   private committing: Promise<GroupOffset[]> | undefined;
+  /** The generation of the assignment being read (set as its revocations start). */
+  private assignedGeneration: number | undefined;
+  /** A membership answer is being applied: a commit must not wait for the membership's next call. */
+  private applying = false;
   // The record (or batch) in hand: finished when the reader asks for the next one.
   private inHandState: PartitionState | undefined;
   private inHandEpoch = 0;
@@ -301,6 +309,16 @@ export class Consumer<V = string> implements AsyncIterable<ConsumedRecord<V>>, M
   /** Partitions this consumer reads now. */
   assignment(): number[] {
     return this.order.filter((s) => !s.revoking).map((s) => s.partition);
+  }
+
+  /**
+   * In a group: this member's id and the generation of the assignment it reads (`assignment()`
+   * is that generation's, or part of it while partitions move); undefined when not a member.
+   */
+  groupMember(): { memberId: string; generation: number } | undefined {
+    const memberId = this.membership?.memberId;
+    if (memberId === undefined || this.assignedGeneration === undefined) return undefined;
+    return { memberId, generation: this.assignedGeneration };
   }
 
   /** Per partition: the offset of the next record the application will get, once known. */
@@ -407,11 +425,12 @@ export class Consumer<V = string> implements AsyncIterable<ConsumedRecord<V>>, M
         const membership = this.membership;
         if (membership) await membership.quiesce();
         const owned = this.order.filter((s) => !s.revoking);
+        // onRevoke first (it may finish a record with markDone, or commit() itself), then commit.
+        if (owned.length > 0) await this.callback(this.options.onRevoke, owned, 'close');
         if (this.group !== undefined && this.autoCommitIntervalMs !== undefined && owned.length > 0) {
           if (!membership || membership.joined)
             await this.commitStates(owned, signal, membership?.generation);
         }
-        if (owned.length > 0) await this.callback(this.options.onRevoke, owned, 'close');
         if (membership) await membership.leave(signal);
       } finally {
         this.membership?.abandon();
@@ -427,8 +446,28 @@ export class Consumer<V = string> implements AsyncIterable<ConsumedRecord<V>>, M
     for (const a of answer.assignments ?? []) if (a.topic === this.topic) assigned.set(a.partition, a.offset);
     const revoked = this.order.filter((s) => !assigned.has(s.partition));
     const added = [...assigned.keys()].filter((p) => !this.states.has(p)).sort((a, b) => a - b);
+    // What assignment() shows from here on (revoked partitions stop delivering synchronously in
+    // revoke()) is a part of this generation's assignment.
+    this.assignedGeneration = answer.generation;
     if (revoked.length === 0 && added.length === 0) return false;
-    if (revoked.length > 0) await this.revoke(revoked, answer.generation);
+    this.applying = true;
+    try {
+      await this.applyChange(assigned, revoked, added, answer.generation);
+    } finally {
+      this.applying = false;
+    }
+    this.pump();
+    this.wake();
+    return true;
+  }
+
+  private async applyChange(
+    assigned: Map<number, number | undefined>,
+    revoked: PartitionState[],
+    added: number[],
+    generation: number,
+  ): Promise<void> {
+    if (revoked.length > 0) await this.revoke(revoked, generation);
     for (const partition of added) {
       const committed = assigned.get(partition);
       const state = new PartitionState(partition, committed ?? this.options.from ?? 'earliest', committed);
@@ -436,18 +475,17 @@ export class Consumer<V = string> implements AsyncIterable<ConsumedRecord<V>>, M
       this.states.set(partition, state);
     }
     this.rebuildOrder();
-    if (added.length > 0)
+    if (added.length > 0) {
       await this.callback(
         this.options.onAssign,
         added.map((p) => this.states.get(p)!),
       );
-    this.pump();
-    this.wake();
-    return true;
+    }
   }
 
   /** @internal */
   async loseAll(): Promise<void> {
+    this.assignedGeneration = undefined;
     const lost = [...this.order];
     for (const state of lost) this.stopDelivering(state);
     if (lost.length > 0) await this.callback(this.options.onRevoke, lost, 'lost');
@@ -966,13 +1004,17 @@ export class Consumer<V = string> implements AsyncIterable<ConsumedRecord<V>>, M
   }
 
   private async commitOwned(signal: AbortSignal | undefined): Promise<GroupOffset[]> {
-    const owned = () => this.order.filter((s) => !s.revoking);
+    // Partitions being revoked are still this member's until its next heartbeat, which waits for
+    // onRevoke: a commit() from inside onRevoke (autoCommit: false) commits them too.
+    const owned = () => this.order;
     const membership = this.membership;
     if (membership && !membership.joined) return [];
     try {
       return await this.commitStates(owned(), signal, membership?.generation);
     } catch (error) {
       if (!(membership && error instanceof RaftlogError && error.code === 'STALE_GENERATION')) throw error;
+      // Inside onRevoke or onAssign the membership waits for this commit: asking it would hang.
+      if (this.applying) throw error;
       // A rebalance this member has not heard of yet: learn the assignment (revoked partitions
       // are let go), then commit what it still owns.
       await membership.refresh();
