@@ -409,11 +409,15 @@ export class Raftlog {
     return untilAborted(load, signal);
   }
 
-  /** Where a produce to the partition goes now. @internal */
-  async leaderUrl(topic: string, partition: number, signal?: AbortSignal): Promise<string> {
+  /**
+   * Where a produce to the partition goes now: at once while the route is known (the hot path of
+   * every produce allocates no promise here), else once the route is loaded. @internal
+   */
+  leaderUrl(topic: string, partition: number, signal?: AbortSignal): string | Promise<string> {
     if (this.router.direct) return this.router.anyNode();
-    const route = await this.topicRoute(topic, signal);
-    return this.router.leaderUrl(route, partition);
+    const known = this.router.route(topic);
+    if (known) return this.router.leaderUrl(known, partition);
+    return this.topicRoute(topic, signal).then((route) => this.router.leaderUrl(route, partition));
   }
 
   /** @internal */
@@ -453,7 +457,8 @@ export class Raftlog {
     const policy = how.retry ?? this.retry;
     const startedMs = Date.now();
     for (let attempt = 1; ; attempt++) {
-      const origin = await how.target(attempt, how.signal);
+      const target = how.target(attempt, how.signal);
+      const origin = typeof target === 'string' ? target : await target;
       try {
         const answer = await this.http.request<T>(origin, spec);
         this.router.answered(origin, answer.nodeId);

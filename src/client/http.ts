@@ -23,6 +23,12 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
 export const DEFAULT_RESPONSE_BYTES_MAX = 64 * 1024 * 1024;
 const ERROR_BODY_BYTES_MAX = 64 * 1024;
+// Shared by every request without headers of its own (undici only reads them): one object less per request.
+const ACCEPT_JSON_HEADERS: Readonly<Record<string, string>> = Object.freeze({ accept: 'application/json' });
+const JSON_BODY_HEADERS: Readonly<Record<string, string>> = Object.freeze({
+  accept: 'application/json',
+  'content-type': 'application/json',
+});
 /** Set on an answer another node produced (the receiving node forwarded the request). */
 export const SERVED_BY_HEADER = 'x-raftlog-served-by';
 
@@ -120,11 +126,13 @@ export class HttpTransport {
 
   private async send(origin: string, spec: RequestSpec, bodyTimeoutMs: number) {
     spec.signal?.throwIfAborted();
-    const headers: Record<string, string> = { accept: 'application/json', ...spec.headers };
+    let headers: Record<string, string>;
     let body: string | undefined;
     if (spec.body !== undefined) {
       body = spec.body instanceof JsonText ? spec.body.text : JSON.stringify(spec.body);
-      headers['content-type'] = 'application/json';
+      headers = spec.headers ? { ...JSON_BODY_HEADERS, ...spec.headers } : JSON_BODY_HEADERS;
+    } else {
+      headers = spec.headers ? { ...ACCEPT_JSON_HEADERS, ...spec.headers } : ACCEPT_JSON_HEADERS;
     }
     try {
       return await this.dispatcher.request({
