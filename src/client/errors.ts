@@ -20,9 +20,9 @@ export type ClientErrorCode =
   | 'INVALID_JSON';
 
 /**
- * Codes of group membership (API.md v1.1), named here until src/wire/errors.ts lists them: a
- * member that no longer exists (expired or left: join again), and a fenced commit of an old
- * generation or of a partition the member does not own.
+ * The codes of group membership (API.md v1.1; also in ErrorCode), for callers that branch on
+ * them: a member that no longer exists (expired or left: join again), and a fenced commit of an
+ * old generation or of a partition the member does not own.
  */
 export type GroupErrorCode = 'UNKNOWN_MEMBER' | 'STALE_GENERATION';
 
