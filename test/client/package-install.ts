@@ -34,7 +34,7 @@ const topic = \`accept-\${process.pid}\`;
 await client.createTopic({ name: topic, partitions: 3, replicationFactor: 3 });
 
 const producer = client.producer({ idempotent: true, lingerMs: 5 });
-const records = Array.from({ length: ${RECORDS} }, (_, i) => ({ key: \`user-\${i % 7}\`, value: \`hello \${i}\` }));
+const records = Array.from({ length: ${RECORDS} }, (_, i) => ({ key: \`user-\${i}\`, value: \`hello \${i}\` }));
 const sent${t(': RecordMetadata[]')} = await producer.send(topic, records, { timeoutMs: 10_000 });
 await producer.close({ timeoutMs: 10_000 });
 
@@ -152,7 +152,7 @@ async function main(): Promise<void> {
     step('the repo', 'npm', ['pack', '--pack-destination', work], root);
     const tarball = readdirSync(work).find((name) => name.endsWith('.tgz'));
     if (!tarball) throw new Error('npm pack made no tarball');
-    const listing = step('the repo', 'tar', ['-tzf', join(work, tarball)], root);
+    const listing = execFileSync('tar', ['-tzf', join(work, tarball)], { encoding: 'utf8' }).split('\n');
     for (const needed of [
       'package/dist/client/index.js',
       'package/dist/client/index.d.ts',
@@ -160,6 +160,9 @@ async function main(): Promise<void> {
     ]) {
       if (!listing.includes(needed)) throw new Error(`the tarball lacks ${needed}`);
     }
+    process.stdout.write(
+      `${tarball}: ${listing.filter(Boolean).length} files, with dist/client/index.js, its .d.ts and bin/raftlog\n`,
+    );
 
     execFileSync('mkdir', [project]);
     step('a fresh project', 'npm', ['init', '-y'], project);
