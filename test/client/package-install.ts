@@ -56,7 +56,7 @@ const values = seen.map((r) => r.value);
 console.log(JSON.stringify({
   sent: sent.length,
   consumed: seen.length,
-  sameValues: values.length === expected.size && values.every((v) => expected.has(v)),
+  sameValues: values.length === expected.size && new Set(values).size === expected.size && values.every((v) => expected.has(v)),
   partitions: [...new Set(sent.map((m) => m.partition))].sort(),
   errorCode: code,
 }));
