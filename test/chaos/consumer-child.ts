@@ -43,6 +43,7 @@ async function main(): Promise<void> {
   const client = new Raftlog({ urls: config.urls });
   const stop = new AbortController();
   process.on('SIGTERM', () => stop.abort());
+  process.send?.({ type: 'ready' });
   let consumer: Consumer | undefined;
   const report = () => {
     if (!consumer || !process.connected) return;

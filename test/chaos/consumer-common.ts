@@ -13,6 +13,8 @@ export interface Worker {
   exitCode: number | null | undefined;
   /** The signal that ended it, if one did. */
   signal?: NodeJS.Signals | null;
+  /** Resolves once the child handles SIGTERM (it sends {type: 'ready'}), or when it exits. */
+  ready: Promise<void>;
 }
 
 export function startWorker(
@@ -25,10 +27,14 @@ export function startWorker(
     execArgv: ['--import', 'tsx'],
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
   });
+  let markReady: () => void = () => undefined;
   const worker: Worker = {
     name,
     process: child,
     exitCode: undefined,
+    ready: new Promise<void>((resolve) => {
+      markReady = resolve;
+    }),
     exited: new Promise((resolve) =>
       child.once('exit', (code, signal) => {
         worker.signal = signal;
@@ -38,6 +44,10 @@ export function startWorker(
   };
   void worker.exited.then((code) => {
     worker.exitCode = code;
+    markReady();
+  });
+  child.on('message', (message: { type?: string }) => {
+    if (message?.type === 'ready') markReady();
   });
   let errors = '';
   child.stderr?.on('data', (chunk: Buffer) => {
@@ -60,11 +70,13 @@ export async function stopWorker(
   timeoutMs = 20_000,
 ): Promise<number | null> {
   if (worker.exitCode !== undefined) return worker.exitCode;
-  worker.process.kill(signal);
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<'timeout'>((resolve) => {
     timer = setTimeout(() => resolve('timeout'), timeoutMs);
   });
+  // A TERM before the child installed its handler would kill it outright, not stop it cleanly.
+  if (signal === 'SIGTERM') await Promise.race([worker.ready, timeout]);
+  worker.process.kill(signal);
   const result = await Promise.race([worker.exited, timeout]);
   clearTimeout(timer);
   if (result === 'timeout') {
