@@ -144,7 +144,14 @@ async function main(): Promise<number> {
 
   // Members and their reports.
   let runs = 0;
-  const owners = new Map<string, string>(); // `${generation}:${partition}` → memberId
+  // A group whose members all left or expired is forgotten by the broker, and the next join starts
+  // it again at generation 1: an incarnation. Only the first member of an incarnation is answered
+  // generation 1 (its join answer, reported as it is applied), so a new member reporting
+  // generation 1 after higher ones were seen starts a new incarnation. Owners are keyed by
+  // incarnation, generation and partition; a member keeps the incarnation it joined.
+  const owners = new Map<string, string>(); // `${incarnation}:${generation}:${partition}` → memberId
+  const memberIncarnation = new Map<string, number>();
+  const incarnationGenerationMax: number[] = [0];
   let reportsChecked = 0;
   const onReport = (member: Member) => (message: unknown) => {
     const report = message as MembershipReport;
@@ -153,8 +160,22 @@ async function main(): Promise<number> {
     member.reportAtMs = Date.now();
     if (report.memberId === null || report.generation === null) return;
     reportsChecked++;
+    let incarnation = memberIncarnation.get(report.memberId);
+    if (incarnation === undefined) {
+      incarnation = incarnationGenerationMax.length - 1;
+      if (report.generation === 1 && incarnationGenerationMax[incarnation]! > 1) {
+        incarnation++;
+        incarnationGenerationMax.push(0);
+        progress(TAG, `the group started over (generation ${report.generation}): every member had gone`);
+      }
+      memberIncarnation.set(report.memberId, incarnation);
+    }
+    incarnationGenerationMax[incarnation] = Math.max(
+      incarnationGenerationMax[incarnation]!,
+      report.generation,
+    );
     for (const partition of report.partitions) {
-      const key = `${report.generation}:${partition}`;
+      const key = `${incarnation}:${report.generation}:${partition}`;
       const owner = owners.get(key);
       if (owner === undefined) owners.set(key, report.memberId);
       else if (owner !== report.memberId) {
@@ -259,6 +280,27 @@ async function main(): Promise<number> {
     }
   })();
 
+  // A node that is not ready 30 s after its restart is killed and started once more (noted: that
+  // is the node's trouble, not the group's); a second failure ends the run.
+  const nodeRestartTroubles: string[] = [];
+  const restartedReady = async (target: string) => {
+    try {
+      await cluster!.waitReady(30_000);
+    } catch (error) {
+      const id = Number(target.split(' ')[1]);
+      const tail = cluster!.node(id).output.join('').slice(-600);
+      nodeRestartTroubles.push(
+        `${target} not ready 30 s after its restart; started again. Its output: ${tail}`,
+      );
+      progress(
+        TAG,
+        `${target} not ready 30 s after its restart (${(error as Error).message.slice(0, 120)}); again`,
+      );
+      await cluster!.kill(id, 'SIGKILL');
+      cluster!.start(id);
+      await cluster!.waitReady(30_000);
+    }
+  };
   const results: EventResult[] = [];
   /**
    * Settled: a description asked for after `sinceMs` shows every partition assigned, nothing
@@ -329,7 +371,7 @@ async function main(): Promise<number> {
         await stop(slot, kind.startsWith('kill') ? 'SIGKILL' : 'SIGTERM');
         if (kind === 'kill-restart' || kind === 'leave-rejoin') start(slot);
       }
-      if (kind === 'node') await cluster.waitReady(30_000);
+      if (kind === 'node') await restartedReady(target);
       const settledMs = await settle(changedMs);
       if (!Number.isFinite(settledMs)) {
         violation(`event ${index} (${kind} ${target}): not settled in ${SETTLE_TIMEOUT_MS} ms`);
@@ -356,6 +398,11 @@ async function main(): Promise<number> {
 
     // The end: every slot filled, production stopped, everything read and committed.
     for (let slot = 0; slot < MEMBERS; slot++) if (!members.has(slot)) start(slot);
+    // Every member in before the members close one by one (a member still joining then would
+    // find the group empty and start it over).
+    const finalSettledMs = await settle(Date.now());
+    if (!Number.isFinite(finalSettledMs))
+      violation(`the group did not settle at the end in ${SETTLE_TIMEOUT_MS} ms`);
     producing = false;
     await background;
     await producer.close();
@@ -425,12 +472,14 @@ async function main(): Promise<number> {
       generations: generationMax,
       memberReportsChecked: reportsChecked,
       generationPartitionPairs: owners.size,
+      groupStartedOver: incarnationGenerationMax.length - 1,
       serverDescribesChecked: describes,
       recordsAcknowledged: acked.reduce((n, s) => n + s.size, 0),
       recordsProcessed: processed.length,
       reprocessed,
       lost,
       consumerErrors: Object.fromEntries(file.errors),
+      nodeRestartTroubles,
       violations,
       seconds: Math.round((Date.now() - startedMs) / 100) / 10,
       eventsDetail: results,
@@ -445,6 +494,8 @@ async function main(): Promise<number> {
         `no partition read by two members of one generation unless listed below; ` +
         `longest stretch with a partition unread ${unreadMsMax} ms (limit ${COVERAGE_LIMIT_MS}); ` +
         `settled after each change in ${summary.settledMsMedian} ms median, ${summary.settledMsMax} ms worst; ` +
+        `the group started over ${summary.groupStartedOver} times (every member gone at once); ` +
+        `${nodeRestartTroubles.length} node restarts needed a second start; ` +
         `${summary.recordsAcknowledged} acknowledged, ${lost} lost, ${reprocessed} processed twice; ` +
         `${violations.length} violations${violations.length ? `:\n  ${violations.join('\n  ')}` : ''}`,
     );
