@@ -220,6 +220,8 @@ export class Consumer<V = string> implements AsyncIterable<ConsumedRecord<V>>, M
   private assignedGeneration: number | undefined;
   /** A membership answer is being applied: a commit must not wait for the membership's next call. */
   private applying = false;
+  /** The membership lapsed (no heartbeat answer for a session): nothing is delivered or fetched. */
+  private suspended = false;
   // The record (or batch) in hand: finished when the reader asks for the next one.
   private inHandState: PartitionState | undefined;
   private inHandEpoch = 0;
@@ -484,6 +486,19 @@ export class Consumer<V = string> implements AsyncIterable<ConsumedRecord<V>>, M
   }
 
   /** @internal */
+  suspendDelivery(): void {
+    this.suspended = true;
+  }
+
+  /** @internal */
+  resumeDelivery(): void {
+    if (!this.suspended) return;
+    this.suspended = false;
+    this.pump();
+    this.wake();
+  }
+
+  /** @internal */
   async loseAll(): Promise<void> {
     this.assignedGeneration = undefined;
     const lost = [...this.order];
@@ -717,6 +732,7 @@ export class Consumer<V = string> implements AsyncIterable<ConsumedRecord<V>>, M
 
   /** The partition to take from: the current one until its batch is done, then the next with records. */
   private deliverable(): PartitionState | undefined {
+    if (this.suspended) return undefined;
     const current = this.current;
     if (current && current.buffered > 0 && !current.revoking && !this.paused.has(current.partition))
       return current;
@@ -816,6 +832,7 @@ export class Consumer<V = string> implements AsyncIterable<ConsumedRecord<V>>, M
   private pump(): void {
     const session = this.session;
     if (!session || session.ended || !session.started || this.closed || this.failure !== undefined) return;
+    if (this.suspended) return;
     const nowMs = Date.now();
     let retryAtMs = Number.POSITIVE_INFINITY;
     for (const state of this.order) {

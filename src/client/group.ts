@@ -6,7 +6,10 @@
 //                       │  a new generation or assignment: consumer.applyAssignment(answer),
 //                       │  then heartbeat again at once (the server then knows revoked
 //                       │  partitions were let go, and gives them to their new owner)
-//                       │  UNKNOWN_MEMBER, or no heartbeat answered for sessionTimeoutMs:
+//                       │  no heartbeat answered for sessionTimeoutMs: lapsed — delivery stops
+//                       │  (the server may have expired it), heartbeats go on with the same id; an
+//                       │  answer resumes it (a metadata leader change restarts every session)
+//                       │  UNKNOWN_MEMBER, or lapsed longer than the retry budget:
 //                       ▼  consumer.loseAll() (no commit: others may own them now) ──join──▶ member
 //                     leave ──DELETE member──▶ (closed)
 //
@@ -75,6 +78,9 @@ export interface MembershipHost {
   applyAssignment(answer: MembershipAnswer): Promise<boolean>;
   /** The member is gone: drop every partition without committing (others may own them now). */
   loseAll(): Promise<void>;
+  /** The member may be gone (no answer for a whole session): deliver nothing until resumed. */
+  suspendDelivery(): void;
+  resumeDelivery(): void;
   /** A background failure that will be retried. */
   reportError(error: unknown): void;
   /** A failure that ends the consumer (the reader throws it). */
@@ -97,6 +103,8 @@ export class Membership {
   generation = -1;
   private heartbeatIntervalMs = DEFAULT_HEARTBEAT_INTERVAL_MS;
   private lastAnsweredMs = 0;
+  /** No heartbeat answered for sessionTimeoutMs: the consumer is suspended until one is. */
+  private lapsed = false;
   private timer: NodeJS.Timeout | undefined;
   private chain: Promise<void> = Promise.resolve();
   private joining: Promise<void> | undefined;
@@ -217,11 +225,14 @@ export class Membership {
     try {
       const answer = await this.client.heartbeat(group, this.memberId, this.generation, {
         signal: this.stop.signal,
-        timeoutMs: Math.max(1, sessionTimeoutMs - (Date.now() - this.lastAnsweredMs)),
+        timeoutMs: this.lapsed
+          ? sessionTimeoutMs
+          : Math.max(1, sessionTimeoutMs - (Date.now() - this.lastAnsweredMs)),
       });
       this.answered(answer);
       const before = this.generation;
       const changed = (await this.apply(answer)) || answer.generation !== before;
+      this.unlapse(); // Still a member: what it holds was nobody else's meanwhile.
       // Tell the server at once that revoked partitions are let go (the next heartbeat carries
       // the new generation), so their new owners need not wait a whole interval.
       this.schedule(changed ? 0 : this.heartbeatIntervalMs);
@@ -229,7 +240,17 @@ export class Membership {
       if (this.closed) return;
       if (error instanceof RaftlogError && error.code === 'UNKNOWN_MEMBER') return this.rejoin();
       this.host.reportError(error);
-      if (Date.now() - this.lastAnsweredMs >= sessionTimeoutMs) return this.rejoin();
+      const silentMs = Date.now() - this.lastAnsweredMs;
+      // Lapsed longer than the retry budget: give the membership up (a join then fails the reader
+      // if the cluster stays out of reach).
+      if (silentMs >= sessionTimeoutMs + this.options.retry.totalMsMax) return this.rejoin();
+      if (silentMs >= sessionTimeoutMs && !this.lapsed) {
+        // The server may have expired this member and given its partitions to others: deliver
+        // nothing more. But no node may have decided so (a new metadata leader starts every
+        // session afresh), so keep the member id: an answer resumes, UNKNOWN_MEMBER rejoins.
+        this.lapsed = true;
+        this.host.suspendDelivery();
+      }
       // Try again soon (another node): the session is still running.
       this.schedule(Math.min(this.heartbeatIntervalMs, 500));
     }
@@ -252,7 +273,14 @@ export class Membership {
     this.memberId = undefined;
     this.generation = -1;
     await this.host.loseAll();
+    this.unlapse();
     await this.join().catch(() => undefined);
+  }
+
+  private unlapse(): void {
+    if (!this.lapsed) return;
+    this.lapsed = false;
+    this.host.resumeDelivery();
   }
 
   private schedule(delayMs: number): void {

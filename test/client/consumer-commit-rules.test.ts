@@ -8,7 +8,7 @@
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Assignment, GroupOffset } from '../../src/client/index.js';
-import { FakeNode, type FakeRequest, topicDescription } from './fake-node.js';
+import { errorReply, FakeNode, type FakeRequest, topicDescription } from './fake-node.js';
 
 const nodes: FakeNode[] = [];
 afterEach(async () => {
@@ -29,6 +29,9 @@ function groupNode(lengths: number[], perFetch = 3) {
     generation: 1,
     assignments: lengths.map((_, partition) => ({ topic: 't', partition })) as Assignment[],
     heartbeatIntervalMs: 20,
+    /** Heartbeats answer 503 NO_LEADER (a metadata leader change) while true. */
+    down: false,
+    joins: 0,
   };
   const commits: Commit[] = [];
   const answer = (memberId: string) => ({
@@ -53,11 +56,15 @@ function groupNode(lengths: number[], perFetch = 3) {
       body: { records, nextOffset: offset + count, highWatermark: length, logStartOffset: 0 },
     };
   });
-  node.on('POST', /^\/v1\/groups\/g\/members$/, () => ({ status: 200, body: answer('m-1') }));
-  node.on('POST', /^\/v1\/groups\/g\/members\/([^/]+)\/heartbeat$/, (_request, match) => ({
-    status: 200,
-    body: answer(match[1]!),
-  }));
+  node.on('POST', /^\/v1\/groups\/g\/members$/, () => {
+    script.joins++;
+    return { status: 200, body: answer(`m-${script.joins}`) };
+  });
+  node.on('POST', /^\/v1\/groups\/g\/members\/([^/]+)\/heartbeat$/, (_request, match) =>
+    script.down
+      ? errorReply(503, 'NO_LEADER', 'no metadata leader right now')
+      : { status: 200, body: answer(match[1]!) },
+  );
   node.on('DELETE', /^\/v1\/groups\/g\/members\/([^/]+)$/, () => ({ status: 204 }));
   node.on('PUT', /^\/v1\/groups\/g\/offsets$/, (request) => {
     commits.push(request.body as Commit);
@@ -206,5 +213,33 @@ describe('a revoked partition is committed before it is let go', () => {
       memberId: 'm-1',
       generation: 1,
     });
+  });
+});
+
+describe('a member whose heartbeats go unanswered for a whole session', () => {
+  it('delivers nothing more but keeps its member id; the next answer resumes it without a new join', async () => {
+    const { node, script } = groupNode([30]);
+    const consumer = node.client().consumer({ topic: 't', group: 'g', sessionTimeoutMs: 1000 });
+    const iterator = consumer.records();
+    expect((await iterator.next()).value!.offset).toBe(0);
+    const downSinceMs = Date.now();
+    script.down = true;
+    // Lapsed: a heartbeat was sent after the session had run out unanswered.
+    await until(() => node.sent('POST', /heartbeat$/).length > 0 && Date.now() - downSinceMs > 1300, 10_000);
+    let delivered = false;
+    const next = iterator.next().then((result) => {
+      delivered = true;
+      return result;
+    });
+    // Buffered records are there (3 per fetch), yet none is given while the membership is in doubt.
+    for (let turn = 0; turn < 20; turn++) await new Promise((resolve) => setImmediate(resolve));
+    expect(delivered).toBe(false);
+    expect(consumer.groupMember()?.memberId).toBe('m-1');
+    script.down = false;
+    expect((await next).value!.offset).toBe(1);
+    expect(script.joins).toBe(1); // The same member: never expired, nothing moved.
+    expect(consumer.assignment()).toEqual([0]);
+    await iterator.return?.();
+    await consumer.close();
   });
 });
