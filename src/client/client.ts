@@ -28,6 +28,7 @@ import type {
   MembershipAnswer,
 } from './group.js';
 import { type HttpOptions, HttpTransport, type JsonAnswer, type RequestSpec } from './http.js';
+import { partitionPath, topicPath } from './paths.js';
 import { Producer, type ProducerOptions } from './producer.js';
 import { type RetryOptions, type RetryPolicy, retryDelayMs, retryPolicy } from './retry.js';
 import { type ReadFrom, Router, type TopicRoute } from './router.js';
@@ -560,14 +561,6 @@ function checkOffsets(topic: string, records: number, response: ProduceResponse 
       `produce to '${topic}' answered ${response?.offsets?.length ?? 'no'} offsets for ${records} records`,
     );
   }
-}
-
-export function topicPath(topic: string): string {
-  return `/v1/topics/${encodeURIComponent(topic)}`;
-}
-
-export function partitionPath(topic: string, partition: number): string {
-  return `${topicPath(topic)}/partitions/${partition}`;
 }
 
 function groupPath(group: string): string {

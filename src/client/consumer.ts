@@ -19,7 +19,6 @@ import type { Consistency, FetchedRecord, FetchParams, FetchResponse, GroupOffse
 import { FETCH_LIMIT_MAX } from '../wire/types.js';
 import { type CallOptions, withDeadline } from './call.js';
 import type { Raftlog } from './client.js';
-import { partitionPath } from './client.js';
 import { RaftlogError } from './errors.js';
 import {
   DEFAULT_SESSION_TIMEOUT_MS,
@@ -27,6 +26,7 @@ import {
   type MembershipAnswer,
   type MembershipHost,
 } from './group.js';
+import { partitionPath } from './paths.js';
 import { type RetryOptions, type RetryPolicy, retryPolicy } from './retry.js';
 import type { ReadFrom } from './router.js';
 

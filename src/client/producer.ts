@@ -17,9 +17,9 @@ import type { ProduceResponse, ProducerIdentity } from '../wire/types.js';
 import { DEFAULT_PRODUCE_TIMEOUT_MS } from '../wire/types.js';
 import { type CallOptions, withDeadline } from './call.js';
 import type { Raftlog } from './client.js';
-import { topicPath } from './client.js';
 import { RaftlogError, surelyNotApplied } from './errors.js';
 import { JsonText } from './http.js';
+import { topicPath } from './paths.js';
 import { type RetryOptions, type RetryPolicy, retryPolicy } from './retry.js';
 
 /** A record to send. With `json: true` on the producer, `value` is any JSON value. */
