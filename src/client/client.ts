@@ -468,8 +468,11 @@ export class Raftlog {
         how.signal?.throwIfAborted();
         const unreachable = error instanceof RaftlogNetworkError;
         if (unreachable) this.router.failed(origin);
-        else if (error instanceof RaftlogError && error.statusCode !== 0)
+        else if (error instanceof RaftlogError && error.statusCode !== 0) {
           this.router.answered(origin, error.nodeId);
+          // A node without a leader to serve from may stay so (a minority side): ask another.
+          if (error.code === 'NO_LEADER') this.router.passOver(origin);
+        }
         how.onFailure?.(error);
         const retriable = how.safety === 'idempotent' ? isRetriable(error) : surelyNotApplied(error);
         if (!retriable || attempt >= policy.attemptsMax) throw error;

@@ -96,6 +96,17 @@ export class Router {
     if (!this.urlById.has(nodeId) || this.bootstrapUrlById.get(nodeId) === url) this.urlById.set(nodeId, url);
   }
 
+  /**
+   * `url` answered, but as a node that cannot serve right now (NO_LEADER: cut off from a
+   * majority, or between leaders): the next request for any node goes to another one first.
+   */
+  passOver(url: string): void {
+    if (this.lastGood !== url) return;
+    const urls = [...this.candidates()];
+    if (urls.length < 2) return;
+    this.lastGood = urls[(urls.indexOf(url) + 1) % urls.length]!;
+  }
+
   /** `url` could not be reached: skip it for a while, and ask for the cluster again soon. */
   failed(url: string, nowMs = Date.now()): void {
     this.downUntilMs.set(url, nowMs + this.options.nodeDownMs);

@@ -176,6 +176,27 @@ describe('produce routing', () => {
   });
 });
 
+describe('requests any node serves', () => {
+  it('move on from a node that answers NO_LEADER (cut off from a majority) to another node', async () => {
+    const { node, state } = cluster();
+    const noLeader = new Set([1]); // Node 1 is on the minority side: it answers, but cannot serve.
+    node.on('GET', /^\/v1\/groups$/, (request) => {
+      const id = URLS.indexOf(request.origin) + 1;
+      if (state.down.has(id)) throw connectionRefused();
+      const headers = { 'x-raftlog-node': String(id) };
+      if (noLeader.has(id)) return errorReply(503, 'NO_LEADER', 'no metadata leader', { headers });
+      return { status: 200, body: { groups: [{ group: 'g', members: 1, generation: 1 }] }, headers };
+    });
+    const raftlog = node.client({ urls: URLS, direct: false, retry: { backoffMs: 1, attemptsMax: 4 } });
+    await expect(raftlog.listGroups()).resolves.toEqual([{ group: 'g', members: 1, generation: 1 }]);
+    const asked = node.sent('GET', /^\/v1\/groups$/).map((r) => r.origin);
+    expect(asked).toEqual([URLS[0], URLS[1]]);
+    // The node that served is asked first next time.
+    await raftlog.listGroups();
+    expect(node.sent('GET', /^\/v1\/groups$/).at(-1)!.origin).toBe(URLS[1]);
+  });
+});
+
 describe('fetch routing', () => {
   async function fetchOrigins(readFrom: 'leader' | 'any' | 'follower', partitions: number) {
     const { client, node } = cluster(Array.from({ length: partitions }, (_, p) => (p % 3) + 1));
