@@ -5,7 +5,7 @@
 import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
 import { isRaftError, type RaftConfig, RawNode, SeededRandom } from '../raft/index.js';
-import { isStorageError } from '../storage/index.js';
+import { isStorageError, type StorageError } from '../storage/index.js';
 import type { DiskPressure } from './disk-pressure.js';
 import type { Driver } from './driver.js';
 import { BrokerError } from './errors.js';
@@ -48,13 +48,26 @@ export class GroupFactory {
       return await nodeStore.openGroup(groupId, mode);
     } catch (error) {
       if (!isStorageError(error, 'CorruptLog') || !nodeStore.discardGroup) throw error;
-      const movedTo = await nodeStore.discardGroup(groupId);
-      this.options.logger.error(
-        { group: groupId, file: error.file, offsetBytes: error.offsetBytes, movedTo, err: error.message },
-        'corrupt log: set aside; rebuilding this replica from its peers',
-      );
+      await this.setAside(groupId, error);
       return nodeStore.openGroup(groupId, mode);
     }
+  }
+
+  /** Whether a corrupt log of this kind can be set aside and rebuilt (a disk store can). */
+  get canRebuild(): boolean {
+    return this.options.store.discardGroup !== undefined;
+  }
+
+  /**
+   * Moves a corrupt log's files aside (never read again) so that the group can open empty and
+   * catch up from its peers. Corruption is found at open, by a read, or by storage's scrub.
+   */
+  async setAside(groupId: number, error: StorageError): Promise<void> {
+    const movedTo = (await this.options.store.discardGroup?.(groupId)) ?? null;
+    this.options.logger.error(
+      { group: groupId, file: error.file, offsetBytes: error.offsetBytes, movedTo, err: error.message },
+      'corrupt log: set aside; rebuilding this replica from its peers',
+    );
   }
 
   /** The core of a group over its opened store. */

@@ -5,6 +5,7 @@
 
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
+import { isStorageError } from '../storage/index.js';
 import { ProduceBackpressure } from './backpressure.js';
 import { DiskPressure } from './disk-pressure.js';
 import { Driver } from './driver.js';
@@ -127,7 +128,12 @@ export class BrokerNode implements Broker {
       },
       options.diskGuard ?? null,
     );
-    options.store.onGroupFailed?.((groupId, error) => this.disk.groupFailed(groupId, error));
+    options.store.onGroupFailed?.((groupId, error) => {
+      // Corruption storage's scrub found in a partition's log: rebuilt, as when found at open.
+      if (isStorageError(error, 'CorruptLog') && groupId !== METADATA_GROUP_ID) {
+        void this.local.rebuild(groupId, error);
+      } else this.disk.groupFailed(groupId, error);
+    });
     this.metadata = new MetadataState([...options.peers.keys()]);
     this.driver = new Driver({
       store: options.store,

@@ -2,6 +2,7 @@
 // one here (its state machine rebuilt from the log), driven, and dropped when its topic is deleted.
 
 import type { Logger } from 'pino';
+import { isStorageError, type StorageError } from '../storage/index.js';
 import type { Driver } from './driver.js';
 import { BrokerError } from './errors.js';
 import type { GroupFactory } from './group-factory.js';
@@ -99,11 +100,50 @@ export class LocalPartitions {
       await nodeStore.dropGroup(placement.groupId);
       return;
     }
-    const local = await this.build(topic, placement, store);
+    const local = await this.buildOrRebuild(topic, placement, store);
     this.byGroup.set(placement.groupId, local);
     factory.drive(local.group);
     if (placement.replicas[0] === nodeId && store.initialState().hardState.term === 0) {
       this.campaignUntilLed(local.group, CAMPAIGN_ATTEMPTS_MAX);
+    }
+  }
+
+  /**
+   * A replica's log turned out corrupt after it opened (storage's background scrub of the files a
+   * restart did not read): closes the replica, sets its log aside and opens it again empty, as
+   * for corruption found at open. A replica still opening is rebuilt once it is open.
+   */
+  async rebuild(groupId: number, error: StorageError): Promise<void> {
+    await this.opening.get(groupId);
+    const local = this.byGroup.get(groupId);
+    if (!local || !this.options.factory.canRebuild || this.options.isStopping()) return;
+    this.byGroup.delete(groupId);
+    this.options.driver.remove(groupId);
+    local.group.close(new BrokerError('NO_LEADER', 'this replica is being rebuilt'));
+    local.machine.close();
+    this.options.onDropped(groupId);
+    await this.options.factory.setAside(groupId, error);
+    this.reconcile();
+  }
+
+  /**
+   * Builds the replica, which reads its log. Files a restart took from their recovery point are
+   * read here for the first time, so this read may be the first to meet a bad frame: handled as
+   * corruption found at open.
+   */
+  private async buildOrRebuild(
+    topic: TopicMeta,
+    placement: PartitionPlacement,
+    store: GroupStore,
+  ): Promise<LocalPartition> {
+    const { factory } = this.options;
+    try {
+      return await this.build(topic, placement, store);
+    } catch (error) {
+      if (!isStorageError(error, 'CorruptRead') || !factory.canRebuild) throw error;
+      await factory.setAside(placement.groupId, error);
+      const fresh = await factory.openStore(placement.groupId, topic.config.persistence);
+      return this.build(topic, placement, fresh);
     }
   }
 

@@ -22,6 +22,7 @@ import { KeyValueArea } from './kv.js';
 import { MEMORY_CHUNK_BYTES_MAX_DEFAULT, MemoryAccount } from './memory-chunks.js';
 import { type LogContext, type LogWrite, PartitionLog, type PartitionLogOptions } from './partition-log.js';
 import { recoverLog } from './recovery.js';
+import { Scrubber } from './scrub.js';
 import { StateStore } from './state-store.js';
 import {
   type RecoveredWal,
@@ -87,6 +88,13 @@ export interface StorageEngineOptions {
   /** The window of the rule above, in ms. */
   smallWriteStallWindowMs?: number;
   /**
+   * The background scrub reads segment files that a start took from their stored index, at most
+   * this many bytes per second on average (0: off). See scrub.ts.
+   */
+  scrubBytesPerSecond?: number;
+  /** The scrub starts this long after the engine opened. */
+  scrubDelayMs?: number;
+  /**
    * Tests: run every segment I/O in-process on this file system instead of the worker pool (a
    * fault-injecting layer goes here).
    */
@@ -116,6 +124,10 @@ const DEFAULTS = {
   smallWriteStallMs: 5,
   smallWriteStallWindowMs: SMALL_WRITE_STALL_WINDOW_MS_DEFAULT,
   bootIdPath: '/proc/sys/kernel/random/boot_id',
+  // 2 GiB in about a minute: a small share of the disk, and done long before an operator would
+  // have noticed the rot through a read.
+  scrubBytesPerSecond: 32 * 1024 * 1024,
+  scrubDelayMs: 3000,
 };
 
 export class StorageEngine {
@@ -143,6 +155,9 @@ export class StorageEngine {
   private readonly pendingReplay: Map<number, WalRecord[]>;
   /** WAL files of earlier runs: deleted once no log has records in them left to replay. */
   private recoveredWalFiles: { path: string; sequence: number }[];
+  private readonly scrubber: Scrubber;
+  /** Bytes of segment files read by the opens of logs since the engine opened. */
+  private recoveryScannedBytes = 0;
   private checkpointRun: Promise<void> | null = null;
   private lastCheckpointAt = Date.now();
   private lastStateFlushAt = Date.now();
@@ -174,6 +189,10 @@ export class StorageEngine {
     this.bootId = bootId;
     this.powerLossSuspected = suspected;
     this.kv = new KeyValueArea(store);
+    this.scrubber = new Scrubber({
+      bytesPerSecond: options.scrubBytesPerSecond,
+      delayMs: options.scrubDelayMs,
+    });
     // Half the interval: a write waits at most one period to be picked up, then one fsync.
     this.timer = setInterval(() => this.background(), Math.max(1, options.flushIntervalMs / 2));
     this.timer.unref();
@@ -238,6 +257,8 @@ export class StorageEngine {
       // Replayed and synced into the segment files: the old WAL files no longer matter to this log.
       this.pendingReplay.delete(logId);
       this.logs.set(groupId, log);
+      this.scrubber.add(log, recovered.unverified);
+      this.recoveryScannedBytes += recovered.scannedBytes;
       return log;
     } finally {
       this.opening.delete(groupId);
@@ -313,7 +334,13 @@ export class StorageEngine {
    */
   async discardLog(groupId: string): Promise<string | null> {
     this.assertOpen();
-    assert(!this.logs.has(groupId) && !this.opening.has(groupId), `discardLog(${groupId}): the log is open`);
+    assert(!this.opening.has(groupId), `discardLog(${groupId}): the log is opening`);
+    // Open: it failed (the scrub found corruption) or its replica is being rebuilt; close it first.
+    const open = this.logs.get(groupId);
+    if (open !== undefined) {
+      this.logs.delete(groupId);
+      await open.close();
+    }
     const logId = this.store.findLogId(groupId);
     if (logId === undefined) return null;
     const snapshot = this.store.snapshot(logId);
@@ -328,6 +355,7 @@ export class StorageEngine {
     });
     this.store.putApplied(logId, index);
     this.store.putLostTail(logId, true);
+    this.store.removeSegmentIndexes(logId);
     await this.store.durable();
     const aside = path.join(this.dataDir, 'corrupt', `${logId}-${Date.now()}`);
     await fs.mkdir(path.dirname(aside), { recursive: true });
@@ -366,6 +394,19 @@ export class StorageEngine {
    */
   memoryModeBytes(): number {
     return this.memoryAccount.bytes;
+  }
+
+  /** Test aid: resolves once the background scrub has verified every file queued so far. */
+  scrubIdle(): Promise<void> {
+    return this.scrubber.idle();
+  }
+
+  /**
+   * Bytes of segment files that log opens read (past their recovery point), and that the
+   * background scrub verified, since the engine opened.
+   */
+  recoveryStats(): { scannedBytes: number; scrubbedBytes: number } {
+    return { scannedBytes: this.recoveryScannedBytes, scrubbedBytes: this.scrubber.verifiedBytes };
   }
 
   /** Counters of the shared WAL (null when it is off): `syncs` is one per window. */
@@ -424,6 +465,7 @@ export class StorageEngine {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.timer);
+    this.scrubber.stop();
     await this.checkpointRun;
     const logs = [...this.logs.values()];
     await Promise.all(logs.map((log) => log.close()));
@@ -453,6 +495,7 @@ export class StorageEngine {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.timer);
+    this.scrubber.stop();
     await this.checkpointRun;
     await Promise.all([...this.logs.values()].map((log) => log.idle()));
     this.logs.clear();

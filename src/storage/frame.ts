@@ -66,6 +66,8 @@ export interface EncodedFrame {
   firstOffset: number;
   /** One past the last record offset in the frame, or -1 when no entry has records. */
   nextOffset: number;
+  /** Term changes in the frame: [startIndex, term] per run, flattened (for the segment's index). */
+  termRuns: number[];
 }
 
 function countTermRuns(entries: readonly Entry[], start: number, end: number): number {
@@ -114,6 +116,7 @@ export function encodeFrame(
   let runAt = FRAME_HEADER_BYTES - TERM_RUN_BYTES;
   let runTerm = -1;
   let runCount = 0;
+  const termRuns: number[] = [];
   let firstOffset = -1;
   let nextOffset = -1;
   let dataCursor = dataAt;
@@ -128,6 +131,7 @@ export function encodeFrame(
       runAt += TERM_RUN_BYTES;
       runTerm = entry.term;
       runCount = 0;
+      termRuns.push(entry.index, runTerm);
       view.setFloat64(runAt, runTerm, true);
     }
     runCount++;
@@ -146,7 +150,7 @@ export function encodeFrame(
   }
   view.setUint32(runAt + 8, runCount, true);
   view.setUint32(4, crc32c(bytes, 8, frameBytes), true);
-  return { bytes, frameBytes, firstIndex, entryCount: count, firstOffset, nextOffset };
+  return { bytes, frameBytes, firstIndex, entryCount: count, firstOffset, nextOffset, termRuns };
 }
 
 /**

@@ -98,11 +98,20 @@ export interface ScanTask {
   path: string;
   baseIndex: number;
   indexIntervalBytes: number;
+  /**
+   * lmdb holds an index of this file when it had this many bytes (-1: none): if it still has
+   * them, the file is not read and the result says `indexed`.
+   */
+  indexedSizeBytes: number;
+  /** Scan no further than this byte position (-1: the whole file); the background scrub's limit. */
+  endPosition: number;
 }
 
 /** What recovery learns from one segment file. */
 export interface ScanResult {
   fileBytes: number;
+  /** The file still has the size of its stored index and was not read (the rest is unset). */
+  indexed: boolean;
   /** End of the last whole, verified frame in sequence. */
   validEnd: number;
   /** Position of the first frame that failed its checks, or -1. */
@@ -335,9 +344,11 @@ const SCAN_CHUNK_BYTES = 4 * 1024 * 1024;
 function scanSegment(fileSystem: SyncFileSystem, task: ScanTask): ScanResult {
   const fd = fileSystem.openReadOnly(task.path);
   try {
-    const fileBytes = fileSystem.sizeBytes(fd);
+    const fileSize = fileSystem.sizeBytes(fd);
+    const fileBytes = task.endPosition >= 0 ? Math.min(task.endPosition, fileSize) : fileSize;
     const result: ScanResult = {
-      fileBytes,
+      fileBytes: fileSize,
+      indexed: fileSize === task.indexedSizeBytes,
       validEnd: 0,
       corruptAt: -1,
       validAfterCorrupt: -1,
@@ -352,6 +363,7 @@ function scanSegment(fileSystem: SyncFileSystem, task: ScanTask): ScanResult {
     let chunkStart = 0;
     let position = 0;
     let lastPoint = -Infinity;
+    if (result.indexed) return result;
     while (position < fileBytes) {
       if (position + FRAME_HEADER_BYTES > chunkStart + chunk.length) {
         chunkStart = position;

@@ -13,10 +13,13 @@ import { type EncodedFrame, encodeFrame, type RecordRange } from './frame.js';
 import type { IoExecutor } from './io-executor.js';
 import type { FdRef, IoStep, StepsResult } from './io-ops.js';
 import { Segment } from './segment.js';
+import type { StateStore } from './state-store.js';
 import type { WalFrame, WalWriter } from './wal.js';
 
 export interface WriterContext {
   executor: IoExecutor;
+  /** Where a sealed segment's index (its recovery point) is kept. */
+  store: StateStore;
   /** The log's directory of segment files. */
   directory: string;
   segmentBytesMax: number;
@@ -90,6 +93,8 @@ export class LogWriter {
   private pendingDurable: Promise<void> | null = null;
   /** Frames went to the WAL since the last checkpoint sync: the segment file is behind it. */
   private walDirty = false;
+  /** A read or the scrub found a bad frame: no index is stored again in this run. */
+  private corruptionFound = false;
   private completionWaiters: { seq: number; resolve: (done: boolean) => void }[] = [];
 
   constructor(
@@ -325,6 +330,7 @@ export class LogWriter {
     const closed: Segment[] = [];
     let active = this.segments.length > 0 ? this.segments[this.segments.length - 1]! : null;
     let activeFd: FdRef = 0;
+    assert(active === null || !active.indexStored, `append to ${active?.path}, whose index is stored`);
     if (active !== null) activeFd = active.fd >= 0 ? active.fd : this.openStep(steps, opened, active);
     let position = active?.endPosition ?? 0;
     let write: Extract<IoStep, { kind: 'write' }> | null = null;
@@ -368,11 +374,14 @@ export class LogWriter {
     const result = await this.context.executor.steps({ kind: 'steps', steps });
     // Opened before closed: a segment opened in this task may have rolled (and closed) in it too.
     for (const { segment, slot } of opened) segment.fd = result.fds[slot]!;
-    for (const segment of closed) segment.fd = -1;
     for (const segment of created) this.segments.push(segment);
     for (const { segment, frame, position: at } of placements) {
       segment.addFrame(frame, at, this.context.indexIntervalBytes);
       this.diskLastIndex = frame.firstIndex + frame.entryCount - 1;
+    }
+    for (const segment of closed) {
+      segment.fd = -1;
+      this.storeIndex(segment); // synced and sealed: its recovery point
     }
     if (sync) {
       this.dirty = false;
@@ -390,6 +399,47 @@ export class LogWriter {
       return { durable };
     }
     return { durable: walDurable };
+  }
+
+  /**
+   * Stores the index of a segment that is synced and will not be appended to (it rolled, or the
+   * log closes cleanly), so that a restart need not read it. Not awaited: until lmdb has it, a
+   * restart reads the file, as it would without it.
+   */
+  private storeIndex(segment: Segment): void {
+    if (this.corruptionFound) return;
+    this.context.store.putSegmentIndex(this.context.logId, segment.indexRecord());
+    segment.indexStored = true;
+  }
+
+  /** Removes the stored indexes of segments about to change or go; durably, if `durable`. */
+  private async dropIndexes(segments: readonly Segment[], durable: boolean): Promise<void> {
+    let removed = false;
+    for (const segment of segments) {
+      if (!segment.indexStored) continue;
+      this.context.store.removeSegmentIndex(this.context.logId, segment.sequence);
+      segment.indexStored = false;
+      removed = true;
+    }
+    if (removed && durable) await this.context.store.durable();
+  }
+
+  /**
+   * Corruption was found in this log: forget every stored index (durably), so that the next open
+   * reads every file and finds it there too.
+   */
+  forgetIndexes(): Promise<void> {
+    this.corruptionFound = true;
+    return this.dropIndexes(this.segments, true);
+  }
+
+  /**
+   * A clean close: the last segment is synced and no write follows in this run, so its index is
+   * stored too. The next open then reads no file of this log at all.
+   */
+  markClean(): void {
+    const last = this.segments[this.segments.length - 1];
+    if (last !== undefined && this.failure === null && !this.dirty) this.storeIndex(last);
   }
 
   private appendToWal(
@@ -460,6 +510,9 @@ export class LogWriter {
     const removed = this.segments.filter((segment) => segment.baseIndex >= index);
     const target = keep.length > 0 ? keep[keep.length - 1]! : null;
     const cutsTarget = target !== null && target.lastIndex >= index;
+    // A stored index that outlived this cut would describe bytes that are no longer there.
+    // The target is written next even when the cut leaves it whole.
+    await this.dropIndexes(target !== null ? [target, ...removed] : removed, true);
     const steps: IoStep[] = [];
     const opened: { segment: Segment; slot: number }[] = [];
     if (cutsTarget) {
@@ -504,6 +557,7 @@ export class LogWriter {
     cut: NonNullable<StepsResult['cut']>,
   ): Promise<void> {
     const copied = cut.copyFd >= 0;
+    const copyTermRuns = copied ? target.termRunsBetween(cut.copyFirstIndex, index) : [];
     target.cutTo(cut.endPosition, copied ? cut.copyFirstIndex - 1 : index - 1);
     if (!copied) return;
     const copy = new Segment(this.context.directory, {
@@ -518,6 +572,7 @@ export class LogWriter {
         entryCount: index - cut.copyFirstIndex,
         firstOffset: cut.copyFirstOffset,
         frameBytes: cut.copyBytes,
+        termRuns: copyTermRuns,
       },
       0,
       this.context.indexIntervalBytes,
@@ -535,6 +590,8 @@ export class LogWriter {
   }
 
   private async runReset(generation: number, firstIndex: number): Promise<void> {
+    // Not awaited: the new generation makes recovery ignore these indexes anyway.
+    await this.dropIndexes(this.segments, false);
     const steps: IoStep[] = [];
     this.removeSteps(steps, this.segments);
     steps.push({ kind: 'syncDirectory', path: this.context.directory });
@@ -549,6 +606,8 @@ export class LogWriter {
     while (count < this.segments.length && this.segments[count]!.lastIndex <= index) count++;
     if (count === 0) return;
     const removed = this.segments.slice(0, count);
+    // Not awaited: recovery drops an index whose file is gone.
+    await this.dropIndexes(removed, false);
     const steps: IoStep[] = [];
     this.removeSteps(steps, removed);
     steps.push({ kind: 'syncDirectory', path: this.context.directory });

@@ -21,7 +21,7 @@ import type { IoExecutor } from './io-executor.js';
 import { LogWriter, type SegmentSummary, type WriterContext } from './log-writer.js';
 import { type MemoryAccount, type MemoryAppendPlan, MemoryChunks } from './memory-chunks.js';
 import type { Segment } from './segment.js';
-import type { LogStart, StateStore, StoredSnapshot } from './state-store.js';
+import type { LogStart, StoredSnapshot } from './state-store.js';
 import { TermIndex } from './term-index.js';
 import { WAL_KIND_SYNCED, type WalRecord } from './wal.js';
 
@@ -55,7 +55,6 @@ export interface LogWrite {
 
 /** What the engine hands a log: shared resources and limits. */
 export interface LogContext extends WriterContext {
-  store: StateStore;
   executor: IoExecutor;
   logId: number;
   groupId: string;
@@ -71,6 +70,8 @@ export interface LogContext extends WriterContext {
 /** What recovery found, handed to the constructor. */
 export interface RecoveredLog {
   segments: Segment[];
+  /** Segments taken from their stored index, not read at open: the scrub verifies them. */
+  unverified: { segment: Segment; endPosition: number }[];
   start: LogStart;
   lastIndex: number;
   termRuns: number[];
@@ -79,6 +80,8 @@ export interface RecoveredLog {
   confState: ConfState;
   applied: number;
   mayHaveLostTail: boolean;
+  /** Bytes of segment files the open read (the rest came from stored indexes). */
+  scannedBytes: number;
 }
 
 interface PendingCompletion {
@@ -641,6 +644,7 @@ export class PartitionLog {
       skipBelowIndex,
     });
     if (result.corruptAt >= 0) {
+      this.writer?.forgetIndexes().catch(() => {});
       throw new StorageError(
         'CorruptRead',
         `${segment.path}: frame at byte ${result.corruptAt} fails its CRC`,
@@ -710,6 +714,39 @@ export class PartitionLog {
     return out;
   }
 
+  // ---- scrub -------------------------------------------------------------------------------
+
+  /**
+   * The background scrub: reads and verifies `segment` up to `endPosition` (a file the open took
+   * from its stored index). Bad bytes fail the log with CorruptLog, as the open would have.
+   */
+  async verifySegment(segment: Segment, endPosition: number): Promise<number> {
+    const writer = this.writer;
+    if (writer === null || this.closed || this.failure !== null) return 0;
+    return writer.withSegments(async (segments) => {
+      // Gone (compaction) or cut since: nothing left to verify, or a cut rewrote it.
+      if (!segments.includes(segment) || segment.endPosition < endPosition) return 0;
+      const scan = await this.context.executor.scan({
+        kind: 'scan',
+        path: segment.path,
+        baseIndex: segment.baseIndex,
+        indexIntervalBytes: this.context.indexIntervalBytes,
+        indexedSizeBytes: -1,
+        endPosition,
+      });
+      if (scan.corruptAt >= 0 && scan.corruptAt < endPosition) {
+        const error = new StorageError(
+          'CorruptLog',
+          `${segment.path}: corrupt frame at byte ${scan.corruptAt} (found by the background scrub)`,
+          { file: segment.path, offsetBytes: scan.corruptAt },
+        );
+        await writer.forgetIndexes();
+        this.fail(error);
+      }
+      return endPosition;
+    });
+  }
+
   // ---- lifecycle ---------------------------------------------------------------------------
 
   /** Writes lazily kept state (commit index, applied index) to lmdb; the engine calls it. */
@@ -737,6 +774,7 @@ export class PartitionLog {
       this.writer?.kick();
     }
     await this.writer?.idle();
+    if (this.failure === null) this.writer?.markClean();
     this.flushState();
     this.closed = true;
     // Memory mode: the entries go with the log (the node's count of memory-mode bytes with them).

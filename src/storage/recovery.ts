@@ -1,6 +1,9 @@
 // Opening a log after a restart: its Raft state from lmdb, and its segment files scanned (in the
-// I/O pool) frame by frame. A torn or corrupt tail is cut back to the last whole frame; a bad frame
-// with good frames after it, or in any segment but the last, is corruption: refuse to open.
+// I/O pool) frame by frame, except those whose stored index (their recovery point) still matches
+// the file: a sealed segment, or the last one after a clean close. A torn or corrupt tail is cut
+// back to the last whole frame; a bad frame with good frames after it, or in any segment but the
+// last, is corruption: refuse to open. Files taken from their index are verified later, by the
+// engine's background scrub.
 
 import path from 'node:path';
 import type { ConfState } from '../raft/types.js';
@@ -9,7 +12,7 @@ import type { IoExecutor } from './io-executor.js';
 import type { IoStep, ScanResult } from './io-ops.js';
 import type { PersistenceMode, RecoveredLog } from './partition-log.js';
 import { parseSegmentFileName, Segment } from './segment.js';
-import type { LogStart, StateStore, StoredSnapshot } from './state-store.js';
+import type { LogStart, SegmentIndexRecord, StateStore, StoredSnapshot } from './state-store.js';
 
 export interface RecoveryInput {
   store: StateStore;
@@ -59,13 +62,15 @@ export async function recoverLog(input: RecoveryInput): Promise<RecoveredLog> {
     return {
       ...base,
       segments: [],
+      unverified: [],
       start: memoryStart,
       lastIndex: snapshot.metadata.index,
       termRuns: [],
       mayHaveLostTail: hadState,
+      scannedBytes: 0,
     };
   }
-  const { segments, cutUncovered } = await recoverSegments(input, start);
+  const { segments, cutUncovered, unverified, scannedBytes } = await recoverSegments(input, start);
   const lastIndex =
     segments.length > 0 ? segments[segments.length - 1]!.segment.lastIndex : start.firstIndex - 1;
   const mayHaveLostTail =
@@ -74,10 +79,12 @@ export async function recoverLog(input: RecoveryInput): Promise<RecoveredLog> {
   return {
     ...base,
     segments: segments.map((s) => s.segment),
+    unverified,
     start,
     lastIndex: Math.max(lastIndex, start.firstIndex - 1),
     termRuns: segments.flatMap((s) => s.scan.termRuns),
     mayHaveLostTail,
+    scannedBytes,
   };
 }
 
@@ -89,7 +96,13 @@ interface ScannedSegment {
 async function recoverSegments(
   input: RecoveryInput,
   start: LogStart,
-): Promise<{ segments: ScannedSegment[]; cutUncovered: boolean }> {
+): Promise<{
+  segments: ScannedSegment[];
+  cutUncovered: boolean;
+  unverified: { segment: Segment; endPosition: number }[];
+  /** Bytes of the files read (those past the log's recovery point). */
+  scannedBytes: number;
+}> {
   const { executor, directory } = input;
   await executor.steps({
     kind: 'steps',
@@ -109,25 +122,61 @@ async function recoverSegments(
     else found.push(new Segment(directory, parsed));
   }
   found.sort((a, b) => a.sequence - b.sequence);
+  const indexes = input.store.segmentIndexesOf(input.logId);
+  const usable = found.map((segment) => {
+    const record = indexes.get(segment.sequence);
+    const matches =
+      record !== undefined &&
+      record.generation === start.generation &&
+      record.baseIndex === segment.baseIndex;
+    return matches ? record : null;
+  });
   const scans = await Promise.all(
-    found.map((segment) =>
+    found.map((segment, i) =>
       executor.scan({
         kind: 'scan',
         path: segment.path,
         baseIndex: segment.baseIndex,
         indexIntervalBytes: input.indexIntervalBytes,
+        indexedSizeBytes: usable[i]?.sizeBytes ?? -1,
+        endPosition: -1,
       }),
     ),
   );
-  const scanned: ScannedSegment[] = found.map((segment, i) => ({ segment, scan: scans[i]! }));
+  const scanned: ScannedSegment[] = found.map((segment, i) => {
+    const scan = scans[i]!;
+    if (!scan.indexed) return { segment, scan };
+    segment.indexStored = true;
+    return { segment, scan: scanFromIndex(usable[i]!, scan.fileBytes) };
+  });
+  // An index whose file is gone, or that no longer matches its file, is stale.
+  for (const [sequence] of indexes) {
+    if (!scanned.some((s) => s.segment.sequence === sequence && s.segment.indexStored))
+      input.store.removeSegmentIndex(input.logId, sequence);
+  }
   const cutUncovered = checkTail(scanned, cleanup, input.walCoveredFrom ?? null);
   const live = await replayOverrides(input, scanned, cleanup);
   const kept = dropCompacted(live, start.firstIndex, cleanup);
   checkChain(kept, start.firstIndex);
+  const unverified: { segment: Segment; endPosition: number }[] = [];
   for (const { segment, scan } of kept) {
-    segment.loadPoints(scan.points, scan.firstOffset, scan.firstOffsetPosition);
+    segment.loadPoints(scan.points, scan.firstOffset, scan.firstOffsetPosition, scan.termRuns);
     segment.lastIndex = scan.lastIndex;
     segment.endPosition = scan.validEnd;
+    if (scan.indexed) unverified.push({ segment, endPosition: scan.validEnd });
+  }
+  for (const { segment } of scanned) {
+    if (segment.indexStored && !kept.some((k) => k.segment === segment)) {
+      input.store.removeSegmentIndex(input.logId, segment.sequence);
+      segment.indexStored = false;
+    }
+  }
+  const active = kept[kept.length - 1]?.segment;
+  if (active?.indexStored) {
+    // Written to from now on: its index must be gone (durably) before its size can change.
+    input.store.removeSegmentIndex(input.logId, active.sequence);
+    active.indexStored = false;
+    await input.store.durable();
   }
   if (cutUncovered) {
     // Durable before the cut: a crash after it must not forget that the tail was lost.
@@ -138,7 +187,27 @@ async function recoverSegments(
     cleanup.push({ kind: 'syncDirectory', path: directory });
     await executor.steps({ kind: 'steps', steps: cleanup });
   }
-  return { segments: kept, cutUncovered };
+  let scannedBytes = 0;
+  for (const { scan } of scanned) if (!scan.indexed) scannedBytes += scan.fileBytes;
+  return { segments: kept, cutUncovered, unverified, scannedBytes };
+}
+
+/** What a scan found in a file, as its stored index says; the file itself is not read. */
+function scanFromIndex(record: SegmentIndexRecord, fileBytes: number): ScanResult {
+  const points = new Float64Array(record.points.buffer, record.points.byteOffset, record.points.length / 8);
+  return {
+    fileBytes,
+    indexed: true,
+    validEnd: record.sizeBytes,
+    corruptAt: -1,
+    validAfterCorrupt: -1,
+    lastIndex: record.lastIndex,
+    firstOffset: record.firstOffset,
+    firstOffsetPosition: record.firstOffsetPosition,
+    nextOffset: -1,
+    points: Array.from(points),
+    termRuns: [...record.termRuns],
+  };
 }
 
 /**
@@ -166,6 +235,11 @@ async function replayOverrides(
 /** Truncates a scanned segment at the frame starting at `index` (an interrupted cut's point). */
 async function cutScanned(input: RecoveryInput, entry: ScannedSegment, index: number): Promise<void> {
   const { segment, scan } = entry;
+  if (segment.indexStored) {
+    input.store.removeSegmentIndex(input.logId, segment.sequence);
+    segment.indexStored = false;
+    await input.store.durable();
+  }
   const steps: IoStep[] = [
     { kind: 'open', path: segment.path, slot: 0 },
     {

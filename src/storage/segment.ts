@@ -1,9 +1,10 @@
 // One segment file of a log as the event loop knows it: its place in the log, how far completed
-// writes reach, and a sparse in-memory index (one point per indexIntervalBytes) from Raft index and
-// from record offset to a frame position. The index is rebuilt from the file by the recovery scan;
-// it is never stored (docs/storage.md: "Indexes").
+// writes reach, its term runs, and a sparse in-memory index (one point per indexIntervalBytes) from
+// Raft index and from record offset to a frame position. A sealed segment's index is stored in lmdb
+// (a SegmentIndexRecord) so that a restart need not read the file (docs/storage.md: "Indexes").
 
 import path from 'node:path';
+import type { SegmentIndexRecord } from './state-store.js';
 
 const SEGMENT_SUFFIX = '.seg';
 const INDEX_DIGITS = 20;
@@ -42,6 +43,11 @@ export class Segment {
   private firstOffsetPosition = -1;
   /** Open descriptor while this is the segment being written, else -1. */
   fd = -1;
+  /** lmdb holds a SegmentIndexRecord of this file: a cut of it must remove that first. */
+  indexStored = false;
+  readonly generation: number;
+  /** Term changes in the file: [startIndex, term] per run, flattened. */
+  private termRuns: number[] = [];
   // Sparse points, parallel arrays sorted by position. pointOffsets[i] is the first record offset
   // at or after pointPositions[i], or -1 when unknown (then offset lookups skip the point).
   private readonly pointIndexes: number[] = [];
@@ -51,6 +57,7 @@ export class Segment {
   constructor(directory: string, name: SegmentName) {
     this.baseIndex = name.baseIndex;
     this.sequence = name.sequence;
+    this.generation = name.generation;
     this.path = path.join(directory, segmentFileName(name.generation, name.baseIndex, name.sequence));
     const baseIndex = name.baseIndex;
     this.lastIndex = baseIndex - 1;
@@ -68,6 +75,7 @@ export class Segment {
       readonly entryCount: number;
       readonly firstOffset: number;
       readonly frameBytes: number;
+      readonly termRuns: readonly number[];
     },
     position: number,
     indexIntervalBytes: number,
@@ -83,12 +91,59 @@ export class Segment {
       this.firstOffset = frame.firstOffset;
       this.firstOffsetPosition = position;
     }
+    this.addTermRuns(frame.termRuns);
     this.lastIndex = frame.firstIndex + frame.entryCount - 1;
     this.endPosition = position + frame.frameBytes;
   }
 
-  /** Loads the points of a recovery scan: flattened [index, position, offset] triples. */
-  loadPoints(points: readonly number[], firstOffset: number, firstOffsetPosition: number): void {
+  private addTermRuns(runs: readonly number[]): void {
+    for (let i = 0; i < runs.length; i += 2) {
+      if (this.termRuns.length > 0 && this.termRuns.at(-1) === runs[i + 1]) continue;
+      this.termRuns.push(runs[i]!, runs[i + 1]!);
+    }
+  }
+
+  /** Term runs of entries [lo, hi) of this file, flattened [startIndex, term]. */
+  termRunsBetween(lo: number, hi: number): number[] {
+    const out: number[] = [];
+    for (let i = 0; i < this.termRuns.length; i += 2) {
+      const next = i + 2 < this.termRuns.length ? this.termRuns[i + 2]! : Number.POSITIVE_INFINITY;
+      if (next <= lo || this.termRuns[i]! >= hi) continue;
+      out.push(Math.max(lo, this.termRuns[i]!), this.termRuns[i + 1]!);
+    }
+    return out;
+  }
+
+  /** What lmdb keeps of this file once it is synced and no longer appended to. */
+  indexRecord(): SegmentIndexRecord {
+    const count = this.pointIndexes.length;
+    const points = new Float64Array(count * 3);
+    for (let i = 0; i < count; i++) {
+      points[3 * i] = this.pointIndexes[i]!;
+      points[3 * i + 1] = this.pointPositions[i]!;
+      points[3 * i + 2] = this.pointOffsets[i]!;
+    }
+    return {
+      generation: this.generation,
+      baseIndex: this.baseIndex,
+      sequence: this.sequence,
+      sizeBytes: this.endPosition,
+      lastIndex: this.lastIndex,
+      firstOffset: this.firstOffset,
+      firstOffsetPosition: this.firstOffsetPosition,
+      points: new Uint8Array(points.buffer),
+      termRuns: [...this.termRuns],
+    };
+  }
+
+  /** Loads a recovery scan's points (flattened [index, position, offset] triples) and term runs. */
+  loadPoints(
+    points: readonly number[],
+    firstOffset: number,
+    firstOffsetPosition: number,
+    termRuns: readonly number[],
+  ): void {
+    this.addTermRuns(termRuns);
     for (let i = 0; i < points.length; i += 3) {
       this.pointIndexes.push(points[i]!);
       this.pointPositions.push(points[i + 1]!);
@@ -143,6 +198,7 @@ export class Segment {
       this.firstOffset = -1;
       this.firstOffsetPosition = -1;
     }
+    this.termRuns = this.termRunsBetween(this.baseIndex, lastIndex + 1);
     this.endPosition = endPosition;
     this.lastIndex = lastIndex;
   }

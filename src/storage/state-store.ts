@@ -25,6 +25,25 @@ export interface StoredSnapshot {
   data: Uint8Array;
 }
 
+/**
+ * The recovery point of one segment file: what a scan of it would find, stored once the file is
+ * synced and no longer appended to (it rolled, or the log closed cleanly). A restart takes it
+ * instead of reading the file when the file still has `sizeBytes`.
+ */
+export interface SegmentIndexRecord {
+  generation: number;
+  baseIndex: number;
+  sequence: number;
+  sizeBytes: number;
+  lastIndex: number;
+  firstOffset: number;
+  firstOffsetPosition: number;
+  /** Float64 [raftIndex, position, recordOffset] triples, little-endian. */
+  points: Uint8Array;
+  /** [startIndex, term] per run, flattened. */
+  termRuns: number[];
+}
+
 export interface NodeRecord {
   bootId: string;
   cleanShutdown: boolean;
@@ -39,6 +58,7 @@ export class StateStore {
   private readonly logState: Database<unknown, LogStateKey>;
   readonly kv: Database<Uint8Array, string>;
   private readonly meta: Database<unknown, string>;
+  private readonly segmentIndexes: Database<SegmentIndexRecord, [number, number]>;
   /** The next log id to hand out, once read; see logIdFor. */
   private nextLogId: number | undefined;
   /** Ids handed out whose puts may not be visible to reads yet. */
@@ -50,6 +70,7 @@ export class StateStore {
     this.logState = this.root.openDB<unknown, LogStateKey>({ name: 'log-state' });
     this.kv = this.root.openDB<Uint8Array, string>({ name: 'kv', encoding: 'binary' });
     this.meta = this.root.openDB<unknown, string>({ name: 'meta' });
+    this.segmentIndexes = this.root.openDB<SegmentIndexRecord, [number, number]>({ name: 'segment-index' });
   }
 
   /** Resolves when every write queued so far is flushed to disk. */
@@ -139,11 +160,34 @@ export class StateStore {
     else this.logState.remove([logId, 'lost']);
   }
 
+  /** The stored segment indexes of a log, by sequence. */
+  segmentIndexesOf(logId: number): Map<number, SegmentIndexRecord> {
+    const found = new Map<number, SegmentIndexRecord>();
+    for (const { key, value } of this.segmentIndexes.getRange({ start: [logId, 0], end: [logId + 1, 0] })) {
+      found.set(key[1], { ...value, points: new Uint8Array(value.points) });
+    }
+    return found;
+  }
+
+  putSegmentIndex(logId: number, record: SegmentIndexRecord): void {
+    this.segmentIndexes.put([logId, record.sequence], record);
+  }
+
+  removeSegmentIndex(logId: number, sequence: number): void {
+    this.segmentIndexes.remove([logId, sequence]);
+  }
+
+  removeSegmentIndexes(logId: number): void {
+    const keys = [...this.segmentIndexes.getKeys({ start: [logId, 0], end: [logId + 1, 0] })];
+    for (const key of keys) this.segmentIndexes.remove(key);
+  }
+
   /** Forgets a log: its id and every state record (its files are removed by the caller). */
   removeLog(groupId: string, logId: number): void {
     this.logIds.remove(groupId);
     for (const kind of ['hard', 'conf', 'snap', 'start', 'applied', 'lost'] as const)
       this.logState.remove([logId, kind]);
+    this.removeSegmentIndexes(logId);
   }
 
   nodeRecord(): NodeRecord | undefined {

@@ -1,7 +1,8 @@
 // A replica whose log is corrupt before its tail: storage sets the files aside and restarts the
 // log empty at its snapshot, flagged as having lost entries (unit level), and on a real 3-node
-// cluster the node starts, logs the corruption, rebuilds the replica from its peers and serves
-// exactly what was produced, never the corrupt bytes. (A read of a frame that rots after open
+// cluster the node starts, its background scrub finds the bit flipped in a sealed segment while it
+// was down, it logs the corruption, rebuilds the replica from its peers and serves exactly what
+// was produced, never the corrupt bytes. (A read of a frame that rots after open
 // is refused by CRC: test/storage/recovery.test.ts, "never returns a corrupt entry".)
 
 import fs from 'node:fs';
@@ -57,11 +58,12 @@ describe('a log that refuses to open is set aside and restarts empty (storage)',
     const logDirectory = path.join(dir, 'logs', fs.readdirSync(path.join(dir, 'logs'))[0]!);
     const files = segmentFilesOf(logDirectory);
     const position = corruptMiddleFrame(files[0]!);
-    engine = await StorageEngine.open(options);
-    const error = await engine.openLog('7', { mode: 'sync' }).then(
-      () => null,
-      (e: unknown) => e as StorageError,
-    );
+    // A clean close stored every file's index: the open reads none, the background scrub finds it.
+    engine = await StorageEngine.open({ ...options, scrubDelayMs: 0 });
+    const errors: StorageError[] = [];
+    await new TestLog(engine).open('7', { mode: 'sync', onError: (e) => errors.push(e) });
+    await engine.scrubIdle();
+    const error = errors[0];
     expect(isStorageError(error, 'CorruptLog')).toBe(true);
     expect(error!.file).toBe(files[0]);
     expect(error!.offsetBytes).toBe(position);

@@ -1,5 +1,8 @@
 // Corruption on disk: a torn or corrupt last frame is cut back on open; a bad frame with good
 // ones after it is refused, naming the file and byte offset; a read never returns a bad entry.
+// Files covered by their stored index (the recovery point) are not read at open: the background
+// scrub finds what rotted in them while the node was down. And an open reads nothing after a
+// clean close, only the last segment after a crash.
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -15,12 +18,17 @@ afterEach(() => {
 
 const ENGINE = { ioThreads: 1, segmentBytesMax: 1024 * 1024 };
 
-/** Writes 10 frames of 5 entries (indexes 1..50) in sync mode and closes. */
-async function writeLog(dir: string): Promise<void> {
+/**
+ * Writes 10 frames of 5 entries (indexes 1..50) in sync mode and closes; or, with `crash`, in
+ * async mode and stops as a process crash would (the open then reads the file: no recovery point
+ * covers the last segment).
+ */
+async function writeLog(dir: string, crash = false): Promise<void> {
   const engine = await StorageEngine.open({ dataDir: dir, ...ENGINE });
-  const t = await new TestLog(engine).open('g', { mode: 'sync' });
+  const t = await new TestLog(engine).open('g', { mode: crash ? 'async' : 'sync' });
   for (let i = 0; i < 10; i++) await t.write(makeEntries(i * 5 + 1, 5, 1, 40));
-  await engine.close();
+  if (crash) await engine.abandon();
+  else await engine.close();
 }
 
 function segmentFiles(dir: string): string[] {
@@ -74,7 +82,7 @@ describe('recovery from corruption', () => {
   it('cuts a flipped bit in the last frame back to the frame before it', async () => {
     const dir = tempDir('lastbit');
     dirs.push(dir);
-    await writeLog(dir);
+    await writeLog(dir, true);
     const [file] = segmentFiles(dir);
     const positions = framePositions(file!);
     flipBit(file!, positions[9]! + 100);
@@ -89,7 +97,7 @@ describe('recovery from corruption', () => {
   it('refuses a flipped bit in an earlier frame, naming the file and byte offset', async () => {
     const dir = tempDir('earlybit');
     dirs.push(dir);
-    await writeLog(dir);
+    await writeLog(dir, true);
     const [file] = segmentFiles(dir);
     const positions = framePositions(file!);
     flipBit(file!, positions[4]! + 60);
@@ -105,27 +113,75 @@ describe('recovery from corruption', () => {
     await engine.close();
   });
 
-  it('refuses corruption in a segment that is not the last', async () => {
-    const dir = tempDir('sealed');
+  it('reads no file after a clean close, only the last segment after a crash', async () => {
+    const dir = tempDir('recovery-point');
     dirs.push(dir);
-    let engine = await StorageEngine.open({ dataDir: dir, ioThreads: 1, segmentBytesMax: 4096 });
-    const t = await new TestLog(engine).open('g', { mode: 'sync' });
+    const options = { dataDir: dir, ioThreads: 1, segmentBytesMax: 4096, scrubBytesPerSecond: 0 };
+    let engine = await StorageEngine.open(options);
+    let t = await new TestLog(engine).open('g', { mode: 'async' });
     for (let i = 0; i < 30; i++) await t.write(makeEntries(i * 5 + 1, 5, 1, 100));
     await engine.close();
     const files = segmentFiles(dir);
     expect(files.length).toBeGreaterThan(2);
-    const positions = framePositions(files[0]!);
-    flipBit(files[0]!, positions.at(-1)! + 50); // the LAST frame of a sealed segment
-    engine = await StorageEngine.open({ dataDir: dir, ioThreads: 1, segmentBytesMax: 4096 });
-    const error = await engine.openLog('g', { mode: 'sync' }).then(
-      () => null,
-      (e: unknown) => e as StorageError,
-    );
-    expect(isStorageError(error, 'CorruptLog')).toBe(true);
-    expect(error!.file).toBe(files[0]);
-    expect(error!.offsetBytes).toBe(positions.at(-1));
+
+    engine = await StorageEngine.open(options);
+    t = await new TestLog(engine).open('g', { mode: 'async' });
+    expect(engine.recoveryStats().scannedBytes).toBe(0);
+    await expectIntact(t, 150);
+    expect(t.log.term(150)).toBe(1);
+    await t.write(makeEntries(151, 5, 2, 100));
+    await t.log.idle();
+    await engine.abandon(); // a crash: the last segment is past the recovery point
+
+    const last = segmentFiles(dir).at(-1)!;
+    engine = await StorageEngine.open(options);
+    t = await new TestLog(engine).open('g', { mode: 'async' });
+    expect(engine.recoveryStats().scannedBytes).toBe(fs.statSync(last).size);
+    await expectIntact(t, 155);
+    expect(t.log.term(150)).toBe(1);
+    expect(t.log.term(155)).toBe(2);
     await engine.close();
   });
+
+  for (const shutdown of ['clean', 'crash'] as const) {
+    it(`the background scrub finds a flipped bit in a sealed segment (${shutdown} shutdown before)`, async () => {
+      const dir = tempDir('sealed');
+      dirs.push(dir);
+      const options = { dataDir: dir, ioThreads: 1, segmentBytesMax: 4096 };
+      let engine = await StorageEngine.open(options);
+      const t = await new TestLog(engine).open('g', { mode: 'async' });
+      for (let i = 0; i < 30; i++) await t.write(makeEntries(i * 5 + 1, 5, 1, 100));
+      await t.log.idle();
+      if (shutdown === 'clean') await engine.close();
+      else await engine.abandon();
+      const files = segmentFiles(dir);
+      expect(files.length).toBeGreaterThan(2);
+      const positions = framePositions(files[0]!);
+      flipBit(files[0]!, positions.at(-1)! + 50); // the LAST frame of a sealed segment
+
+      // The open takes the file from its index; the scrub reads it and fails the log.
+      engine = await StorageEngine.open({ ...options, scrubDelayMs: 0 });
+      const errors: StorageError[] = [];
+      await new TestLog(engine).open('g', { mode: 'async', onError: (error) => errors.push(error) });
+      await engine.scrubIdle();
+      expect(errors.length).toBe(1);
+      expect(isStorageError(errors[0], 'CorruptLog')).toBe(true);
+      expect(errors[0]!.file).toBe(files[0]);
+      expect(errors[0]!.offsetBytes).toBe(positions.at(-1));
+      await engine.close();
+
+      // The indexes are forgotten: the next open reads the files and refuses the log there too.
+      engine = await StorageEngine.open(options);
+      const error = await engine.openLog('g', { mode: 'async' }).then(
+        () => null,
+        (e: unknown) => e as StorageError,
+      );
+      expect(isStorageError(error, 'CorruptLog')).toBe(true);
+      expect(error!.file).toBe(files[0]);
+      expect(error!.offsetBytes).toBe(positions.at(-1));
+      await engine.close();
+    });
+  }
 
   it('never returns a corrupt entry: a frame that rots after open fails the read', async () => {
     const dir = tempDir('rot');
@@ -150,5 +206,14 @@ describe('recovery from corruption', () => {
     const good = await t.log.readEntries(16, 51, Number.MAX_SAFE_INTEGER);
     for (const entry of good) expect(entryProblem(entry)).toBeNull();
     await engine.close();
+    // The failed read forgot the file's stored index: the next open reads it and refuses the log.
+    const again = await StorageEngine.open({ dataDir: dir, ...ENGINE });
+    const atOpen = await again.openLog('g', { mode: 'sync' }).then(
+      () => null,
+      (e: unknown) => e as StorageError,
+    );
+    expect(isStorageError(atOpen, 'CorruptLog')).toBe(true);
+    expect(atOpen!.offsetBytes).toBe(positions[2]);
+    await again.close();
   });
 });
