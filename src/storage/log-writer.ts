@@ -11,8 +11,9 @@ import type { Entry } from '../raft/types.js';
 import { StorageError } from './errors.js';
 import { type EncodedFrame, encodeFrame, type RecordRange } from './frame.js';
 import type { IoExecutor } from './io-executor.js';
-import type { FdRef, IoStep, StepsResult } from './io-ops.js';
-import { Segment } from './segment.js';
+import type { FdRef, IoStep } from './io-ops.js';
+import { LogFiles, openStep } from './log-files.js';
+import type { Segment } from './segment.js';
 import type { StateStore } from './state-store.js';
 import type { WalFrame, WalWriter } from './wal.js';
 
@@ -39,15 +40,6 @@ export interface WriterContext {
   walDirectBytesMin: number;
 }
 
-/** One segment file as retention sees it. */
-export interface SegmentSummary {
-  baseIndex: number;
-  /** Last index that completed writes put in the file (baseIndex - 1 when empty). */
-  lastIndex: number;
-  /** Bytes that completed writes filled. */
-  sizeBytes: number;
-}
-
 type Op =
   | { seq: number; kind: 'append'; frame: EncodedFrame }
   | { seq: number; kind: 'cut'; index: number }
@@ -71,8 +63,8 @@ export class LogWriter {
   private readonly context: WriterContext;
   private readonly mode: 'sync' | 'async';
   private readonly callbacks: WriterCallbacks;
-  private segments: Segment[];
-  private generation: number;
+  /** The log's segment files; the readers go through it too. */
+  readonly files: LogFiles;
   /** Last index the completed tasks put on disk. */
   private diskLastIndex: number;
   private ops: Op[] = [];
@@ -84,17 +76,10 @@ export class LogWriter {
   private failure: StorageError | null = null;
   private dirty = false;
   private syncQueued = false;
-  private readsInFlight = 0;
-  private readsDrained: (() => void) | null = null;
-  private destructive: Promise<void> | null = null;
-  /** Creation sequence of the next segment file. */
-  private nextSequence = 1;
   /** Written batches whose WAL records (or "synced" record) are not durable yet, chained in order. */
   private pendingDurable: Promise<void> | null = null;
   /** Frames went to the WAL since the last checkpoint sync: the segment file is behind it. */
   private walDirty = false;
-  /** A read or the scrub found a bad frame: no index is stored again in this run. */
-  private corruptionFound = false;
   private completionWaiters: { seq: number; resolve: (done: boolean) => void }[] = [];
 
   constructor(
@@ -107,10 +92,12 @@ export class LogWriter {
   ) {
     this.context = context;
     this.mode = mode;
-    this.segments = segments;
-    for (const segment of segments) this.nextSequence = Math.max(this.nextSequence, segment.sequence + 1);
+    this.files = new LogFiles(
+      { ...context, syncBeforeCut: mode === 'sync' && context.wal !== null },
+      segments,
+      generation,
+    );
     this.diskLastIndex = diskLastIndex;
-    this.generation = generation;
     this.callbacks = callbacks;
   }
 
@@ -328,10 +315,10 @@ export class LogWriter {
     const opened: { segment: Segment; slot: number }[] = [];
     const created: Segment[] = [];
     const closed: Segment[] = [];
-    let active = this.segments.length > 0 ? this.segments[this.segments.length - 1]! : null;
+    let active = this.files.active();
     let activeFd: FdRef = 0;
     assert(active === null || !active.indexStored, `append to ${active?.path}, whose index is stored`);
-    if (active !== null) activeFd = active.fd >= 0 ? active.fd : this.openStep(steps, opened, active);
+    if (active !== null) activeFd = active.fd >= 0 ? active.fd : openStep(steps, opened, active);
     let position = active?.endPosition ?? 0;
     let write: Extract<IoStep, { kind: 'write' }> | null = null;
     let syncRequested = false;
@@ -346,9 +333,9 @@ export class LogWriter {
           steps.push({ kind: 'sync', fd: activeFd }, { kind: 'close', fd: activeFd });
           closed.push(active);
         }
-        active = this.newSegment(op.frame.firstIndex);
+        active = this.files.newSegment(op.frame.firstIndex);
         created.push(active);
-        activeFd = this.openStep(steps, opened, active);
+        activeFd = openStep(steps, opened, active);
         position = 0;
         write = null;
       }
@@ -374,14 +361,14 @@ export class LogWriter {
     const result = await this.context.executor.steps({ kind: 'steps', steps });
     // Opened before closed: a segment opened in this task may have rolled (and closed) in it too.
     for (const { segment, slot } of opened) segment.fd = result.fds[slot]!;
-    for (const segment of created) this.segments.push(segment);
+    for (const segment of created) this.files.added(segment);
     for (const { segment, frame, position: at } of placements) {
       segment.addFrame(frame, at, this.context.indexIntervalBytes);
       this.diskLastIndex = frame.firstIndex + frame.entryCount - 1;
     }
     for (const segment of closed) {
       segment.fd = -1;
-      this.storeIndex(segment); // synced and sealed: its recovery point
+      this.files.sealed(segment); // synced and will not grow: its recovery point
     }
     if (sync) {
       this.dirty = false;
@@ -393,7 +380,7 @@ export class LogWriter {
       // durable only once that record is durable too.
       this.walDirty = false;
       const durable = this.context.wal.append(
-        { logId: this.context.logId, generation: this.generation },
+        { logId: this.context.logId, generation: this.files.generation },
         { syncedLastIndex: this.diskLastIndex },
       );
       return { durable };
@@ -402,44 +389,11 @@ export class LogWriter {
   }
 
   /**
-   * Stores the index of a segment that is synced and will not be appended to (it rolled, or the
-   * log closes cleanly), so that a restart need not read it. Not awaited: until lmdb has it, a
-   * restart reads the file, as it would without it.
-   */
-  private storeIndex(segment: Segment): void {
-    if (this.corruptionFound) return;
-    this.context.store.putSegmentIndex(this.context.logId, segment.indexRecord());
-    segment.indexStored = true;
-  }
-
-  /** Removes the stored indexes of segments about to change or go; durably, if `durable`. */
-  private async dropIndexes(segments: readonly Segment[], durable: boolean): Promise<void> {
-    let removed = false;
-    for (const segment of segments) {
-      if (!segment.indexStored) continue;
-      this.context.store.removeSegmentIndex(this.context.logId, segment.sequence);
-      segment.indexStored = false;
-      removed = true;
-    }
-    if (removed && durable) await this.context.store.durable();
-  }
-
-  /**
-   * Corruption was found in this log: forget every stored index (durably), so that the next open
-   * reads every file and finds it there too.
-   */
-  forgetIndexes(): Promise<void> {
-    this.corruptionFound = true;
-    return this.dropIndexes(this.segments, true);
-  }
-
-  /**
    * A clean close: the last segment is synced and no write follows in this run, so its index is
    * stored too. The next open then reads no file of this log at all.
    */
   markClean(): void {
-    const last = this.segments[this.segments.length - 1];
-    if (last !== undefined && this.failure === null && !this.dirty) this.storeIndex(last);
+    if (this.failure === null && !this.dirty) this.files.closedClean();
   }
 
   private appendToWal(
@@ -452,214 +406,13 @@ export class LogWriter {
       position,
       bytes: frame.bytes,
     }));
-    return wal.append({ logId: this.context.logId, generation: this.generation }, frames);
-  }
-
-  private newSegment(baseIndex: number): Segment {
-    return new Segment(this.context.directory, {
-      generation: this.generation,
-      baseIndex,
-      sequence: this.nextSequence++,
-    });
-  }
-
-  private openStep(steps: IoStep[], opened: { segment: Segment; slot: number }[], segment: Segment): FdRef {
-    const slot = opened.length;
-    opened.push({ segment, slot });
-    steps.push({ kind: 'open', path: segment.path, slot });
-    return -(slot + 1);
+    return wal.append({ logId: this.context.logId, generation: this.files.generation }, frames);
   }
 
   // ---- cuts, resets, compaction ------------------------------------------------------------
 
   private async runDestructive(op: DestructiveOp): Promise<void> {
     if (op.kind !== 'cut') await op.gate;
-    let release: () => void = () => {};
-    this.destructive = new Promise((resolve) => {
-      release = resolve;
-    });
-    try {
-      while (this.readsInFlight > 0) {
-        await new Promise<void>((resolve) => {
-          this.readsDrained = resolve;
-        });
-      }
-      if (op.kind === 'cut') await this.runCut(op.index);
-      else if (op.kind === 'reset') await this.runReset(op.generation, op.firstIndex);
-      else await this.runCompact(op.index);
-    } finally {
-      this.destructive = null;
-      release();
-    }
-  }
-
-  private removeSteps(steps: IoStep[], segments: readonly Segment[]): void {
-    for (const segment of segments) {
-      if (segment.fd >= 0) steps.push({ kind: 'close', fd: segment.fd });
-      steps.push({ kind: 'unlink', path: segment.path });
-    }
-  }
-
-  /**
-   * Cuts the log at `index`: later segments go; the segment holding `index` is truncated at the
-   * frame that holds it. A cut inside a frame first copies that frame's earlier entries into a new
-   * segment (see io-ops.ts cutFile), which becomes the one written next.
-   */
-  private async runCut(index: number): Promise<void> {
-    const keep = this.segments.filter((segment) => segment.baseIndex < index);
-    const removed = this.segments.filter((segment) => segment.baseIndex >= index);
-    const target = keep.length > 0 ? keep[keep.length - 1]! : null;
-    const cutsTarget = target !== null && target.lastIndex >= index;
-    // A stored index that outlived this cut would describe bytes that are no longer there.
-    // The target is written next even when the cut leaves it whole.
-    await this.dropIndexes(target !== null ? [target, ...removed] : removed, true);
-    const steps: IoStep[] = [];
-    const opened: { segment: Segment; slot: number }[] = [];
-    if (cutsTarget) {
-      const fd = target.fd >= 0 ? target.fd : this.openStep(steps, opened, target);
-      // With the WAL the target's frames may not be synced yet; the copy below becomes durable at
-      // once, and a durable copy after an unsynced target would leave a gap on power loss.
-      if (this.mode === 'sync' && this.context.wal !== null) steps.push({ kind: 'sync', fd });
-      const hintPosition = target.positionForIndex(index);
-      // The copy's base index is the first index of the frame holding `index`: the worker names it.
-      const copy = {
-        directory: this.context.directory,
-        generation: this.generation,
-        sequence: this.nextSequence++,
-      };
-      steps.push({
-        kind: 'cut',
-        fd,
-        path: target.path,
-        hintPosition,
-        endPosition: target.endPosition,
-        index,
-        copy,
-      });
-    }
-    this.removeSteps(steps, removed);
-    if (removed.length > 0) steps.push({ kind: 'syncDirectory', path: this.context.directory });
-    if (steps.length === 0) return;
-    const result = await this.context.executor.steps({ kind: 'steps', steps });
-    for (const { segment, slot } of opened) segment.fd = result.fds[slot]!;
-    for (const segment of removed) segment.fd = -1;
-    this.segments = keep;
-    if (cutsTarget) {
-      assert(result.cut !== null, 'cut step returned no result');
-      await this.afterCut(target, index, result.cut);
-    }
-    this.diskLastIndex = Math.min(this.diskLastIndex, index - 1);
-  }
-
-  private async afterCut(
-    target: Segment,
-    index: number,
-    cut: NonNullable<StepsResult['cut']>,
-  ): Promise<void> {
-    const copied = cut.copyFd >= 0;
-    const copyTermRuns = copied ? target.termRunsBetween(cut.copyFirstIndex, index) : [];
-    target.cutTo(cut.endPosition, copied ? cut.copyFirstIndex - 1 : index - 1);
-    if (!copied) return;
-    const copy = new Segment(this.context.directory, {
-      generation: this.generation,
-      baseIndex: cut.copyFirstIndex,
-      sequence: cut.copySequence,
-    });
-    copy.fd = cut.copyFd;
-    copy.addFrame(
-      {
-        firstIndex: cut.copyFirstIndex,
-        entryCount: index - cut.copyFirstIndex,
-        firstOffset: cut.copyFirstOffset,
-        frameBytes: cut.copyBytes,
-        termRuns: copyTermRuns,
-      },
-      0,
-      this.context.indexIntervalBytes,
-    );
-    if (target.endPosition === 0) {
-      // The copy holds all that was left of the target: the empty file goes.
-      const steps: IoStep[] = [];
-      this.removeSteps(steps, [target]);
-      steps.push({ kind: 'syncDirectory', path: this.context.directory });
-      await this.context.executor.steps({ kind: 'steps', steps });
-      target.fd = -1;
-      this.segments.pop();
-    }
-    this.segments.push(copy);
-  }
-
-  private async runReset(generation: number, firstIndex: number): Promise<void> {
-    // Not awaited: the new generation makes recovery ignore these indexes anyway.
-    await this.dropIndexes(this.segments, false);
-    const steps: IoStep[] = [];
-    this.removeSteps(steps, this.segments);
-    steps.push({ kind: 'syncDirectory', path: this.context.directory });
-    await this.context.executor.steps({ kind: 'steps', steps });
-    this.segments = [];
-    this.generation = generation;
-    this.diskLastIndex = firstIndex - 1;
-  }
-
-  private async runCompact(index: number): Promise<void> {
-    let count = 0;
-    while (count < this.segments.length && this.segments[count]!.lastIndex <= index) count++;
-    if (count === 0) return;
-    const removed = this.segments.slice(0, count);
-    // Not awaited: recovery drops an index whose file is gone.
-    await this.dropIndexes(removed, false);
-    const steps: IoStep[] = [];
-    this.removeSteps(steps, removed);
-    steps.push({ kind: 'syncDirectory', path: this.context.directory });
-    await this.context.executor.steps({ kind: 'steps', steps });
-    for (const segment of removed) segment.fd = -1;
-    this.segments = this.segments.slice(count);
-  }
-
-  /**
-   * The segment files as completed writes left them, oldest first; the last one is the one
-   * written next (the active segment). For retention, which cuts whole closed segments.
-   */
-  segmentSummaries(): SegmentSummary[] {
-    return this.segments.map((segment) => ({
-      baseIndex: segment.baseIndex,
-      lastIndex: segment.lastIndex,
-      sizeBytes: segment.endPosition,
-    }));
-  }
-
-  // ---- readers -----------------------------------------------------------------------------
-
-  /** Runs a read against the segment list, never while a cut, reset or compaction runs. */
-  async withSegments<T>(read: (segments: readonly Segment[]) => Promise<T>): Promise<T> {
-    while (this.destructive !== null) await this.destructive;
-    this.readsInFlight++;
-    try {
-      return await read(this.segments);
-    } finally {
-      this.readsInFlight--;
-      if (this.readsInFlight === 0 && this.readsDrained !== null) {
-        const drained = this.readsDrained;
-        this.readsDrained = null;
-        drained();
-      }
-    }
-  }
-
-  /** Closes open descriptors (after idle()). */
-  /** Bytes of segment files that completed writes filled. */
-  diskBytes(): number {
-    let bytes = 0;
-    for (const segment of this.segments) bytes += segment.endPosition;
-    return bytes;
-  }
-
-  async closeFiles(): Promise<void> {
-    const steps: IoStep[] = [];
-    for (const segment of this.segments) {
-      if (segment.fd >= 0) steps.push({ kind: 'close', fd: segment.fd });
-    }
-    if (steps.length > 0) await this.context.executor.steps({ kind: 'steps', steps });
-    for (const segment of this.segments) segment.fd = -1;
+    this.diskLastIndex = await this.files.change(op, this.diskLastIndex);
   }
 }

@@ -1,0 +1,266 @@
+// The reads of one log that go to its segment files: by Raft index (the core's entries() on a
+// cache miss loads in the background; fetch awaits), by record offset, and the background
+// scrub's verification of a file. Reads go from a sparse-index point and return whole frames
+// verified by CRC in the worker; they never load a whole segment, and never run during a cut.
+
+import { assert, RaftError } from '../raft/errors.js';
+import { limitBytes } from '../raft/storage.js';
+import { type Entry, entryBytes } from '../raft/types.js';
+import { StorageError } from './errors.js';
+import { decodeFrameEntries, frameRecordRanges, readFrameHeader } from './frame.js';
+import type { IoExecutor } from './io-executor.js';
+import type { LogFiles } from './log-files.js';
+import type { Segment } from './segment.js';
+
+export interface ReaderContext {
+  executor: IoExecutor;
+  indexIntervalBytes: number;
+  /** Bytes read from disk at least, per load for entries(). */
+  loadBytesMin: number;
+}
+
+export interface ReaderHooks {
+  /** The log's first index now (entries below it are compacted). */
+  firstIndex(): number;
+  /** A load that entries() started finished: the caller may retry. */
+  onEntriesAvailable(): void;
+  /** A background load failed with an I/O error or corruption. */
+  onFailure(error: StorageError): void;
+}
+
+export class LogReader {
+  // The last range loaded from disk for entries(): loaded[i] has index loadedFirst + i.
+  private loaded: Entry[] = [];
+  private loadedFirst = 0;
+  private loadInFlight = false;
+  /** Bumped by every cut, reset and compaction, so a load that raced one is discarded. */
+  private layoutVersion = 0;
+
+  constructor(
+    private readonly context: ReaderContext,
+    private readonly files: LogFiles,
+    private readonly hooks: ReaderHooks,
+  ) {}
+
+  // ---- the loaded range, for the synchronous entries() ---------------------------------------
+
+  /** Entries [lo, hi) from the last loaded range, or null when it does not hold lo. */
+  loadedSlice(lo: number, hi: number, maxBytes: number): Entry[] | null {
+    const loadedEnd = this.loadedFirst + this.loaded.length;
+    if (lo < this.loadedFirst || lo >= loadedEnd) return null;
+    return limitBytes(
+      this.loaded,
+      lo - this.loadedFirst,
+      Math.min(hi, loadedEnd) - this.loadedFirst,
+      maxBytes,
+    );
+  }
+
+  /** Loads [lo, hi) in the background (one load at a time); hooks.onEntriesAvailable after. */
+  startLoad(lo: number, hi: number, maxBytes: number): void {
+    if (this.loadInFlight) return;
+    this.loadInFlight = true;
+    const version = this.layoutVersion;
+    const bytes = Math.max(maxBytes, this.context.loadBytesMin);
+    this.readEntries(lo, hi, bytes).then(
+      (entries) => {
+        this.loadInFlight = false;
+        if (version === this.layoutVersion && entries.length > 0) {
+          this.loaded = entries;
+          this.loadedFirst = lo;
+        }
+        this.hooks.onEntriesAvailable();
+      },
+      (error: unknown) => {
+        this.loadInFlight = false;
+        // Compacted meanwhile: the retry gets the RaftError from entries() itself.
+        if (error instanceof RaftError) this.hooks.onEntriesAvailable();
+        else this.hooks.onFailure(toStorageError(error));
+      },
+    );
+  }
+
+  /** The log was cut from `index` on. */
+  cutFrom(index: number): void {
+    this.layoutVersion++;
+    const loadedEnd = this.loadedFirst + this.loaded.length;
+    if (loadedEnd > index) this.loaded.length = Math.max(0, index - this.loadedFirst);
+  }
+
+  /** Entries below `index` are gone (compaction); `reset`: all of them (a snapshot install). */
+  dropBelow(index: number, reset = false): void {
+    this.layoutVersion++;
+    if (reset) {
+      this.loaded = [];
+      return;
+    }
+    if (this.loadedFirst < index) {
+      this.loaded = this.loaded.slice(Math.min(this.loaded.length, index - this.loadedFirst));
+      this.loadedFirst = index;
+    }
+  }
+
+  // ---- reads by index and by offset ----------------------------------------------------------
+
+  /** Entries in [lo, hi) up to maxBytes (at least one), from the segment files. */
+  async readEntries(lo: number, hi: number, maxBytes: number): Promise<Entry[]> {
+    return this.files.withSegments(async (segments) => {
+      const out: Entry[] = [];
+      let next = lo;
+      let bytesLeft = maxBytes;
+      // Segment after segment until the range or the byte budget is used up.
+      while (next < hi && (out.length === 0 || bytesLeft > 0)) {
+        const segment = findSegmentForIndex(segments, next);
+        if (segment === null) {
+          if (out.length > 0) break;
+          throw new RaftError('Compacted', `entries(${lo}, ${hi}): no segment holds ${next}`);
+        }
+        const bytes = await this.readFrames(
+          segment,
+          segment.positionForIndex(next),
+          Math.max(1, bytesLeft),
+          next,
+        );
+        const before = out.length;
+        for (let at = 0; at < bytes.length; ) {
+          const header = readFrameHeader(bytes, at, bytes.length)!;
+          decodeFrameEntries(bytes, at, header, next, hi, out);
+          at += header.frameBytes;
+        }
+        if (out.length === before) break;
+        for (let i = before; i < out.length; i++) bytesLeft -= entryBytes(out[i]!);
+        next = out[out.length - 1]!.index + 1;
+      }
+      return out.length === 0 ? out : limitBytes(out, 0, out.length, maxBytes);
+    });
+  }
+
+  /** Entries with records from `fromOffset` on, not past maxIndex, up to maxBytes (at least one). */
+  async readRecords(fromOffset: number, maxIndex: number, maxBytes: number): Promise<Entry[]> {
+    return this.files.withSegments(async (segments) => {
+      for (let s = startSegmentForOffset(segments, fromOffset); s < segments.length; s++) {
+        const segment = segments[s]!;
+        if (segment.baseIndex > maxIndex) break;
+        const position = segment.positionForOffset(fromOffset);
+        const bytes = await this.readFrames(segment, position, maxBytes + this.context.indexIntervalBytes, 0);
+        const out = this.recordEntriesOf(bytes, fromOffset, maxIndex, maxBytes);
+        if (out.length > 0) return out;
+      }
+      return [];
+    });
+  }
+
+  /** Reads whole verified frames of `segment` from `position`; throws CorruptRead. */
+  private async readFrames(
+    segment: Segment,
+    position: number,
+    maxBytes: number,
+    skipBelowIndex: number,
+  ): Promise<Uint8Array> {
+    const result = await this.context.executor.read({
+      kind: 'read',
+      path: segment.path,
+      position,
+      endPosition: segment.endPosition,
+      maxBytes,
+      skipBelowIndex,
+    });
+    if (result.corruptAt >= 0) {
+      // The next open must read the files again, and refuse the log there.
+      this.files.forgetIndexes().catch(() => {});
+      throw new StorageError(
+        'CorruptRead',
+        `${segment.path}: frame at byte ${result.corruptAt} fails its CRC`,
+        {
+          file: segment.path,
+          offsetBytes: result.corruptAt,
+        },
+      );
+    }
+    return result.bytes;
+  }
+
+  private recordEntriesOf(
+    bytes: Uint8Array,
+    fromOffset: number,
+    maxIndex: number,
+    maxBytes: number,
+  ): Entry[] {
+    const out: Entry[] = [];
+    let total = 0;
+    let at = 0;
+    while (at < bytes.length) {
+      const header = readFrameHeader(bytes, at, bytes.length)!;
+      const ranges = frameRecordRanges(bytes, at, header);
+      const frameEntries: Entry[] = [];
+      decodeFrameEntries(bytes, at, header, this.hooks.firstIndex(), maxIndex + 1, frameEntries);
+      for (const entry of frameEntries) {
+        const i = entry.index - header.firstIndex;
+        const baseOffset = ranges[2 * i]!;
+        if (baseOffset < 0 || baseOffset + ranges[2 * i + 1]! <= fromOffset) continue;
+        total += entryBytes(entry);
+        if (total > maxBytes && out.length > 0) return out;
+        out.push(entry);
+      }
+      at += header.frameBytes;
+    }
+    return out;
+  }
+
+  // ---- the background scrub ------------------------------------------------------------------
+
+  /**
+   * Reads and verifies `segment` up to `endPosition` (a file the open took from its stored index).
+   * Returns the bytes verified, and the CorruptLog error to fail the log with, if a frame is bad.
+   */
+  async verifySegment(
+    segment: Segment,
+    endPosition: number,
+  ): Promise<{ bytes: number; corruption: StorageError | null }> {
+    return this.files.withSegments(async (segments) => {
+      // Gone (compaction) or cut since: nothing left to verify there.
+      if (!segments.includes(segment) || segment.endPosition < endPosition)
+        return { bytes: 0, corruption: null };
+      const scan = await this.context.executor.scan({
+        kind: 'scan',
+        path: segment.path,
+        baseIndex: segment.baseIndex,
+        indexIntervalBytes: this.context.indexIntervalBytes,
+        indexedSizeBytes: -1,
+        endPosition,
+      });
+      if (scan.corruptAt < 0 || scan.corruptAt >= endPosition)
+        return { bytes: endPosition, corruption: null };
+      await this.files.forgetIndexes();
+      const corruption = new StorageError(
+        'CorruptLog',
+        `${segment.path}: corrupt frame at byte ${scan.corruptAt} (found by the background scrub)`,
+        { file: segment.path, offsetBytes: scan.corruptAt },
+      );
+      return { bytes: endPosition, corruption };
+    });
+  }
+}
+
+function findSegmentForIndex(segments: readonly Segment[], index: number): Segment | null {
+  for (let i = segments.length - 1; i >= 0; i--) {
+    const segment = segments[i]!;
+    if (segment.baseIndex <= index) return segment.lastIndex >= index ? segment : null;
+  }
+  return null;
+}
+
+function startSegmentForOffset(segments: readonly Segment[], offset: number): number {
+  let start = 0;
+  for (let i = 0; i < segments.length; i++) {
+    const first = segments[i]!.firstOffset;
+    if (first >= 0 && first <= offset) start = i;
+  }
+  return start;
+}
+
+function toStorageError(error: unknown): StorageError {
+  if (error instanceof StorageError) return error;
+  assert(!(error instanceof RaftError), 'a RaftError is not an I/O failure');
+  return new StorageError('IoFailed', `read failed: ${String(error)}`, { cause: error });
+}
