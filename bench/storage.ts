@@ -33,7 +33,7 @@ interface Latency {
   samples: number;
 }
 
-/** Single-append latency, and where its I/O ran (see PoolExecutor: a stall sends writes to the pool). */
+/** Single-append latency, and where its I/O ran (see IoExecutor and chooseRoute). */
 interface AppendLatency extends Latency {
   io: IoExecutorStats;
 }
@@ -169,6 +169,7 @@ async function appendLatency(
     smallWriteStalls: ioAfter.smallWriteStalls - ioBefore.smallWriteStalls,
     threadpoolSyncs: ioAfter.threadpoolSyncs - ioBefore.threadpoolSyncs,
     threadpoolWrites: ioAfter.threadpoolWrites - ioBefore.threadpoolWrites,
+    poolTasks: ioAfter.poolTasks - ioBefore.poolTasks,
   };
   return { ...latencyOf(samples), io };
 }
@@ -335,7 +336,7 @@ function printTables(
     console.log(
       `\n${mode}: single append of 100 B, p50 ${l.p50Us} us, p99 ${l.p99Us} us (${l.samples} samples;` +
         ` writes on the event loop ${l.io.smallWrites}, stalls ${l.io.smallWriteStalls},` +
-        ` fdatasyncs on libuv's threadpool ${l.io.threadpoolSyncs}, after writes there ${l.io.threadpoolWrites})`,
+        ` fdatasyncs on libuv's threadpool ${l.io.threadpoolSyncs}, tasks in the pool ${l.io.poolTasks})`,
     );
     const rows = [['partitions', 'batch', 'entry B', 'entries/s', 'MB/s']];
     for (const r of results.filter((x) => x.mode === mode)) {

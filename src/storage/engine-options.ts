@@ -1,7 +1,6 @@
 // The options of a node's storage engine, with their defaults and why they are what they are.
 
 import type { SyncFileSystem } from './file-system.js';
-import { SMALL_WRITE_STALL_WINDOW_MS_DEFAULT } from './io-executor.js';
 import { MEMORY_CHUNK_BYTES_MAX_DEFAULT } from './memory-chunks.js';
 
 export interface StorageEngineOptions {
@@ -51,13 +50,8 @@ export interface StorageEngineOptions {
    * writes"). 0: every write goes through the pool.
    */
   smallWriteBytesMax?: number;
-  /**
-   * A small write that took longer than this (ms) is a stall; a second stall within
-   * smallWriteStallWindowMs of one sends small writes back to the pool for 10 s.
-   */
+  /** A small write on the event loop that took longer than this (ms) is counted as a stall. */
   smallWriteStallMs?: number;
-  /** The window of the rule above, in ms. */
-  smallWriteStallWindowMs?: number;
   /**
    * The background scrub reads segment files that a start took from their stored index, at most
    * this many bytes per second on average (0: off). See scrub.ts.
@@ -66,8 +60,8 @@ export interface StorageEngineOptions {
   /** The scrub starts this long after the engine opened. */
   scrubDelayMs?: number;
   /**
-   * Tests: run every segment I/O in-process on this file system instead of the worker pool (a
-   * fault-injecting layer goes here).
+   * Tests: the file system under the I/O routing, run in-process instead of node:fs and the
+   * worker pool (a fault-injecting layer goes here; the routing is production's).
    */
   fileSystem?: SyncFileSystem;
   /** Where the kernel's boot id is read (tests point it elsewhere). */
@@ -95,7 +89,6 @@ export const DEFAULTS = {
   walDirectBytesMin: 256 * 1024,
   smallWriteBytesMax: 64 * 1024,
   smallWriteStallMs: 5,
-  smallWriteStallWindowMs: SMALL_WRITE_STALL_WINDOW_MS_DEFAULT,
   bootIdPath: '/proc/sys/kernel/random/boot_id',
   // 2 GiB in about a minute: a small share of the disk, and done long before an operator would
   // have noticed the rot through a read.

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { assert } from '../raft/errors.js';
 import { DEFAULTS, type ResolvedOptions, type StorageEngineOptions } from './engine-options.js';
 import { StorageError } from './errors.js';
-import { InlineExecutor, type IoExecutor, type IoExecutorStats, PoolExecutor } from './io-executor.js';
+import { IoExecutor, type IoExecutorStats, inProcessBackend, nodeBackend } from './io-executor.js';
 import { KeyValueArea } from './kv.js';
 import { MemoryAccount } from './memory-chunks.js';
 import { type LogContext, type LogWrite, PartitionLog, type PartitionLogOptions } from './partition-log.js';
@@ -102,14 +102,15 @@ export class StorageEngine {
     assert(resolved.segmentBytesMax >= 1024, 'segmentBytesMax must be at least 1024');
     await fs.mkdir(path.join(resolved.dataDir, 'logs'), { recursive: true });
     const store = new StateStore(resolved.dataDir);
-    const executor: IoExecutor = resolved.fileSystem
-      ? new InlineExecutor(resolved.fileSystem)
-      : new PoolExecutor({
-          threads: resolved.ioThreads,
-          smallWriteBytesMax: resolved.smallWriteBytesMax,
-          smallWriteStallMs: resolved.smallWriteStallMs,
-          smallWriteStallWindowMs: resolved.smallWriteStallWindowMs,
-        });
+    // Tests plug a fault-injecting file system in under the same routing as production.
+    const backend = resolved.fileSystem
+      ? inProcessBackend(resolved.fileSystem)
+      : nodeBackend(resolved.ioThreads);
+    const executor = new IoExecutor(backend, {
+      threads: resolved.ioThreads,
+      smallWriteBytesMax: resolved.smallWriteBytesMax,
+      smallWriteStallMs: resolved.smallWriteStallMs,
+    });
     // Read even with sharedWal off: files of a run that had it on still hold durable writes.
     const recoveredWal = await recoverWal(executor, walDirectory(resolved.dataDir));
     const bootId = await readBootId(resolved.bootIdPath);

@@ -1,12 +1,14 @@
-// Runs I/O tasks off the event loop: a piscina pool in production (small page-cache writes
-// excepted, see smallWriteShape, and the fdatasyncs after one or alone, which go to libuv's
-// threadpool); in-process for tests that put a fault-injecting file system underneath. Write
-// buffers are transferred, except small ones carved from a shared slab, which are copied.
+// Where a task of file I/O runs. Two routes, chosen by chooseRoute: HERE, a small write to an
+// open file copied into the page cache on the event loop (then its fdatasyncs, if any, on libuv's
+// threadpool); or the POOL, a worker thread that runs the whole task. Below the routing sits an
+// IoBackend: node:fs and a piscina pool in production; in tests, a fault-injecting file system
+// run in-process, under the very same routing. Write buffers bound for a worker are transferred,
+// except small ones carved from a shared slab, which are copied.
 
-import { fdatasync, writev } from 'node:fs';
+import { fdatasync } from 'node:fs';
 import { Piscina } from 'piscina';
 import { isSlabBuffer } from './byte-slab.js';
-import { dropPrefix, nodeFileSystem, type SyncFileSystem } from './file-system.js';
+import { nodeFileSystem, type SyncFileSystem } from './file-system.js';
 import {
   type IoStep,
   type IoTask,
@@ -24,28 +26,91 @@ import type { WalScanResult, WalScanTask } from './wal.js';
 
 /** Where tasks ran, for benchmarks and metrics. */
 export interface IoExecutorStats {
-  /** Tasks whose writes ran on the calling thread (small page-cache writes). */
+  /** Tasks whose writes ran on the event loop (the HERE route). */
   smallWrites: number;
-  /** Of those, writes slower than smallWriteStallMs (two within the window: the pool for a while). */
+  /** Of those, writes slower than smallWriteStallMs: the event loop waited on the disk. */
   smallWriteStalls: number;
-  /** fdatasyncs after a small write or alone in their task, run on libuv's threadpool, not the pool. */
+  /** fdatasyncs of the HERE route, run on libuv's threadpool. */
   threadpoolSyncs: number;
-  /** Tasks whose small writes went to libuv's threadpool too (while small writes were off here). */
+  /** Always 0: writes no longer go to libuv's threadpool (kept for the metrics surface). */
   threadpoolWrites: number;
+  /** Step lists that took the POOL route. */
+  poolTasks: number;
 }
 
 function emptyIoStats(): IoExecutorStats {
-  return { smallWrites: 0, smallWriteStalls: 0, threadpoolSyncs: 0, threadpoolWrites: 0 };
+  return { smallWrites: 0, smallWriteStalls: 0, threadpoolSyncs: 0, threadpoolWrites: 0, poolTasks: 0 };
 }
 
-export interface IoExecutor {
-  readonly stats: IoExecutorStats;
-  steps(task: StepsTask): Promise<StepsResult>;
-  read(task: ReadTask): Promise<ReadResult>;
-  scan(task: ScanTask): Promise<ScanResult>;
-  list(directoryPath: string): Promise<string[]>;
-  walScan(task: WalScanTask): Promise<WalScanResult>;
+/** What the routing runs on. */
+export interface IoBackend {
+  /** The file system of the HERE route's writes. */
+  readonly fileSystem: SyncFileSystem;
+  /** fdatasync off the event loop. */
+  syncData(fd: number): Promise<void>;
+  /** Runs a task on a worker (buffers in transferList may be moved there). */
+  runInPool(task: IoTask, transferList: ArrayBuffer[]): Promise<unknown>;
   close(): Promise<void>;
+}
+
+/**
+ * The worker module next to this one. Built (dist/storage/*.js) it is io-worker.js. Run from the
+ * TypeScript sources (vitest, tsx) it is a small .mjs that registers tsx inside the worker first,
+ * because worker threads in Node 20 do not inherit the parent's `--import tsx` hooks.
+ */
+function workerUrl(): string {
+  const here = import.meta.url;
+  const name = here.endsWith('.ts') ? './io-worker-tsx.mjs' : './io-worker.js';
+  return new URL(name, here).href;
+}
+
+/** Production: node:fs, fdatasync on libuv's threadpool, a piscina pool of `threads` workers. */
+export function nodeBackend(threads: number): IoBackend {
+  const pool = new Piscina({
+    filename: workerUrl(),
+    minThreads: threads,
+    maxThreads: threads,
+    idleTimeout: Number.POSITIVE_INFINITY,
+    // No inherited loader flags (tsx, vitest): a worker starts several times faster without them,
+    // and the source-mode bootstrap registers the one loader it needs itself.
+    execArgv: [],
+    // Descriptors are opened in one worker and closed in another (or at engine close): a worker
+    // must never close "its" descriptors on exit, the numbers may belong to someone else by then.
+    trackUnmanagedFds: false,
+    recordTiming: false,
+  });
+  return {
+    fileSystem: nodeFileSystem,
+    syncData: (fd) =>
+      new Promise((resolve, reject) => {
+        fdatasync(fd, (error) => (error === null ? resolve() : reject(error)));
+      }),
+    runInPool: (task, transferList) => pool.run(task, { transferList }),
+    close: () => pool.destroy(),
+  };
+}
+
+/**
+ * Tests: every task runs in-process on `fileSystem` (a fault-injecting layer), one macrotask
+ * later, as a worker's answer would come; the routing above it is production's.
+ */
+export function inProcessBackend(fileSystem: SyncFileSystem): IoBackend {
+  const later = <T>(run: () => T): Promise<T> =>
+    new Promise((resolve, reject) => {
+      setImmediate(() => {
+        try {
+          resolve(run());
+        } catch (error) {
+          reject(error);
+        }
+      });
+    });
+  return {
+    fileSystem,
+    syncData: (fd) => later(() => fileSystem.syncData(fd)),
+    runInPool: (task) => later(() => runIoTask(fileSystem, task)),
+    close: async () => {},
+  };
 }
 
 /**
@@ -76,23 +141,44 @@ function forWorker(task: StepsTask, transferList: ArrayBuffer[]): StepsTask {
   return steps === null ? task : { ...task, steps };
 }
 
-/**
- * The worker module next to this one. Built (dist/storage/*.js) it is io-worker.js. Run from the
- * TypeScript sources (vitest, tsx) it is a small .mjs that registers tsx inside the worker first,
- * because worker threads in Node 20 do not inherit the parent's `--import tsx` hooks.
- */
-function workerUrl(): string {
-  const here = import.meta.url;
-  const name = here.endsWith('.ts') ? './io-worker-tsx.mjs' : './io-worker.js';
-  return new URL(name, here).href;
-}
+/** Bytes of HERE writes per turn of the event loop, at most (about 0.1 ms of copying). */
+const HERE_BYTES_PER_TURN_MAX = 256 * 1024;
 
-/** How long small writes go through the pool once two of them stalled the event loop... */
-const SMALL_WRITES_OFF_MS = 10_000;
-/** ...within this long of each other (a lone stall is more often the process not running). */
-export const SMALL_WRITE_STALL_WINDOW_MS_DEFAULT = 1000;
-/** Bytes of small writes run on the event loop per turn of it, at most (about 0.1 ms of copying). */
-const SMALL_WRITE_BYTES_PER_TURN_MAX = 256 * 1024;
+export type Route = { route: 'here'; writeSteps: number; bytes: number } | { route: 'pool' };
+
+/**
+ * THE routing decision. HERE: positioned writes to files already open, at most
+ * `smallWriteBytesMax` bytes in all and within what is left of this turn's budget, followed by
+ * nothing or only by fdatasyncs of open files (an async-mode append, a sync-mode append's segment
+ * write, a WAL window); or fdatasyncs of open files alone (async mode's flush, a checkpoint).
+ * POOL: anything else (an open, a cut, a truncate, a large write, a read).
+ *
+ * Why HERE: a write into the page cache costs a few microseconds of CPU on the event loop,
+ * against two thread wake-ups and 80 to 140 µs of CPU through a worker; an fdatasync waits on the
+ * device, so it never runs on the event loop, and libuv's threadpool adds no hop that could be
+ * measured where the pool added 0.12x to 0.54x of its time (docs/storage.md, "Writing").
+ */
+export function chooseRoute(
+  task: StepsTask,
+  limits: { smallWriteBytesMax: number; turnBytesLeft: number },
+): Route {
+  const steps = task.steps;
+  if (limits.smallWriteBytesMax === 0 || steps.length === 0) return { route: 'pool' };
+  let writeSteps = 0;
+  let bytes = 0;
+  for (; writeSteps < steps.length; writeSteps++) {
+    const step = steps[writeSteps]!;
+    if (step.kind !== 'write') break;
+    if (step.fd < 0) return { route: 'pool' };
+    for (const buffer of step.buffers) bytes += buffer.byteLength;
+  }
+  if (bytes > limits.smallWriteBytesMax || bytes > limits.turnBytesLeft) return { route: 'pool' };
+  for (let i = writeSteps; i < steps.length; i++) {
+    const step = steps[i]!;
+    if (step.kind !== 'sync' || step.fd < 0) return { route: 'pool' };
+  }
+  return { route: 'here', writeSteps, bytes };
+}
 
 interface PendingSteps {
   task: StepsTask;
@@ -100,62 +186,47 @@ interface PendingSteps {
   reject: (error: Error) => void;
 }
 
-/**
- * The pool. Step lists submitted in one event-loop turn (a driver turn kicks every log it wrote)
- * are sent as at most `threads` combined tasks: one postMessage costs tens of microseconds of
- * event-loop time, so one per log per window would grow with the number of partitions.
- */
-export class PoolExecutor implements IoExecutor {
-  private readonly pool: Piscina;
+export interface IoExecutorOptions {
+  /** Worker threads: step lists of one turn go out as at most this many messages. */
+  threads: number;
+  /** HERE writes are at most this many bytes per task (0: every task goes to the pool). */
+  smallWriteBytesMax?: number;
+  /** A HERE write slower than this (ms) is counted as a stall (a metric: the loop waited). */
+  smallWriteStallMs?: number;
+}
+
+export class IoExecutor {
+  private readonly backend: IoBackend;
   private readonly threads: number;
-  private pending: PendingSteps[] = [];
-  /** Small writes of this turn, run by one microtask (see writeSoon). */
-  private soonWrites: PendingSteps[] = [];
-  private flushScheduled = false;
   private readonly smallWriteBytesMax: number;
   private readonly smallWriteStallMs: number;
-  private readonly smallWriteStallWindowMs: number;
-  /** performance.now() until which small writes go to the pool again (two were slow). */
-  private smallWritesOffUntilMs = 0;
-  /** performance.now() of the last stalled small write. */
-  private lastStallAtMs = Number.NEGATIVE_INFINITY;
-  /** Bytes written on the event loop in this turn of it (reset by a setImmediate). */
-  private smallWriteBytesThisTurn = 0;
+  private pending: PendingSteps[] = [];
+  /** Write-only HERE tasks of this turn, run by one microtask (see writeSoon). */
+  private soonWrites: PendingSteps[] = [];
+  private flushScheduled = false;
+  /** Bytes written HERE in this turn of the event loop (reset by a setImmediate). */
+  private hereBytesThisTurn = 0;
   private turnResetScheduled = false;
   readonly stats: IoExecutorStats = emptyIoStats();
 
-  constructor(options: {
-    threads: number;
-    smallWriteBytesMax?: number;
-    smallWriteStallMs?: number;
-    smallWriteStallWindowMs?: number;
-  }) {
+  constructor(backend: IoBackend, options: IoExecutorOptions) {
+    this.backend = backend;
     this.threads = options.threads;
     this.smallWriteBytesMax = options.smallWriteBytesMax ?? 0;
     this.smallWriteStallMs = options.smallWriteStallMs ?? 5;
-    this.smallWriteStallWindowMs = options.smallWriteStallWindowMs ?? SMALL_WRITE_STALL_WINDOW_MS_DEFAULT;
-    this.pool = new Piscina({
-      filename: workerUrl(),
-      minThreads: options.threads,
-      maxThreads: options.threads,
-      idleTimeout: Number.POSITIVE_INFINITY,
-      // No inherited loader flags (tsx, vitest): a worker starts several times faster without them,
-      // and the source-mode bootstrap registers the one loader it needs itself.
-      execArgv: [],
-      // Descriptors are opened in one worker and closed in another (or at engine close): a worker
-      // must never close "its" descriptors on exit, the numbers may belong to someone else by then.
-      trackUnmanagedFds: false,
-      recordTiming: false,
-    });
   }
 
   steps(task: StepsTask): Promise<StepsResult> {
-    const shape = this.smallWriteShape(task);
-    if (shape !== null) {
-      const inline = this.takeInlineBudget(shape.bytes);
-      if (shape.writes < task.steps.length) return this.writeThenSync(task, shape.writes, inline);
-      if (inline) return this.writeSoon(task);
+    const route = chooseRoute(task, {
+      smallWriteBytesMax: this.smallWriteBytesMax,
+      turnBytesLeft: HERE_BYTES_PER_TURN_MAX - this.hereBytesThisTurn,
+    });
+    if (route.route === 'here') {
+      this.takeTurnBytes(route.bytes);
+      if (route.writeSteps === task.steps.length) return this.writeSoon(task);
+      return this.writeThenSync(task, route.writeSteps);
     }
+    this.stats.poolTasks++;
     return new Promise((resolve, reject) => {
       this.pending.push({ task, resolve, reject });
       if (this.flushScheduled) return;
@@ -164,52 +235,19 @@ export class PoolExecutor implements IoExecutor {
     });
   }
 
-  /**
-   * A task that may skip the pool: positioned writes to open files, of at most smallWriteBytesMax
-   * bytes in all, followed by nothing (what a driver turn hands a log in `async` mode, the segment
-   * half of a `sync` append) or only by fdatasyncs of open files (a WAL window, a lone sync
-   * append); or fdatasyncs of open files alone (async mode's periodic flush, a checkpoint).
-   * Returns how many write steps lead and their bytes; null for any other task.
-   */
-  private smallWriteShape(task: StepsTask): { writes: number; bytes: number } | null {
-    if (this.smallWriteBytesMax === 0) return null;
-    const steps = task.steps;
-    let writes = 0;
-    let bytes = 0;
-    for (; writes < steps.length; writes++) {
-      const step = steps[writes]!;
-      if (step.kind !== 'write') break;
-      if (step.fd < 0) return null;
-      for (const buffer of step.buffers) bytes += buffer.byteLength;
-    }
-    if (steps.length === 0 || bytes > this.smallWriteBytesMax) return null;
-    for (let i = writes; i < steps.length; i++) {
-      const step = steps[i]!;
-      if (step.kind !== 'sync' || step.fd < 0) return null;
-    }
-    return { writes, bytes };
-  }
-
-  /**
-   * Whether `bytes` of small writes may run on the event loop now: not while the stall guard has
-   * them off, and within a budget per turn (a driver turn may write to many logs; past the
-   * budget, the rest of the turn's writes leave the event loop). Takes the bytes from the budget.
-   */
-  private takeInlineBudget(bytes: number): boolean {
-    if (bytes === 0 || performance.now() < this.smallWritesOffUntilMs) return false;
-    if (this.smallWriteBytesThisTurn + bytes > SMALL_WRITE_BYTES_PER_TURN_MAX) return false;
-    this.smallWriteBytesThisTurn += bytes;
+  private takeTurnBytes(bytes: number): void {
+    if (bytes === 0) return;
+    this.hereBytesThisTurn += bytes;
     if (!this.turnResetScheduled) {
       this.turnResetScheduled = true;
       setImmediate(this.resetTurnBudget);
     }
-    return true;
   }
 
   /** Made once: the write path schedules it every pass of the event loop that writes here. */
   private readonly resetTurnBudget = (): void => {
     this.turnResetScheduled = false;
-    this.smallWriteBytesThisTurn = 0;
+    this.hereBytesThisTurn = 0;
   };
 
   /**
@@ -235,30 +273,14 @@ export class PoolExecutor implements IoExecutor {
     });
   }
 
-  /**
-   * The writes, if any, here (`inline`) or on libuv's threadpool (small writes are off here for
-   * now), then the fdatasyncs on libuv's threadpool. Why not the pool: a piscina task is a message
-   * to a worker's JS event loop and one back; on this machine that hop alone added 0.12x to 0.54x
-   * of an fdatasync's own time, libuv's threadpool none that could be measured (docs/storage.md,
-   * "An fdatasync after a small write, or alone in its task"). Nothing is reported durable before
-   * every fdatasync succeeded.
-   */
-  private async writeThenSync(task: StepsTask, writeSteps: number, inline: boolean): Promise<StepsResult> {
-    const writes = task.steps.slice(0, writeSteps);
-    let result: StepsResult = { fds: [], cut: null, syncMs: 0 };
-    if (inline) {
-      result = this.writeHere(writes);
-    } else if (writeSteps > 0) {
-      this.stats.threadpoolWrites++;
-      for (const step of writes) {
-        if (step.kind === 'write') await writeAllOnThreadpool(step.fd, step.buffers, step.position);
-      }
-    }
+  /** The writes here, then the fdatasyncs off the event loop; durable only once all succeeded. */
+  private async writeThenSync(task: StepsTask, writeSteps: number): Promise<StepsResult> {
+    const result = writeSteps > 0 ? this.writeHere(task.steps.slice(0, writeSteps)) : emptyResult();
     const fds = new Set<number>();
     for (const step of task.steps) if (step.kind === 'sync') fds.add(step.fd);
     const startedMs = performance.now();
     const syncs: Promise<void>[] = [];
-    for (const fd of fds) syncs.push(fdatasyncOnThreadpool(fd));
+    for (const fd of fds) syncs.push(this.backend.syncData(fd));
     this.stats.threadpoolSyncs += syncs.length;
     await Promise.all(syncs);
     // Includes the hop back to the event loop: the fsync metric is what a writer waits.
@@ -266,24 +288,11 @@ export class PoolExecutor implements IoExecutor {
     return result;
   }
 
-  /** Runs write steps on this thread; two slow ones within the window turn small writes off a while. */
   private writeHere(steps: readonly IoStep[]): StepsResult {
     const startedMs = performance.now();
-    const result = runSteps(nodeFileSystem, steps);
-    const endedMs = performance.now();
+    const result = runSteps(this.backend.fileSystem, steps);
     this.stats.smallWrites++;
-    if (endedMs - startedMs > this.smallWriteStallMs) {
-      this.stats.smallWriteStalls++;
-      // Dirty-page throttling slows every write while it lasts: the event loop must not keep
-      // paying for it, so small writes go through the pool for a while. But a lone slow write is
-      // mostly the process not running (preempted on 2 busy cores, or this VM pausing every vCPU
-      // 10-30 ms twice a second), and 10 s in the pool then cost a 3-node cluster 30% of its
-      // one-connection throughput. So the second stall within the window turns them off.
-      if (endedMs - this.lastStallAtMs <= this.smallWriteStallWindowMs) {
-        this.smallWritesOffUntilMs = endedMs + SMALL_WRITES_OFF_MS;
-      }
-      this.lastStallAtMs = endedMs;
-    }
+    if (performance.now() - startedMs > this.smallWriteStallMs) this.stats.smallWriteStalls++;
     return result;
   }
 
@@ -291,8 +300,7 @@ export class PoolExecutor implements IoExecutor {
     this.flushScheduled = false;
     const pending = this.pending;
     this.pending = [];
-    // Two tasks share one message: one thread wake-up instead of two (with small writes off, a
-    // lone sync-mode append's segment write lands here beside whatever else the turn queued).
+    // Two tasks share one message: one thread wake-up instead of two.
     const groups = pending.length <= 2 ? 1 : Math.min(this.threads, pending.length);
     for (let g = 0; g < groups; g++) {
       const group: PendingSteps[] = [];
@@ -304,8 +312,7 @@ export class PoolExecutor implements IoExecutor {
   private runGroup(group: PendingSteps[]): void {
     const transferList: ArrayBuffer[] = [];
     const parts = group.map((pending) => forWorker(pending.task, transferList));
-    const task = { kind: 'multi', parts };
-    (this.pool.run(task, { transferList }) as Promise<MultiStepsResult>).then(
+    (this.backend.runInPool({ kind: 'multi', parts }, transferList) as Promise<MultiStepsResult>).then(
       (results) => {
         for (let i = 0; i < group.length; i++) {
           const result = results[i]!;
@@ -320,90 +327,26 @@ export class PoolExecutor implements IoExecutor {
   }
 
   read(task: ReadTask): Promise<ReadResult> {
-    return this.pool.run(task) as Promise<ReadResult>;
+    return this.backend.runInPool(task, []) as Promise<ReadResult>;
   }
 
   scan(task: ScanTask): Promise<ScanResult> {
-    return this.pool.run(task) as Promise<ScanResult>;
+    return this.backend.runInPool(task, []) as Promise<ScanResult>;
   }
 
   list(directoryPath: string): Promise<string[]> {
-    return this.pool.run({ kind: 'list', path: directoryPath }) as Promise<string[]>;
+    return this.backend.runInPool({ kind: 'list', path: directoryPath }, []) as Promise<string[]>;
   }
 
   walScan(task: WalScanTask): Promise<WalScanResult> {
-    return this.pool.run(task) as Promise<WalScanResult>;
+    return this.backend.runInPool(task, []) as Promise<WalScanResult>;
   }
 
-  async close(): Promise<void> {
-    await this.pool.destroy();
+  close(): Promise<void> {
+    return this.backend.close();
   }
 }
 
-/**
- * Runs each task in-process on the given file system, one macrotask later (so callers see the
- * same asynchrony as with the pool). For tests: the fault-injecting file system sits here.
- */
-export class InlineExecutor implements IoExecutor {
-  readonly stats: IoExecutorStats = emptyIoStats();
-  constructor(private readonly fileSystem: SyncFileSystem) {}
-
-  private run<T>(task: IoTask): Promise<T> {
-    return new Promise((resolve, reject) => {
-      setImmediate(() => {
-        try {
-          resolve(runIoTask(this.fileSystem, task) as T);
-        } catch (error) {
-          reject(error);
-        }
-      });
-    });
-  }
-
-  steps(task: StepsTask): Promise<StepsResult> {
-    return this.run(task);
-  }
-
-  read(task: ReadTask): Promise<ReadResult> {
-    return this.run(task);
-  }
-
-  scan(task: ScanTask): Promise<ScanResult> {
-    return this.run(task);
-  }
-
-  list(directoryPath: string): Promise<string[]> {
-    return this.run({ kind: 'list', path: directoryPath });
-  }
-
-  walScan(task: WalScanTask): Promise<WalScanResult> {
-    return this.run(task);
-  }
-
-  async close(): Promise<void> {}
-}
-
-function fdatasyncOnThreadpool(fd: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    fdatasync(fd, (error) => (error === null ? resolve() : reject(error)));
-  });
-}
-
-/** Like SyncFileSystem.writeAll, with each writev on libuv's threadpool. */
-async function writeAllOnThreadpool(fd: number, buffers: Uint8Array[], position: number): Promise<void> {
-  let at = position;
-  let pending: readonly Uint8Array[] = buffers;
-  for (;;) {
-    let total = 0;
-    for (const buffer of pending) total += buffer.length;
-    if (total === 0) return;
-    const written = await new Promise<number>((resolve, reject) => {
-      writev(fd, pending as Uint8Array[], at, (error, bytes) =>
-        error === null ? resolve(bytes) : reject(error),
-      );
-    });
-    if (written === total) return;
-    at += written;
-    pending = dropPrefix(pending, written);
-  }
+function emptyResult(): StepsResult {
+  return { fds: [], cut: null, syncMs: 0 };
 }

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ByteSlab, isSlabBuffer } from '../../src/storage/byte-slab.js';
 import { StorageEngine } from '../../src/storage/index.js';
-import { PoolExecutor } from '../../src/storage/io-executor.js';
+import { IoExecutor, nodeBackend } from '../../src/storage/io-executor.js';
 import { entryProblem, makeEntries, removeDir, TestLog, tempDir } from './helpers.js';
 
 describe('ByteSlab', () => {
@@ -39,9 +39,9 @@ describe('ByteSlab', () => {
   });
 });
 
-describe('PoolExecutor with slab buffers', () => {
+describe('IoExecutor with slab buffers', () => {
   let dir = '';
-  let executor: PoolExecutor | null = null;
+  let executor: IoExecutor | null = null;
 
   afterEach(async () => {
     await executor?.close();
@@ -54,7 +54,7 @@ describe('PoolExecutor with slab buffers', () => {
     const fd = fs.openSync(path.join(dir, 'file'), 'w+');
     try {
       // smallWriteBytesMax 0: every write goes to the pool, as a large or sync-mode write would.
-      executor = new PoolExecutor({ threads: 1, smallWriteBytesMax: 0 });
+      executor = new IoExecutor(nodeBackend(1), { threads: 1, smallWriteBytesMax: 0 });
       const slab = new ByteSlab({ slabBytes: 64, ownBufferBytesMin: 32 });
       const a = slab.take(8).fill(1);
       const b = slab.take(8).fill(2);

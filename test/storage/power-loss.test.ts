@@ -1,5 +1,8 @@
 // Sync mode under simulated power loss: a fault-injecting file layer drops every write that was
 // not fsynced, at seeded random moments; after reopening, every write reported durable is there.
+// The layer sits under the production I/O executor and its routing (`fileSystem: faulty` below:
+// StorageEngine.open puts it under IoExecutor via inProcessBackend), and each run checks that
+// both routes (HERE and POOL) carried its writes.
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { SeededRandom } from '../../src/raft/random.js';
@@ -82,6 +85,7 @@ async function runRounds({ seed, logs, engine: engineOptions }: RoundsOptions): 
     });
   let lostWrites = 0;
   let reportedWrites = 0;
+  const routes = { here: 0, pool: 0, threadpoolSyncs: 0 };
   for (let round = 0; round < ROUNDS; round++) {
     const faulty = new FaultyFileSystem();
     const engine = await StorageEngine.open({ dataDir: dir, fileSystem: faulty, ...engineOptions });
@@ -136,6 +140,10 @@ async function runRounds({ seed, logs, engine: engineOptions }: RoundsOptions): 
     for (let i = 0; i < waitTurns; i++) await new Promise((resolve) => setImmediate(resolve));
     crashed = true;
     faulty.crash();
+    const io = engine.ioStats();
+    routes.here += io.smallWrites;
+    routes.pool += io.poolTasks;
+    routes.threadpoolSyncs += io.threadpoolSyncs;
     await engine.abandon();
     faulty.powerLoss();
     for (const model of models) {
@@ -155,6 +163,10 @@ async function runRounds({ seed, logs, engine: engineOptions }: RoundsOptions): 
   // The rounds must have exercised both outcomes: unsynced writes lost, and durable ones kept.
   expect(lostWrites).toBeGreaterThan(0);
   expect(reportedWrites).toBeGreaterThan(ROUNDS);
+  // ...through both routes of the production executor.
+  expect(routes.here).toBeGreaterThan(0);
+  expect(routes.threadpoolSyncs).toBeGreaterThan(0);
+  expect(routes.pool).toBeGreaterThan(0);
 }
 
 describe('sync mode under power loss', () => {

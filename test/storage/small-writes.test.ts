@@ -1,17 +1,25 @@
-// Small positioned writes run on the event loop (a copy into the page cache), an fdatasync that
-// follows them or stands alone on libuv's threadpool, everything else in the pool; a per-turn
-// budget and a stall guard keep the event loop from paying for the disk.
+// The two routes of the I/O executor, each decided by chooseRoute: HERE (small positioned writes
+// copied into the page cache on the event loop, then their fdatasyncs on libuv's threadpool) and
+// the POOL (everything else). A per-turn budget bounds what the event loop writes.
 
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { PoolExecutor } from '../../src/storage/io-executor.js';
-import type { StepsTask } from '../../src/storage/io-ops.js';
+import { chooseRoute, IoExecutor, nodeBackend } from '../../src/storage/io-executor.js';
+import type { IoStep, StepsTask } from '../../src/storage/io-ops.js';
 
 let dir = '';
 let fd = -1;
-let executor: PoolExecutor | null = null;
+let executor: IoExecutor | null = null;
+
+function makeExecutor(options: {
+  threads: number;
+  smallWriteBytesMax?: number;
+  smallWriteStallMs?: number;
+}): IoExecutor {
+  return new IoExecutor(nodeBackend(options.threads), options);
+}
 
 beforeEach(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'raftlog-small-writes-'));
@@ -36,9 +44,49 @@ function fileBytes(): Buffer {
   return fs.readFileSync(path.join(dir, 'file'));
 }
 
-describe('PoolExecutor small writes', () => {
+describe('chooseRoute: one decision, two routes', () => {
+  const limits = { smallWriteBytesMax: 1024, turnBytesLeft: 256 * 1024 };
+  const write = (bytes: number, fd = 5): IoStep => ({
+    kind: 'write',
+    fd,
+    position: 0,
+    buffers: [new Uint8Array(bytes)],
+  });
+  const sync: IoStep = { kind: 'sync', fd: 5 };
+  const task = (...steps: IoStep[]): StepsTask => ({ kind: 'steps', steps });
+
+  it('HERE: small writes to open files, then nothing or only fdatasyncs; or fdatasyncs alone', () => {
+    expect(chooseRoute(task(write(100), write(24)), limits)).toEqual({
+      route: 'here',
+      writeSteps: 2,
+      bytes: 124,
+    });
+    const walWindow = task(write(1024), sync);
+    expect(chooseRoute(walWindow, limits)).toEqual({ route: 'here', writeSteps: 1, bytes: 1024 });
+    const flush = task(sync);
+    expect(chooseRoute(flush, limits)).toEqual({ route: 'here', writeSteps: 0, bytes: 0 });
+  });
+
+  it('POOL: large writes, past the turn budget, opens, closes, cuts, or the route turned off', () => {
+    expect(chooseRoute(task(write(1025)), limits)).toEqual({ route: 'pool' });
+    expect(chooseRoute(task(write(100)), { ...limits, turnBytesLeft: 99 })).toEqual({
+      route: 'pool',
+    });
+    const opens = task({ kind: 'open', path: 'x', slot: 0 }, write(10, -1));
+    expect(chooseRoute(opens, limits)).toEqual({ route: 'pool' });
+    const closes = task(write(10), { kind: 'close', fd: 5 });
+    expect(chooseRoute(closes, limits)).toEqual({ route: 'pool' });
+    const writeAfterSync = task(sync, write(10));
+    expect(chooseRoute(writeAfterSync, limits)).toEqual({ route: 'pool' });
+    expect(chooseRoute(task(write(10)), { ...limits, smallWriteBytesMax: 0 })).toEqual({
+      route: 'pool',
+    });
+  });
+});
+
+describe('IoExecutor on node:fs and the pool', () => {
   it('writes a small task on the calling thread, one microtask later', async () => {
-    executor = new PoolExecutor({ threads: 1, smallWriteBytesMax: 1024 });
+    executor = makeExecutor({ threads: 1, smallWriteBytesMax: 1024 });
     const done = executor.steps(writeTask(0, 100, 7));
     expect(fileBytes().length).toBe(0);
     await Promise.resolve();
@@ -50,7 +98,7 @@ describe('PoolExecutor small writes', () => {
   });
 
   it('sends larger writes, and any task that opens or closes, to the pool', async () => {
-    executor = new PoolExecutor({ threads: 1, smallWriteBytesMax: 1024 });
+    executor = makeExecutor({ threads: 1, smallWriteBytesMax: 1024 });
     const large = executor.steps(writeTask(0, 2048, 1));
     expect(fileBytes().length).toBe(0);
     await large;
@@ -71,11 +119,23 @@ describe('PoolExecutor small writes', () => {
       smallWriteStalls: 0,
       threadpoolSyncs: 0,
       threadpoolWrites: 0,
+      poolTasks: 2,
     });
   });
 
+  it('counts a write here slower than smallWriteStallMs as a stall, and keeps writing here', async () => {
+    // A threshold no write can meet: every one counts as a stall; the route does not change.
+    executor = makeExecutor({ threads: 1, smallWriteBytesMax: 1024, smallWriteStallMs: -1 });
+    await executor.steps(writeTask(0, 10, 1));
+    await executor.steps(writeTask(10, 10, 2));
+    await executor.steps(writeTask(20, 10, 3));
+    expect(executor.stats.smallWrites).toBe(3);
+    expect(executor.stats.smallWriteStalls).toBe(3);
+    expect(fileBytes().length).toBe(30);
+  });
+
   it('writes a small task that then syncs here, and runs its fdatasync on the threadpool', async () => {
-    executor = new PoolExecutor({ threads: 1, smallWriteBytesMax: 1024 });
+    executor = makeExecutor({ threads: 1, smallWriteBytesMax: 1024 });
     const task = writeTask(0, 10, 2);
     task.steps.push({ kind: 'sync', fd });
     const done = executor.steps(task);
@@ -87,11 +147,12 @@ describe('PoolExecutor small writes', () => {
       smallWriteStalls: 0,
       threadpoolSyncs: 1,
       threadpoolWrites: 0,
+      poolTasks: 0,
     });
   });
 
   it('runs a task of fdatasyncs alone (the async-mode flush) on the threadpool', async () => {
-    executor = new PoolExecutor({ threads: 1, smallWriteBytesMax: 1024 });
+    executor = makeExecutor({ threads: 1, smallWriteBytesMax: 1024 });
     fs.writeSync(fd, Buffer.alloc(10, 4), 0, 10, 0);
     const result = await executor.steps({ kind: 'steps', steps: [{ kind: 'sync', fd }] });
     expect(result.syncMs).toBeGreaterThan(0);
@@ -100,6 +161,7 @@ describe('PoolExecutor small writes', () => {
       smallWriteStalls: 0,
       threadpoolSyncs: 1,
       threadpoolWrites: 0,
+      poolTasks: 0,
     });
     await expect(executor.steps({ kind: 'steps', steps: [{ kind: 'sync', fd: 1_000_000 }] })).rejects.toThrow(
       /EBADF/,
@@ -107,7 +169,7 @@ describe('PoolExecutor small writes', () => {
   });
 
   it('rejects when the fdatasync after a small write fails', async () => {
-    executor = new PoolExecutor({ threads: 1, smallWriteBytesMax: 1024 });
+    executor = makeExecutor({ threads: 1, smallWriteBytesMax: 1024 });
     const task = writeTask(0, 10, 3);
     task.steps.push({ kind: 'sync', fd: 1_000_000 });
     await expect(executor.steps(task)).rejects.toThrow(/EBADF/);
@@ -115,7 +177,7 @@ describe('PoolExecutor small writes', () => {
   });
 
   it('stops at a budget of bytes per event-loop turn, and starts again on the next turn', async () => {
-    executor = new PoolExecutor({ threads: 2, smallWriteBytesMax: 64 * 1024 });
+    executor = makeExecutor({ threads: 2, smallWriteBytesMax: 64 * 1024 });
     const writes: Promise<unknown>[] = [];
     // 8 x 64 KiB in one turn: the budget (256 KiB) takes the first 4, the pool the rest.
     for (let i = 0; i < 8; i++) writes.push(executor.steps(writeTask(i * 65536, 65536, i + 1)));
@@ -130,68 +192,8 @@ describe('PoolExecutor small writes', () => {
     expect(bytes[8 * 65536]).toBe(9);
   });
 
-  it('sends small writes to the pool for a while after two stalled the event loop within a second', async () => {
-    // A threshold no write can meet: every one counts as a stall.
-    executor = new PoolExecutor({ threads: 1, smallWriteBytesMax: 1024, smallWriteStallMs: -1 });
-    await executor.steps(writeTask(0, 10, 1));
-    await executor.steps(writeTask(10, 10, 2));
-    expect(executor.stats).toEqual({
-      smallWrites: 2,
-      smallWriteStalls: 2,
-      threadpoolSyncs: 0,
-      threadpoolWrites: 0,
-    });
-    const next = executor.steps(writeTask(20, 10, 3));
-    await Promise.resolve();
-    expect(fileBytes().length).toBe(20);
-    await next;
-    expect(executor.stats.smallWrites).toBe(2);
-    expect(fileBytes().length).toBe(30);
-  });
-
-  it('keeps small writes here after a lone stall (the window passed before the next one)', async () => {
-    executor = new PoolExecutor({
-      threads: 1,
-      smallWriteBytesMax: 1024,
-      smallWriteStallMs: -1,
-      smallWriteStallWindowMs: 200,
-    });
-    await executor.steps(writeTask(0, 10, 1));
-    const startedMs = performance.now();
-    // Wait out the window on the clock itself (bounded: 200 ms plus a timer's slack).
-    while (performance.now() - startedMs <= 210) await new Promise((resolve) => setTimeout(resolve, 10));
-    const lone = executor.steps(writeTask(10, 10, 2));
-    await Promise.resolve();
-    expect(fileBytes().length).toBe(20); // still written on this thread
-    await lone;
-    expect(executor.stats.smallWrites).toBe(2);
-    expect(executor.stats.smallWriteStalls).toBe(2);
-    // That one and the next are within the window: small writes go to the pool now.
-    await executor.steps(writeTask(20, 10, 3));
-    await executor.steps(writeTask(30, 10, 4));
-    expect(executor.stats.smallWrites).toBe(3);
-    expect(fileBytes().length).toBe(40);
-  });
-
-  it('while small writes are off here, a small write that then syncs goes to the threadpool whole', async () => {
-    executor = new PoolExecutor({ threads: 1, smallWriteBytesMax: 1024, smallWriteStallMs: -1 });
-    await executor.steps(writeTask(0, 10, 1));
-    await executor.steps(writeTask(10, 10, 1));
-    const task = writeTask(20, 10, 2);
-    task.steps.push({ kind: 'sync', fd });
-    // Not written on this thread (two stalls turned that off): counted as a threadpool write below.
-    await executor.steps(task);
-    expect(fileBytes().subarray(20)).toEqual(Buffer.alloc(10, 2));
-    expect(executor.stats).toEqual({
-      smallWrites: 2,
-      smallWriteStalls: 2,
-      threadpoolSyncs: 1,
-      threadpoolWrites: 1,
-    });
-  });
-
   it('with smallWriteBytesMax 0, every write and fdatasync goes through the pool', async () => {
-    executor = new PoolExecutor({ threads: 1 });
+    executor = makeExecutor({ threads: 1 });
     await executor.steps(writeTask(0, 10, 1));
     await executor.steps({ kind: 'steps', steps: [{ kind: 'sync', fd }] });
     expect(executor.stats.smallWrites).toBe(0);
@@ -199,7 +201,7 @@ describe('PoolExecutor small writes', () => {
   });
 
   it('rejects a small write that fails, like a pool task would', async () => {
-    executor = new PoolExecutor({ threads: 1, smallWriteBytesMax: 1024 });
+    executor = makeExecutor({ threads: 1, smallWriteBytesMax: 1024 });
     // Far above any descriptor this process has open (a closed one could be reused meanwhile).
     const task: StepsTask = {
       kind: 'steps',
