@@ -11,15 +11,10 @@ const FILE_LINES_MAX = 500;
 const CHECKED_DIRS = ['storage', 'broker', 'api'];
 
 /**
- * Files over the bound today, in src/storage only; src/broker and src/api have none. Each is to be
- * split, then removed from here (the second test below insists on it).
+ * Files allowed over the bound while they wait to be split, in src/storage only: none today. An
+ * entry must still be oversize (the second test below insists on it).
  */
-const OVERSIZE_ALLOWED: ReadonlyMap<string, string> = new Map([
-  // The core's synchronous LogStorage, write submission, and async reads by index and by offset.
-  ['src/storage/partition-log.ts', 'to split: the core-facing storage apart from the async reads'],
-  // One log's I/O queue: group commit, the WAL in sync mode, segment cuts and their readers.
-  ['src/storage/log-writer.ts', 'to split: the task chain apart from the segment list and cuts'],
-]);
+const OVERSIZE_ALLOWED: ReadonlyMap<string, string> = new Map<string, string>([]);
 
 function linesOf(file: string): number {
   const text = readFileSync(file, 'utf8');
