@@ -1,5 +1,5 @@
 // JSON schemas of the routes: they validate input, serialize output (fast-json-stringify), and
-// generate the OpenAPI document. Shapes follow ../shared/API.md and src/wire/types.ts.
+// generate the OpenAPI document. Shapes follow docs/api.md and src/wire/types.ts.
 
 import { FETCH_LIMIT_MAX } from '../wire/types.js';
 

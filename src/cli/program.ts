@@ -1,4 +1,4 @@
-// The commander program: every command and flag of the contract (../shared/API.md), wired to the
+// The commander program: every command and flag of the contract (docs/cli.md), wired to the
 // command functions. runCli(argv, io) is the whole CLI as a function returning the exit code, so
 // tests and end-to-end suites can run it in-process.
 

@@ -1,4 +1,4 @@
-// Raftlog: the SDK's entry point. One method per route of the client contract (../shared/API.md),
+// Raftlog: the SDK's entry point. One method per route of the client contract (docs/api.md),
 // over one connection pool per node, routed by what the client knows of the cluster (router.ts):
 // produce to the partition leader, fetches to a replica, the rest to any node. Each request is
 // retried where the contract makes that safe (see `execute`). Producer and Consumer build on it.
@@ -66,7 +66,7 @@ export interface FetchCallOptions extends CallOptions {
   readFrom?: ReadFrom;
 }
 
-/** A fenced commit names the member and its generation (API.md v1.1); without, a plain one. */
+/** A fenced commit names the member and its generation (docs/api.md); without, a plain one. */
 export interface CommitOffsetsOptions extends CallOptions {
   memberId?: string;
   generation?: number;

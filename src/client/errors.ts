@@ -20,7 +20,7 @@ export type ClientErrorCode =
   | 'INVALID_JSON';
 
 /**
- * The codes of group membership (API.md v1.1; also in ErrorCode), for callers that branch on
+ * The codes of group membership (docs/api.md; also in ErrorCode), for callers that branch on
  * them: a member that no longer exists (expired or left: join again), and a fenced commit of an
  * old generation or of a partition the member does not own.
  */

@@ -1,4 +1,4 @@
-// One consumer's membership of a consumer group (API.md v1.1, "Consumer groups with membership"):
+// One consumer's membership of a consumer group (docs/api.md, "Consumer groups with membership"):
 // join, heartbeat in the background, apply each new assignment through the consumer (revoke,
 // commit, assign), rejoin when the member is unknown or its session lapsed, leave on close.
 //

@@ -1,4 +1,4 @@
-// The JSON shapes of the HTTP contract (../shared/API.md), shared by the API routes, the SDK and
+// The JSON shapes of the HTTP contract (docs/api.md), shared by the API routes, the SDK and
 // the CLI. Only types and constants: nothing here runs.
 
 export type PersistenceMode = 'sync' | 'async' | 'memory';

@@ -1,5 +1,5 @@
 // No import cycle in src/ at run time: a cycle makes module load order matter (a class used before
-// its module finished loading is undefined) and tangles the layers of ARCHITECTURE.md. Type-only
+// its module finished loading is undefined) and tangles the layers of docs/architecture.md. Type-only
 // imports are erased by the compiler and may point either way.
 
 import { describe, expect, it } from 'vitest';

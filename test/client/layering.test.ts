@@ -1,5 +1,5 @@
 // The SDK ships to users on its own. Two guards: src/client/ may import only itself, src/wire/,
-// node: built-ins and undici (ARCHITECTURE.md, "Layers"); and the package as built, imported by
+// node: built-ins and undici (docs/architecture.md, "Layers"); and the package as built, imported by
 // its name in a fresh process, loads no server code: no lmdb, piscina, fastify, pino, nothing of
 // dist/api, broker, storage, raft, transport or cli. A resolve hook logs every module the import
 // asks for, and require.cache shows every CommonJS module loaded; a control run of

@@ -1,7 +1,7 @@
 // The consumer-group protocol as the rest of the broker and the API see it: its bounds, its
 // commands, and what a member is told and an admin is shown. membership.ts applies it.
 
-/** Session timeouts a member may ask for (API.md: 1,000 to 300,000 ms). */
+/** Session timeouts a member may ask for (docs/api.md: 1,000 to 300,000 ms). */
 export const SESSION_TIMEOUT_MS_MIN = 1000;
 export const SESSION_TIMEOUT_MS_MAX = 300_000;
 /** While a member has a partition to let go of or to receive, it is asked to heartbeat this often. */
