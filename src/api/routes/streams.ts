@@ -106,9 +106,15 @@ async function pump(source: Source, writer: StreamWriter): Promise<void> {
   }
 }
 
+/** The streams this app is writing, and whether it has begun to close. */
+interface OpenStreams {
+  writers: Set<StreamWriter>;
+  closing: boolean;
+}
+
 async function handleStream(
   context: ApiContext,
-  open: Set<StreamWriter>,
+  streams: OpenStreams,
   request: FastifyRequest<{ Params: { topic: string; partition?: number }; Querystring: StreamQuery }>,
   reply: FastifyReply,
 ): Promise<void> {
@@ -117,13 +123,19 @@ async function handleStream(
   if (partition !== undefined) placementOf(topic, partition);
   const partitions = partition !== undefined ? [partition] : topic.partitions.map((_, i) => i);
   const sources = await openSources(context, request, topic, partitions);
+  if (streams.closing) {
+    // The app began to close while the sources opened (a relay waits for another node): a
+    // stream started now would never be ended, and would hold the close forever.
+    for (const source of sources) if (source.kind === 'relay') source.body.destroy();
+    throw new BrokerError('BUSY', `node ${context.broker.nodeId} is shutting down; retry on another node`);
+  }
   const writer = new StreamWriter(
     reply.raw,
     formatOf(request.headers.accept),
     request.query.encoding ?? 'utf8',
   );
   reply.hijack();
-  open.add(writer);
+  streams.writers.add(writer);
   writer.open(context.broker.nodeId);
   const pumps = sources.map((source) => pump(source, writer));
   // The others stop on their own once the writer closes; their late failures mean nothing.
@@ -138,17 +150,19 @@ async function handleStream(
     // Headers are gone: cutting the connection is how the reader learns the stream broke.
     reply.raw.destroy();
   } finally {
-    open.delete(writer);
+    streams.writers.delete(writer);
   }
 }
 
 export function streamRoutes(context: ApiContext): FastifyPluginAsync {
   return async (app: FastifyInstance) => {
-    const open = new Set<StreamWriter>();
-    // Open streams would keep the server's close waiting forever: end them first.
+    const streams: OpenStreams = { writers: new Set(), closing: false };
+    // Open streams would keep the server's close waiting forever: end them first, and refuse
+    // the ones still opening their sources.
     app.addHook('preClose', (done) => {
-      for (const writer of open) writer.endForShutdown();
-      open.clear();
+      streams.closing = true;
+      for (const writer of streams.writers) writer.endForShutdown();
+      streams.writers.clear();
       done();
     });
     const response = { 200: { description: 'application/x-ndjson or text/event-stream' } };
@@ -164,7 +178,7 @@ export function streamRoutes(context: ApiContext): FastifyPluginAsync {
           response: { ...response, ...errorResponses(400, 404, 416, 503) },
         },
       },
-      (request, reply) => handleStream(context, open, request, reply),
+      (request, reply) => handleStream(context, streams, request, reply),
     );
 
     app.get<{ Params: { topic: string }; Querystring: StreamQuery }>(
@@ -177,7 +191,7 @@ export function streamRoutes(context: ApiContext): FastifyPluginAsync {
           response: { ...response, ...errorResponses(400, 404, 416, 503) },
         },
       },
-      (request, reply) => handleStream(context, open, request, reply),
+      (request, reply) => handleStream(context, streams, request, reply),
     );
   };
 }
