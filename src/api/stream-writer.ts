@@ -6,7 +6,7 @@ import type { ServerResponse } from 'node:http';
 import type { StoredRecord } from '../broker/facade.js';
 import type { Encoding } from '../wire/types.js';
 import { NDJSON_CONTENT_TYPE, NODE_HEADER } from '../wire/types.js';
-import { encodeRecord } from './record-json.js';
+import { JsonBytesWriter } from './fetch-json.js';
 
 export type StreamFormat = 'ndjson' | 'sse';
 
@@ -59,12 +59,14 @@ export class StreamWriter {
 
   /** Writes one chunk of records of `partition`; false when the socket buffer is full. */
   writeRecords(records: readonly StoredRecord[], partition: number): boolean {
-    let text = '';
+    if (records.length === 0) return !this.closed;
+    const writer = new JsonBytesWriter(records.length * 256);
     for (const record of records) {
-      const line = JSON.stringify(encodeRecord(record, this.encoding, partition));
-      text += this.format === 'sse' ? `id: ${partition}:${record.offset}\ndata: ${line}\n\n` : `${line}\n`;
+      if (this.format === 'sse') writer.ascii(`id: ${partition}:${record.offset}\ndata: `);
+      writer.streamRecord(record, this.encoding, partition);
+      writer.ascii(this.format === 'sse' ? '\n\n' : '\n');
     }
-    return this.write(text);
+    return this.write(writer.bytes());
   }
 
   /** Writes one record already in its NDJSON form (relayed from another node). */
@@ -107,7 +109,7 @@ export class StreamWriter {
     setTimeout(() => socket.destroy(), STREAM_CLOSE_GRACE_MS).unref();
   }
 
-  private write(text: string): boolean {
+  private write(text: string | Buffer): boolean {
     if (this.closed || text.length === 0) return !this.closed;
     return this.response.write(text);
   }

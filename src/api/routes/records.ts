@@ -12,15 +12,15 @@ import {
   DEFAULT_FETCH_MAX_BYTES,
   DEFAULT_PRODUCE_TIMEOUT_MS,
   type Encoding,
-  type FetchResponse,
   type ProduceRecord,
   type ProduceRequest,
   type ProduceResponse,
 } from '../../wire/types.js';
 import type { ApiContext } from '../context.js';
+import { fetchAnswerJson } from '../fetch-json.js';
 import { ask, hopsOf, leaderOrReplicaOf, partitionLeaderOf, relayTo, SERVED_BY_HEADER } from '../forward.js';
 import { parseOffset, placementOf, topicMeta } from '../params.js';
-import { decodeRecord, encodeRecord } from '../record-json.js';
+import { decodeRecord } from '../record-json.js';
 import {
   errorResponses,
   fetchQuerySchema,
@@ -30,6 +30,9 @@ import {
   produceResponseSchema,
   topicParamsSchema,
 } from '../schemas.js';
+
+/** What fastify itself names a JSON body. */
+const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
 
 interface PartitionShare {
   partition: number;
@@ -144,7 +147,7 @@ async function handleFetch(
   context: ApiContext,
   request: FastifyRequest<{ Params: { topic: string; partition: number }; Querystring: FetchQuery }>,
   reply: FastifyReply,
-): Promise<FetchResponse | FastifyReply> {
+): Promise<FastifyReply> {
   const { broker } = context;
   const { topic: name, partition } = request.params;
   const placement = placementOf(await topicMeta(broker, name), partition);
@@ -167,12 +170,9 @@ async function handleFetch(
     },
     abort.signal,
   );
-  return {
-    records: result.records.map((r) => encodeRecord(r, encoding)),
-    nextOffset: result.nextOffset,
-    highWatermark: result.highWatermark,
-    logStartOffset: result.logStartOffset,
-  };
+  // The body is written as text from the stored bytes (fetch-json.ts): an object per record and
+  // the schema's serializer cost the node microseconds per record. The schema stays, for the docs.
+  return reply.type(JSON_CONTENT_TYPE).send(fetchAnswerJson(result, encoding));
 }
 
 export function recordRoutes(context: ApiContext): FastifyPluginAsync {
