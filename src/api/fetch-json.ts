@@ -37,7 +37,7 @@ const LOW_DIGITS_SPAN = 10 ** LOW_DIGITS;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point.
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
 
-/** `text` as a JSON string; most header values need no escape and skip JSON.stringify. */
+/** `text` as a JSON string; text with nothing to escape skips JSON.stringify. */
 function jsonString(text: string): string {
   return NEEDS_ESCAPE.test(text) ? JSON.stringify(text) : `"${text}"`;
 }
