@@ -143,10 +143,6 @@ function forWorker(task: StepsTask, transferList: ArrayBuffer[]): StepsTask {
 
 /** Bytes of HERE writes per turn of the event loop, at most (about 0.1 ms of copying). */
 const HERE_BYTES_PER_TURN_MAX = 256 * 1024;
-/** Two HERE writes slower than smallWriteStallMs within this long of each other... */
-const STALL_WINDOW_MS = 1000;
-/** ...send every task to the POOL for this long. */
-const HERE_OFF_AFTER_STALLS_MS = 10_000;
 
 export type Route = { route: 'here'; writeSteps: number; bytes: number } | { route: 'pool' };
 
@@ -155,13 +151,7 @@ export type Route = { route: 'here'; writeSteps: number; bytes: number } | { rou
  * `smallWriteBytesMax` bytes in all and within what is left of this turn's budget, followed by
  * nothing or only by fdatasyncs of open files (an async-mode append, a sync-mode append's segment
  * write, a WAL window); or fdatasyncs of open files alone (async mode's flush, a checkpoint).
- * POOL: anything else (an open, a cut, a truncate, a large write, a read), and every task while
- * `hereOff`: two HERE writes that each took over smallWriteStallMs within STALL_WINDOW_MS turn the
- * HERE route off for HERE_OFF_AFTER_STALLS_MS. Dirty-page throttling or a loaded machine makes
- * every write slow while it lasts, and then the event loop must not keep paying for it (without
- * the rule, 64-connection produce throughput was 9% lower than main's in the median of 6 A/B
- * pairs, 2026-12-06, load average 4 to 17); a lone slow write is mostly the process not running
- * (preempted, or the VM pausing), so one is not enough.
+ * POOL: anything else (an open, a cut, a truncate, a large write, a read).
  *
  * Why HERE: a write into the page cache costs a few microseconds of CPU on the event loop,
  * against two thread wake-ups and 80 to 140 µs of CPU through a worker; an fdatasync waits on the
@@ -170,10 +160,10 @@ export type Route = { route: 'here'; writeSteps: number; bytes: number } | { rou
  */
 export function chooseRoute(
   task: StepsTask,
-  limits: { smallWriteBytesMax: number; turnBytesLeft: number; hereOff: boolean },
+  limits: { smallWriteBytesMax: number; turnBytesLeft: number },
 ): Route {
   const steps = task.steps;
-  if (limits.smallWriteBytesMax === 0 || limits.hereOff || steps.length === 0) return { route: 'pool' };
+  if (limits.smallWriteBytesMax === 0 || steps.length === 0) return { route: 'pool' };
   let writeSteps = 0;
   let bytes = 0;
   for (; writeSteps < steps.length; writeSteps++) {
@@ -201,7 +191,7 @@ export interface IoExecutorOptions {
   threads: number;
   /** HERE writes are at most this many bytes per task (0: every task goes to the pool). */
   smallWriteBytesMax?: number;
-  /** A HERE write slower than this (ms) is a stall; two within a second turn HERE off a while. */
+  /** A HERE write slower than this (ms) is counted as a stall (a metric: the loop waited). */
   smallWriteStallMs?: number;
 }
 
@@ -217,9 +207,6 @@ export class IoExecutor {
   /** Bytes written HERE in this turn of the event loop (reset by a setImmediate). */
   private hereBytesThisTurn = 0;
   private turnResetScheduled = false;
-  /** performance.now() of the last stalled HERE write, and until when HERE is off. */
-  private lastStallAtMs = Number.NEGATIVE_INFINITY;
-  private hereOffUntilMs = 0;
   readonly stats: IoExecutorStats = emptyIoStats();
 
   constructor(backend: IoBackend, options: IoExecutorOptions) {
@@ -233,7 +220,6 @@ export class IoExecutor {
     const route = chooseRoute(task, {
       smallWriteBytesMax: this.smallWriteBytesMax,
       turnBytesLeft: HERE_BYTES_PER_TURN_MAX - this.hereBytesThisTurn,
-      hereOff: this.hereOffUntilMs > 0 && performance.now() < this.hereOffUntilMs,
     });
     if (route.route === 'here') {
       this.takeTurnBytes(route.bytes);
@@ -305,14 +291,8 @@ export class IoExecutor {
   private writeHere(steps: readonly IoStep[]): StepsResult {
     const startedMs = performance.now();
     const result = runSteps(this.backend.fileSystem, steps);
-    const endedMs = performance.now();
     this.stats.smallWrites++;
-    if (endedMs - startedMs > this.smallWriteStallMs) {
-      this.stats.smallWriteStalls++;
-      if (endedMs - this.lastStallAtMs <= STALL_WINDOW_MS)
-        this.hereOffUntilMs = endedMs + HERE_OFF_AFTER_STALLS_MS;
-      this.lastStallAtMs = endedMs;
-    }
+    if (performance.now() - startedMs > this.smallWriteStallMs) this.stats.smallWriteStalls++;
     return result;
   }
 

@@ -45,7 +45,7 @@ function fileBytes(): Buffer {
 }
 
 describe('chooseRoute: one decision, two routes', () => {
-  const limits = { smallWriteBytesMax: 1024, turnBytesLeft: 256 * 1024, hereOff: false };
+  const limits = { smallWriteBytesMax: 1024, turnBytesLeft: 256 * 1024 };
   const write = (bytes: number, fd = 5): IoStep => ({
     kind: 'write',
     fd,
@@ -67,8 +67,7 @@ describe('chooseRoute: one decision, two routes', () => {
     expect(chooseRoute(flush, limits)).toEqual({ route: 'here', writeSteps: 0, bytes: 0 });
   });
 
-  it('POOL: large writes, past the turn budget, opens, closes, cuts, HERE off after stalls, or turned off', () => {
-    expect(chooseRoute(task(write(10)), { ...limits, hereOff: true })).toEqual({ route: 'pool' });
+  it('POOL: large writes, past the turn budget, opens, closes, cuts, or the route turned off', () => {
     expect(chooseRoute(task(write(1025)), limits)).toEqual({ route: 'pool' });
     expect(chooseRoute(task(write(100)), { ...limits, turnBytesLeft: 99 })).toEqual({
       route: 'pool',
@@ -124,18 +123,15 @@ describe('IoExecutor on node:fs and the pool', () => {
     });
   });
 
-  it('sends every task to the pool for a while after two writes here stalled within a second', async () => {
-    // A threshold no write can meet: every one counts as a stall.
+  it('counts a write here slower than smallWriteStallMs as a stall, and keeps writing here', async () => {
+    // A threshold no write can meet: every one counts as a stall; the route does not change.
     executor = makeExecutor({ threads: 1, smallWriteBytesMax: 1024, smallWriteStallMs: -1 });
     await executor.steps(writeTask(0, 10, 1));
     await executor.steps(writeTask(10, 10, 2));
-    expect(executor.stats.smallWriteStalls).toBe(2);
-    const task = writeTask(20, 10, 3);
-    task.steps.push({ kind: 'sync', fd });
-    await executor.steps(task);
-    expect(executor.stats.smallWrites).toBe(2);
-    expect(executor.stats.poolTasks).toBe(1);
-    expect(fileBytes().subarray(20)).toEqual(Buffer.alloc(10, 3));
+    await executor.steps(writeTask(20, 10, 3));
+    expect(executor.stats.smallWrites).toBe(3);
+    expect(executor.stats.smallWriteStalls).toBe(3);
+    expect(fileBytes().length).toBe(30);
   });
 
   it('writes a small task that then syncs here, and runs its fdatasync on the threadpool', async () => {
