@@ -92,7 +92,12 @@ beforeAll(async () => {
 }, 30_000);
 
 afterAll(async () => {
-  for (const app of apps.values()) await app.close();
+  // As the server's shutdown does (api/server.ts): a test's client that stopped reading a stream
+  // would otherwise keep its connection busy, and close would wait for it.
+  for (const app of apps.values()) {
+    app.server.closeAllConnections();
+    await app.close();
+  }
   for (const forwarder of forwarders) await forwarder.close();
   await cluster.stopAll();
 });
