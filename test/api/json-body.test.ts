@@ -239,7 +239,9 @@ describe('bounds on what a refusal costs', () => {
         expect(response.statusCode, `${what}: ${response.body.slice(0, 300)}`).toBe(400);
         expect(response.json().error.code, what).toBe('INVALID_REQUEST');
         expect(response.body.length, what).toBeLessThan(1024);
-        expect(cpuMs, what).toBeLessThan(500);
+        // The failure this guards against took 11 s and 2.4 GB; a full run of the suite beside it
+        // (GC threads, cache pressure) has put a sound refusal at 625 ms of CPU.
+        expect(cpuMs, what).toBeLessThan(2000);
       }
     } finally {
       await app.close();
