@@ -48,7 +48,7 @@ export interface HttpCall {
 }
 
 /** Forwards over HTTP to the other apps, found by the URLs they listen on. */
-class UrlForwarder implements Forwarder {
+export class UrlForwarder implements Forwarder {
   private readonly pools = new Map<number, Pool>();
   constructor(private readonly urls: Map<number, string>) {}
   async forward(nodeId: number, req: ForwardRequest): Promise<ForwardedResponse> {

@@ -6,63 +6,13 @@
 
 import type { ServerResponse } from 'node:http';
 import pino from 'pino';
-import { Client, type Dispatcher, Pool, request } from 'undici';
+import { Client, type Dispatcher, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/api/app.js';
-import {
-  FORWARDED_HEADER,
-  type ForwardedResponse,
-  type Forwarder,
-  type ForwardRequest,
-  type StreamedResponse,
-  type StreamRequest,
-  unreachable,
-} from '../../src/api/forward.js';
-import { NDJSON_CONTENT_TYPE } from '../../src/wire/types.js';
 import { eventually, InProcessCluster } from '../broker/in-process-cluster.js';
+import { UrlForwarder } from './listening-cluster.js';
 
 type App = ReturnType<typeof buildApp>;
-
-/** Forwards over HTTP to the other apps, found by the URLs they listen on. */
-class UrlForwarder implements Forwarder {
-  private readonly pools = new Map<number, Pool>();
-  constructor(private readonly urls: Map<number, string>) {}
-  async forward(nodeId: number, req: ForwardRequest): Promise<ForwardedResponse> {
-    const url = this.urls.get(nodeId);
-    if (!url) return unreachable(nodeId, 'no url');
-    let pool = this.pools.get(nodeId);
-    if (!pool) {
-      pool = new Pool(url, { connections: 8 });
-      this.pools.set(nodeId, pool);
-    }
-    const response = await pool.request({
-      method: req.method,
-      path: req.url,
-      body: req.body,
-      headers: {
-        ...(req.body !== undefined ? { 'content-type': 'application/json' } : {}),
-        [FORWARDED_HEADER]: String(req.hops + 1),
-      },
-    });
-    const body = await response.body.text();
-    const headers: Record<string, string> = {};
-    const type = response.headers['content-type'];
-    if (typeof type === 'string') headers['content-type'] = type;
-    return { statusCode: response.statusCode, headers, body };
-  }
-  async openStream(nodeId: number, req: StreamRequest): Promise<StreamedResponse> {
-    const url = this.urls.get(nodeId);
-    if (!url) throw new Error('no url');
-    const response = await request(new URL(req.url, url), {
-      headers: { accept: NDJSON_CONTENT_TYPE, [FORWARDED_HEADER]: String(req.hops + 1) },
-      bodyTimeout: 0,
-    });
-    return { statusCode: response.statusCode, body: response.body };
-  }
-  async close(): Promise<void> {
-    await Promise.all([...this.pools.values()].map((p) => p.close()));
-  }
-}
 
 const cluster = new InProcessCluster(3);
 const apps = new Map<number, App>();
