@@ -28,6 +28,10 @@ async function startWithTopic(
   const created = await api.app(1).inject({ method: 'POST', url: '/v1/topics', payload: { name: 't' } });
   expect(created.statusCode, created.body).toBe(201);
   const groupId = api.cluster.metadataLeader()!.metadata.topic('t').partitions[0]!.groupId;
+  // The tests read every replica: wait until each node has built its own.
+  const cluster = api.cluster;
+  const everyReplica = () => [...cluster.nodes.values()].every((node) => node.localPartition(groupId));
+  expect(await eventually(everyReplica, 5000)).toBe(true);
   return { api, groupId };
 }
 

@@ -69,6 +69,11 @@ async function createTopic(
   expect(result.ok).toBe(true);
   const groupId = c.metadataLeader()!.metadata.topic(name).partitions[0]!.groupId;
   expect(await eventually(() => leaderOf(c, groupId) !== undefined, 5000)).toBe(true);
+  // A leader needs only a quorum: wait until every node has built its replica, so that the
+  // tests may read all three at once.
+  const everyReplica = () =>
+    [...c.nodes.values()].every((node) => node.localPartition(groupId) !== undefined);
+  expect(await eventually(everyReplica, 5000)).toBe(true);
   return groupId;
 }
 
