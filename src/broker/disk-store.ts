@@ -5,6 +5,7 @@
 import type { Entry, InitialState, Snapshot } from '../raft/index.js';
 import {
   type IoExecutorStats,
+  type KeyValueArea,
   type MemoryAppendPlan,
   type PartitionLog,
   StorageEngine,
@@ -13,6 +14,47 @@ import {
 import type { EntryOffsets, GroupStore, GroupWrite, NodeStore } from './group-store.js';
 import type { PersistenceMode } from './metadata-state.js';
 import { entryOffsets } from './partition-machine.js';
+import {
+  decodeProducerCheckpoint,
+  encodeProducerCheckpoint,
+  type ProducerCheckpoint,
+} from './producer-checkpoint.js';
+
+/**
+ * Producer-table checkpoints in the broker's key-value area, two per group: a save replaces the
+ * older, so when a crash leaves the newest past what the log kept, the one before still serves.
+ */
+class CheckpointArea {
+  constructor(private readonly kv: KeyValueArea) {}
+
+  /** Newest first. */
+  load(groupId: number): ProducerCheckpoint[] {
+    const found: ProducerCheckpoint[] = [];
+    for (const slot of [0, 1]) {
+      const data = this.kv.get(CheckpointArea.key(groupId, slot));
+      const checkpoint = data ? decodeProducerCheckpoint(data) : null;
+      if (checkpoint) found.push(checkpoint);
+    }
+    return found.sort((a, b) => b.index - a.index);
+  }
+
+  save(groupId: number, checkpoint: ProducerCheckpoint): Promise<void> {
+    const stored = [0, 1].map((slot) => {
+      const data = this.kv.get(CheckpointArea.key(groupId, slot));
+      return data ? (decodeProducerCheckpoint(data)?.index ?? 0) : 0;
+    });
+    const older = stored[0]! <= stored[1]! ? 0 : 1;
+    return this.kv.put(CheckpointArea.key(groupId, older), encodeProducerCheckpoint(checkpoint));
+  }
+
+  async remove(groupId: number): Promise<void> {
+    for (const slot of [0, 1]) await this.kv.remove(CheckpointArea.key(groupId, slot));
+  }
+
+  private static key(groupId: number, slot: number): string {
+    return `producer-checkpoint/${groupId}/${slot}`;
+  }
+}
 
 /** Entries read per step when scanning back for the last entry with records. */
 const SCAN_BACK_ENTRIES = 64;
@@ -25,7 +67,17 @@ class DiskGroupStore implements GroupStore {
   constructor(
     readonly log: PartitionLog,
     readonly mode: PersistenceMode,
+    private readonly checkpoints: CheckpointArea | null,
+    private readonly groupId: number,
   ) {}
+
+  producerCheckpoints(): ProducerCheckpoint[] {
+    return this.checkpoints?.load(this.groupId) ?? [];
+  }
+
+  async saveProducerCheckpoint(checkpoint: ProducerCheckpoint): Promise<void> {
+    await this.checkpoints?.save(this.groupId, checkpoint);
+  }
 
   firstIndex(): number {
     return this.log.firstIndex();
@@ -112,7 +164,11 @@ export class DiskNodeStore implements NodeStore {
   private nextPersistId = 1;
   private groupFailed: ((groupId: number, error: Error) => void) | null = null;
 
-  private constructor(readonly engine: StorageEngine) {}
+  private readonly checkpoints: CheckpointArea;
+
+  private constructor(readonly engine: StorageEngine) {
+    this.checkpoints = new CheckpointArea(engine.kv);
+  }
 
   static async open(options: StorageEngineOptions): Promise<DiskNodeStore> {
     return new DiskNodeStore(await StorageEngine.open(options));
@@ -127,15 +183,18 @@ export class DiskNodeStore implements NodeStore {
       onEntriesAvailable: () => store?.entriesLoaded(),
       onError: (error) => this.groupFailed?.(groupId, error),
     });
-    store = new DiskGroupStore(log, mode);
+    // A memory-mode log does not outlive the process: nothing to checkpoint.
+    store = new DiskGroupStore(log, mode, mode === 'memory' ? null : this.checkpoints, groupId);
     return store;
   }
 
   async dropGroup(groupId: number): Promise<void> {
+    await this.checkpoints.remove(groupId);
     await this.engine.dropLog(String(groupId));
   }
 
-  discardGroup(groupId: number): Promise<string | null> {
+  async discardGroup(groupId: number): Promise<string | null> {
+    await this.checkpoints.remove(groupId);
     return this.engine.discardLog(String(groupId));
   }
 

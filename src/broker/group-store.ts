@@ -4,6 +4,7 @@
 import type { ConfState, Entry, HardState, InitialState, LogStorage, Snapshot } from '../raft/index.js';
 import type { IoExecutorStats, MemoryAppendPlan } from '../storage/index.js';
 import type { PersistenceMode } from './metadata-state.js';
+import type { ProducerCheckpoint } from './producer-checkpoint.js';
 
 /** The writes of one Ready of one group. */
 export interface GroupWrite {
@@ -62,6 +63,10 @@ export interface GroupStore extends LogStorage {
    * memoryBytes() (absent, or null: not a memory-mode log).
    */
   planMemoryAppend?(dataBytes: number, after: MemoryAppendPlan | null): MemoryAppendPlan | null;
+  /** The producer-table checkpoints stored beside this log, newest first (absent: none). */
+  producerCheckpoints?(): ProducerCheckpoint[];
+  /** Stores a producer-table checkpoint, replacing the older of the last two; resolves once durable. */
+  saveProducerCheckpoint?(checkpoint: ProducerCheckpoint): Promise<void>;
 }
 
 export interface NodeStore {

@@ -68,6 +68,8 @@ export interface BrokerNodeOptions {
    * topics with MEMORY_FULL (default: defaultMemoryTopicsBytesMax(), a quarter of the memory).
    */
   memoryTopicsBytesMax?: number;
+  /** Applied log bytes of a partition between two producer-table checkpoints (default 32 MiB). */
+  producerCheckpointBytes?: number;
   /** The data directory's free-space floor (absent: no disk, or not watched). */
   diskGuard?: DiskGuard;
 }

@@ -51,6 +51,7 @@ import {
 import { RoundRobin } from './partitioner.js';
 import { type LocalPartition, LocalPartitions } from './partitions.js';
 import { produceLocal } from './produce.js';
+import { ProducerCheckpoints } from './producer-checkpoint.js';
 import { DEFAULT_PRODUCER_LIMITS } from './producer-state.js';
 import type { RaftGroup } from './raft-group.js';
 import { RetentionRunner } from './retention.js';
@@ -65,6 +66,8 @@ export function clusterIdOf(peers: Map<number, string>): string {
 
 /** How long the metadata leader waits for a session-expiry command to apply. */
 const SESSION_EXPIRY_TIMEOUT_MS = 10_000;
+/** How often partitions are checked for a producer-table checkpoint due. */
+const CHECKPOINT_CHECK_MS = 1000;
 
 export class BrokerNode implements Broker {
   readonly nodeId: number;
@@ -96,6 +99,7 @@ export class BrokerNode implements Broker {
   private readonly timers: NodeJS.Timeout[] = [];
   /** Retention of disk topics, and of memory topics: separate, so that neither waits on the other. */
   private readonly retention: RetentionRunner;
+  private readonly producerCheckpoints: ProducerCheckpoints;
   private readonly memoryRetention: RetentionRunner;
   /** Expires consumer-group members whose sessions ran out, while this node leads metadata. */
   private readonly sessionExpiry: SessionExpiry;
@@ -182,6 +186,7 @@ export class BrokerNode implements Broker {
       changed: this.changed,
     });
     this.retention = new RetentionRunner(options.logger);
+    this.producerCheckpoints = new ProducerCheckpoints(options.logger, options.producerCheckpointBytes);
     this.memoryRetention = new RetentionRunner(options.logger);
     this.sessionExpiry = new SessionExpiry(
       {
@@ -215,6 +220,7 @@ export class BrokerNode implements Broker {
     await this.metadataGroup.open();
     this.driver.start();
     this.every(this.timing.gossipIntervalMs, () => this.leadership.announceAll());
+    this.every(CHECKPOINT_CHECK_MS, () => this.producerCheckpoints.runDue(this.local.byGroup.values()));
     this.every(this.timing.retentionCheckMs, () => this.runRetention(this.retention, false));
     this.every(this.timing.memoryRetentionCheckMs, () => {
       this.runRetention(this.memoryRetention, true);
@@ -250,6 +256,8 @@ export class BrokerNode implements Broker {
     for (const timer of this.timers) clearInterval(timer);
     this.sessionExpiry.stop();
     this.driver.stop();
+    // Nothing applies any more: a restart then replays no log into the producer tables.
+    await this.producerCheckpoints.saveAll(this.local.byGroup.values());
     const closing = new BrokerError(
       'NO_LEADER',
       `node ${this.nodeId} is shutting down; a write it had not answered may or may not have ` +

@@ -79,6 +79,8 @@ export class PartitionMachine {
   /** The first record still retained. Invariant: logStartOffset <= highWatermark. */
   logStartOffset: number;
   appliedIndex: number;
+  /** Bytes of the entries applied since this machine was built: paces producer checkpoints. */
+  appliedBytes = 0;
   /**
    * Entries with records in the local log beyond the applied index: (index, end offset), in
    * index order. Bounded by the uncommitted tail.
@@ -138,6 +140,7 @@ export class PartitionMachine {
   apply(entry: Entry): EntryOffsets | null {
     assert(entry.index > this.appliedIndex, `apply(${entry.index}) at applied index ${this.appliedIndex}`);
     this.appliedIndex = entry.index;
+    this.appliedBytes += entry.data.length;
     while (this.tail.length > 0 && this.tail[0]!.index <= entry.index) this.tail.shift();
     const batch = entryBatch(entry);
     if (!batch) return null;
@@ -263,15 +266,17 @@ const REPLAY_CHUNK_BYTES = 4 * 1024 * 1024;
 
 /**
  * Rebuilds the producer table of a machine opened at `appliedIndex`: the snapshot's table, then
- * every batch in the log after the snapshot up to the applied index, in order. Reads the log once
- * (a producer-table checkpoint would bound this; see docs/api.md).
+ * every batch in the log after the table's index up to the applied index, in order. Returns the
+ * number of entries replayed. A producer-table checkpoint (producer-checkpoint.ts) passed in as
+ * the snapshot's table bounds the replay.
  */
 export async function rebuildProducerTable(
   machine: PartitionMachine,
   store: { firstIndex(): number; readEntries(lo: number, hi: number, maxBytes: number): Promise<Entry[]> },
   snapshot: { index: number; data: PartitionSnapshot },
-): Promise<void> {
+): Promise<number> {
   machine.restoreSnapshotProducers(snapshot.index, snapshot.data);
+  let replayed = 0;
   const producersAtIndex = snapshot.data.producersAtIndex ?? snapshot.index;
   let lo = Math.max(producersAtIndex + 1, store.firstIndex());
   const hi = machine.appliedIndex + 1;
@@ -279,8 +284,10 @@ export async function rebuildProducerTable(
     const entries = await store.readEntries(lo, hi, REPLAY_CHUNK_BYTES);
     assert(entries.length > 0 && entries[0]!.index === lo, `replay read nothing at index ${lo}`);
     for (const entry of entries) machine.replayApplied(entry);
+    replayed += entries.length;
     lo = entries[entries.length - 1]!.index + 1;
   }
+  return replayed;
 }
 
 export function encodePartitionSnapshot(snapshot: PartitionSnapshot): Uint8Array {

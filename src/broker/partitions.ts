@@ -10,6 +10,7 @@ import { PartitionGroupMachine } from './group-machines.js';
 import type { EntryOffsets, GroupStore, NodeStore } from './group-store.js';
 import type { MetadataState, PartitionPlacement, TopicMeta } from './metadata-state.js';
 import { decodePartitionSnapshot, PartitionMachine, rebuildProducerTable } from './partition-machine.js';
+import { withProducerCheckpoint } from './producer-checkpoint.js';
 import type { ProducerLimits } from './producer-state.js';
 import type { RaftGroup } from './raft-group.js';
 
@@ -20,6 +21,8 @@ export interface LocalPartition {
   /** Applying an entry answers its proposer with the offsets the entry took. */
   group: RaftGroup<EntryOffsets | null>;
   machine: PartitionMachine;
+  /** Log entries replayed into the producer table when this replica opened. */
+  replayedAtOpen: number;
 }
 
 export interface LocalPartitionsOptions {
@@ -169,8 +172,13 @@ export class LocalPartitions {
       appliedIndex: applied,
       producerLimits: this.options.producerLimits,
     });
-    // The producer table is a function of the log too: the snapshot's, then the log replayed.
-    await rebuildProducerTable(machine, store, { index: snapshot.metadata.index, data: snapshotData });
+    // The producer table is a function of the log too: the snapshot's (or a newer checkpoint's),
+    // then the log after it replayed.
+    const tableFrom = withProducerCheckpoint(store, snapshot.metadata.index, snapshotData, applied);
+    const replayedAtOpen = await rebuildProducerTable(machine, store, {
+      index: snapshot.metadata.index,
+      data: tableFrom,
+    });
     // The uncommitted tail decides the next offset a leader assigns.
     if (store.lastIndex() > applied) {
       const tail = await store.readEntries(applied + 1, store.lastIndex() + 1, Number.MAX_SAFE_INTEGER);
@@ -183,7 +191,7 @@ export class LocalPartitions {
       store,
       new PartitionGroupMachine(machine),
     );
-    return { topic: topic.name, partition: placement.partition, placement, group, machine };
+    return { topic: topic.name, partition: placement.partition, placement, group, machine, replayedAtOpen };
   }
 
   /** The preferred leader of a new group campaigns until a leader exists (peers may lag). */

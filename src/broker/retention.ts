@@ -15,6 +15,7 @@ import {
   rebuildProducerTable,
 } from './partition-machine.js';
 import type { LocalPartition } from './partitions.js';
+import { withProducerCheckpoint } from './producer-checkpoint.js';
 import { forEachRecord, isRecordBatch } from './record-batch.js';
 
 /** One segment file as the policy sees it. */
@@ -198,10 +199,13 @@ async function machineSnapshotAt(
     appliedIndex: index,
     producerLimits: local.machine.producers.limits,
   });
-  await rebuildProducerTable(replica, store, {
-    index: current.metadata.index,
-    data: decodePartitionSnapshot(current.data),
-  });
+  const data = withProducerCheckpoint(
+    store,
+    current.metadata.index,
+    decodePartitionSnapshot(current.data),
+    index,
+  );
+  await rebuildProducerTable(replica, store, { index: current.metadata.index, data });
   return replica.snapshot();
 }
 

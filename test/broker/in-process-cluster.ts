@@ -51,7 +51,12 @@ class LocalAnnouncer implements Announcer {
 /** What a test may set on each node besides what the cluster wires itself. */
 type NodeOptions = Pick<
   BrokerNodeOptions,
-  'produceLimits' | 'diskGuard' | 'memoryTopicsBytesMax' | 'timing' | 'producerLimits'
+  | 'produceLimits'
+  | 'diskGuard'
+  | 'memoryTopicsBytesMax'
+  | 'timing'
+  | 'producerLimits'
+  | 'producerCheckpointBytes'
 >;
 
 export class InProcessCluster {
