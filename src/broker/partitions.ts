@@ -106,7 +106,10 @@ export class LocalPartitions {
     const local = await this.buildOrRebuild(topic, placement, store);
     this.byGroup.set(placement.groupId, local);
     factory.drive(local.group);
-    if (placement.replicas[0] === nodeId && store.initialState().hardState.term === 0) {
+    // A new group's preferred leader starts its first election at once; so does the only voter
+    // of a group at every open (nobody else can lead it: waiting an election timeout is waste).
+    const onlyVoter = placement.replicas.length === 1 && placement.replicas[0] === nodeId;
+    if (onlyVoter || (placement.replicas[0] === nodeId && store.initialState().hardState.term === 0)) {
       this.campaignUntilLed(local.group, CAMPAIGN_ATTEMPTS_MAX);
     }
   }
