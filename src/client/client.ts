@@ -223,6 +223,28 @@ export class Raftlog {
   }
 
   /**
+   * The offset of the partition's first record whose timestamp is at or after `timestampMs`, and
+   * that record's timestamp; the high watermark (and null) when no record is that late.
+   */
+  offsetForTime(
+    topic: string,
+    partition: number,
+    timestampMs: number,
+    options?: CallOptions,
+  ): Promise<{ offset: number; timestamp: number | null }> {
+    return this.anyNode(
+      'idempotent',
+      `find the offset for a time in '${topic}'`,
+      {
+        method: 'GET',
+        path: `${partitionPath(topic, partition)}/offsets`,
+        query: { timestamp: timestampMs },
+      },
+      options,
+    );
+  }
+
+  /**
    * Opens the NDJSON stream of one partition, or of every partition of the topic merged when
    * `partition` is undefined. Resolves once the server has accepted it (so a 404 is an error here,
    * not in the loop); the records come from iterating the result.
