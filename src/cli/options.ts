@@ -98,23 +98,48 @@ export function peerList(value: string): Map<number, string> {
 /** Adds --server and --json to a client command. */
 export function clientOptions(command: Command, json = true): Command {
   command.option(
-    '--server <url>',
-    'any node of the cluster (default: $RAFTLOG_URL, then http://127.0.0.1:9090)',
+    '--server <urls>',
+    'nodes of the cluster, comma-separated; any one will do (default: $RAFTLOG_URL, then http://127.0.0.1:9090)',
   );
   if (json) command.option('--json', 'machine-readable output (JSON)');
   return command;
 }
 
-/** The server URL from --server, else $RAFTLOG_URL, else the default; validated. */
-export function serverUrl(flag: string | undefined, io: CliIo): string {
+/** Bootstrap URLs in one --server or $RAFTLOG_URL value, at most this many. */
+export const SERVER_URLS_MAX = 64;
+
+/**
+ * The node URLs from --server, else $RAFTLOG_URL, else the default: a comma-separated list,
+ * validated and without duplicates. The client learns the rest of the cluster from the first
+ * node that answers.
+ */
+export function serverUrls(flag: string | undefined, io: CliIo): string[] {
   const fromEnv = io.env.RAFTLOG_URL?.trim();
-  const url = flag ?? (fromEnv ? fromEnv : DEFAULT_URL);
+  const value = flag ?? (fromEnv ? fromEnv : DEFAULT_URL);
   const source = flag !== undefined ? '--server' : fromEnv ? '$RAFTLOG_URL' : 'default URL';
-  try {
-    return normalizeBaseUrl(url);
-  } catch (error) {
-    throw new UsageError(`${source}: ${(error as Error).message}`);
+  const entries = value
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== '');
+  if (entries.length === 0) throw new UsageError(`${source}: give at least one node URL`);
+  if (entries.length > SERVER_URLS_MAX) {
+    throw new UsageError(`${source}: at most ${SERVER_URLS_MAX} URLs (any few nodes will do)`);
   }
+  const urls: string[] = [];
+  for (const entry of entries) {
+    try {
+      const url = normalizeBaseUrl(entry);
+      if (!urls.includes(url)) urls.push(url);
+    } catch (error) {
+      throw new UsageError(`${source}: ${(error as Error).message}`);
+    }
+  }
+  return urls;
+}
+
+/** The first URL of --server, $RAFTLOG_URL or the default (for commands that probe one node). */
+export function serverUrl(flag: string | undefined, io: CliIo): string {
+  return serverUrls(flag, io)[0]!;
 }
 
 /** Flags every client command has. */
@@ -123,11 +148,13 @@ export interface ClientFlags {
   json?: boolean;
 }
 
-/** A client for the command's --server; the caller closes it. */
+/** A client for the command's --server list; the caller closes it. */
 export function clientFor(flag: string | undefined, io: CliIo): RaftlogClient {
-  // A few quick retries ride out a leader election without making a typo'd --server slow.
-  const retry = { attemptsMax: 3, backoffMs: 100 };
-  return new RaftlogClient({ url: serverUrl(flag, io), dispatcher: io.dispatcher, retry });
+  const urls = serverUrls(flag, io);
+  // A few quick retries ride out a leader election without making a typo'd --server slow; one
+  // more per listed node, so that every listed node is tried when the first ones are down.
+  const retry = { attemptsMax: Math.max(3, urls.length + 1), backoffMs: 100 };
+  return new RaftlogClient({ urls, dispatcher: io.dispatcher, retry });
 }
 
 /** Runs body with a client for the flags, closing it afterwards. */
