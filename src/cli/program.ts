@@ -18,11 +18,10 @@ import {
   PERSISTENCE_MODES,
   peerList,
   persistenceMode,
-  startPosition,
 } from './options.js';
 import { produceCommand } from './produce.js';
 import { startCommand } from './start.js';
-import { tailCommand } from './tail.js';
+import { addTail } from './tail.js';
 import { topicCreateCommand, topicDeleteCommand, topicDescribeCommand, topicListCommand } from './topic.js';
 
 /** Runs the CLI on arguments (without the node and script paths); resolves to the exit code. */
@@ -181,22 +180,6 @@ function addProduce(program: Command, io: CliIo, run: Runner): void {
       produceCommand({ ...command.opts(), topic: command.args[0]!, value: command.args[1] }, io),
     ),
   );
-}
-
-function addTail(program: Command, io: CliIo, run: Runner): void {
-  clientOptions(
-    program
-      .command('tail')
-      .description('print records of a topic (all partitions by default)')
-      .argument('<topic>', 'topic name')
-      .option('--partition <p>', 'only this partition', integerIn(0, 2 ** 31 - 1))
-      .option(
-        '--from <position>',
-        'earliest, latest or an offset (default: earliest, or latest with --follow)',
-        startPosition,
-      )
-      .option('--follow', 'keep printing records as they commit, until Ctrl-C'),
-  ).action(run((command) => tailCommand({ ...command.opts(), topic: command.args[0]! }, io)));
 }
 
 function addCluster(program: Command, io: CliIo, run: Runner): void {

@@ -1,39 +1,73 @@
-// `raftlog tail TOPIC`: prints records of every partition (or one). Without --follow it reads up to
-// each partition's high watermark and exits; with --follow it keeps printing until Ctrl-C, over the
-// stream routes when the server has them, else (404) by long-poll fetch. Ctrl-C exits 0.
+// `raftlog tail TOPIC`: prints records of every partition (or those of --partition), from --offset.
+// Without --follow it reads up to each partition's high watermark and exits; with --follow it keeps
+// printing until Ctrl-C (tail/follow.ts). With --group it is a member of that consumer group and
+// commits what it printed. --count ends it early. Ctrl-C exits 0.
 
-import {
-  type ConsumedRecord,
-  type RaftlogClient,
-  RaftlogError,
-  type StreamedRecord,
-} from '../client/index.js';
-import type { FetchedRecord } from '../wire/types.js';
-import { EXIT_OK } from './errors.js';
-import { oneLine } from './format.js';
+import { type Command, Option } from 'commander';
+import type { RaftlogClient } from '../client/index.js';
+import { EXIT_OK, UsageError } from './errors.js';
 import { type CliIo, interruptSignal } from './io.js';
-import { type ClientFlags, type StartPosition, withClient } from './options.js';
+import { type ClientFlags, clientOptions, integerIn, withClient } from './options.js';
+import { FOLLOW_WAIT_MS, follow } from './tail/follow.js';
+import { type OffsetSpec, offsetSpec, partitionList, resolveStarts, uniformStart } from './tail/offset.js';
+import type { TailPlan } from './tail/plan.js';
+import { parseFormat, type Render, renderJson, renderLine } from './tail/print.js';
+import { fromConsumed, Sink } from './tail/sink.js';
+
+export { FOLLOW_WAIT_MS };
 
 export interface TailOptions extends ClientFlags {
   topic: string;
-  partition?: number;
-  /** Default: earliest, or latest with follow. */
-  from?: StartPosition;
+  partition?: number[];
+  /** Default: earliest, or latest with --follow. */
+  offset?: OffsetSpec;
+  /** The old name of --offset, kept as a hidden alias. */
+  from?: OffsetSpec;
+  count?: number;
+  group?: string;
+  /** A parsed --format template. */
+  format?: Render;
   follow?: boolean;
 }
 
-/** Long-poll of each fetch when following by fetch. */
-export const FOLLOW_WAIT_MS = 5_000;
+type Runner = (body: (command: Command) => Promise<number>) => (...args: unknown[]) => Promise<void>;
 
-type Printer = (record: FetchedRecord & { partition: number }) => void;
+export function addTail(program: Command, io: CliIo, run: Runner): void {
+  clientOptions(
+    program
+      .command('tail')
+      .description('print records of a topic (all partitions by default)')
+      .argument('<topic>', 'topic name')
+      .option('--partition <list>', 'only these partitions, e.g. 0 or 0,1', partitionList)
+      .option(
+        '--offset <position>',
+        'where each partition starts: earliest, latest, N, -N (N before the end) or @TIMESTAMP (ms or ISO 8601) ' +
+          '(default: earliest, or latest with --follow)',
+        offsetSpec,
+      )
+      .addOption(new Option('--from <position>', 'the old name of --offset').argParser(offsetSpec).hideHelp())
+      .option('--count <n>', 'stop after N records in all', integerIn(1, Number.MAX_SAFE_INTEGER))
+      .option('--group <group>', 'read as a member of this consumer group, committing what was printed')
+      .option(
+        '--format <template>',
+        "print each record as TEMPLATE: %t topic, %p partition, %o offset, %k key, %v value, %h headers, %T timestamp, \\n, \\t (e.g. '%k=%v\\n')",
+        parseFormat,
+      )
+      .option('--follow', 'keep printing records as they commit, until Ctrl-C'),
+  ).action(run((command) => tailCommand({ ...command.opts(), topic: command.args[0]! }, io)));
+}
 
 export async function tailCommand(options: TailOptions, io: CliIo): Promise<number> {
+  const spec = checkFlags(options);
+  const render = options.format ?? (options.json ? renderJson : renderLine);
+  const sink = new Sink(io, render, options.count);
   const { signal, stopListening } = interruptSignal(io);
+  const plan: TailPlan = { topic: options.topic, partitions: options.partition, spec, signal };
   try {
     return await withClient(options, io, async (client) => {
-      const print = printer(io, options.json === true);
-      if (options.follow) await follow(client, options, print, io, signal);
-      else await readToEnd(client, options, print, signal);
+      if (options.group !== undefined) await tailGroup(client, plan, options.group, options, sink);
+      else if (options.follow) await follow(client, plan, sink, io);
+      else await readToEnd(client, plan, sink);
       return EXIT_OK;
     });
   } catch (error) {
@@ -44,77 +78,76 @@ export async function tailCommand(options: TailOptions, io: CliIo): Promise<numb
   }
 }
 
-async function readToEnd(client: RaftlogClient, options: TailOptions, print: Printer, signal: AbortSignal) {
-  const consumer = client.consumer({
-    topic: options.topic,
-    partitions: options.partition === undefined ? undefined : [options.partition],
-    from: options.from ?? 'earliest',
-  });
-  for await (const record of consumer.records({ follow: false, signal })) print(record);
-}
-
-/** Follows over the stream route; falls back to fetch when the route is missing or the stream breaks. */
-async function follow(
-  client: RaftlogClient,
-  options: TailOptions,
-  print: Printer,
-  io: CliIo,
-  signal: AbortSignal,
-): Promise<void> {
-  const from = options.from ?? 'latest';
-  const positions = new Map<number, number>();
-  let opened = false;
-  let note: string | undefined;
-  try {
-    const stream = await client.openStream(options.topic, options.partition, { offset: from }, { signal });
-    opened = true;
-    for await (const record of stream) {
-      positions.set(record.partition, record.offset + 1);
-      print(record);
+/** The flag combinations that cannot work, refused before anything is sent (exit 2). */
+function checkFlags(options: TailOptions): OffsetSpec {
+  if (options.offset !== undefined && options.from !== undefined) {
+    throw new UsageError('--from is the old name of --offset: give one of them');
+  }
+  if (options.format !== undefined && options.json) {
+    throw new UsageError('--format and --json exclude each other');
+  }
+  const given = options.offset ?? options.from;
+  const spec: OffsetSpec = given ?? { kind: 'position', position: options.follow ? 'latest' : 'earliest' };
+  if (options.group !== undefined) {
+    if (options.partition !== undefined) {
+      throw new UsageError('--partition and --group exclude each other: the group assigns partitions');
     }
-    if (signal.aborted) return;
-    note = `the stream from ${client.url} ended`;
-  } catch (error) {
-    if (signal.aborted) throw error;
-    // A node without the stream routes answers 404 NOT_FOUND (UNKNOWN_TOPIC is a real error).
-    const routeMissing = !opened && error instanceof RaftlogError && error.code === 'NOT_FOUND';
-    const broke = opened && error instanceof RaftlogError && error.code === 'NETWORK_ERROR';
-    if (!routeMissing && !broke) throw error;
-    if (broke) note = `the stream broke (${error.message})`;
+    const position = uniformStart(spec);
+    if (given !== undefined && position !== 'earliest' && position !== 'latest') {
+      throw new UsageError(
+        "with --group, --offset is earliest or latest (where a partition without a committed offset starts); move a group with 'raftlog group reset'",
+      );
+    }
   }
-  // Partitions the stream showed nothing of start again from --from (with 'latest', records
-  // committed while switching over can be missed there; the others continue where they were).
-  if (note) io.stderr.write(`raftlog: ${note}; following by fetch\n`);
-  await followByFetch(client, options, from, positions, print, signal);
+  return spec;
 }
 
-async function followByFetch(
+async function readToEnd(client: RaftlogClient, plan: TailPlan, sink: Sink): Promise<void> {
+  const starts = await resolveStarts(client, plan);
+  const consumer = client.consumer({
+    topic: plan.topic,
+    partitions: plan.partitions,
+    from: uniformStart(plan.spec) ?? 'earliest',
+    binary: true,
+  });
+  try {
+    for (const [partition, offset] of starts) consumer.seek(partition, offset);
+    for await (const record of consumer.records({ follow: false, signal: plan.signal })) {
+      if (!sink.print(fromConsumed(record))) break;
+    }
+  } finally {
+    await consumer.close();
+  }
+}
+
+/**
+ * A member of the group: reads the partitions it is assigned, from the group's committed offsets
+ * (--offset where none is), and commits only records it printed: the consumer counts a record as
+ * finished when the loop asks for the next one, on Ctrl-C, or by markDone at --count.
+ */
+async function tailGroup(
   client: RaftlogClient,
+  plan: TailPlan,
+  group: string,
   options: TailOptions,
-  from: StartPosition,
-  positions: Map<number, number>,
-  print: Printer,
-  signal: AbortSignal,
+  sink: Sink,
 ): Promise<void> {
   const consumer = client.consumer({
-    topic: options.topic,
-    partitions: options.partition === undefined ? undefined : [options.partition],
-    from,
-    waitMs: FOLLOW_WAIT_MS,
+    topic: plan.topic,
+    group,
+    from: uniformStart(plan.spec) ?? 'earliest',
+    binary: true,
+    waitMs: options.follow ? FOLLOW_WAIT_MS : undefined,
   });
-  for (const [partition, offset] of positions) consumer.seek(partition, offset);
-  for await (const record of consumer.records({ follow: true, signal })) print(record);
-}
-
-function printer(io: CliIo, json: boolean): Printer {
-  if (json) {
-    return (record) => {
-      const { partition, offset, timestamp, key, value, headers } = record as ConsumedRecord | StreamedRecord;
-      io.stdout.write(`${JSON.stringify({ partition, offset, timestamp, key, value, headers })}\n`);
-    };
+  try {
+    for await (const record of consumer.records({ follow: options.follow === true, signal: plan.signal })) {
+      if (!sink.print(fromConsumed(record))) {
+        consumer.markDone(record);
+        break;
+      }
+    }
+  } finally {
+    // Commits what was printed and leaves the group, so that its partitions move on at once.
+    await consumer.close();
   }
-  return (record) => {
-    const key = record.key === undefined || record.key === null ? '-' : oneLine(record.key);
-    io.stdout.write(`${record.partition}:${record.offset} ${key} ${oneLine(record.value)}\n`);
-  };
 }

@@ -33,13 +33,21 @@ function logNode(partitions = 2) {
     const log = logs[Number(match[1])]!;
     const raw = request.query.offset ?? 'earliest';
     const offset = raw === 'earliest' ? 0 : raw === 'latest' ? log.length : Number(raw);
-    const records = log.slice(offset, offset + Number(request.query.limit ?? 1000));
+    const records = log
+      .slice(offset, offset + Number(request.query.limit ?? 1000))
+      .map((record) => (request.query.encoding === 'base64' ? base64Record(record) : record));
     return {
       status: 200,
       body: { records, nextOffset: offset + records.length, highWatermark: log.length, logStartOffset: 0 },
     };
   });
   return { node, logs };
+}
+
+/** The record as the server sends it with encoding=base64 (tail reads bytes). */
+function base64Record(record: FetchedRecord): FetchedRecord {
+  const b64 = (text: string) => Buffer.from(text).toString('base64');
+  return { ...record, key: record.key == null ? record.key : b64(record.key), value: b64(record.value) };
 }
 
 describe('produce', () => {
@@ -156,7 +164,7 @@ describe('tail', () => {
     const { node } = seeded();
     node.on('GET', /^\/v1\/topics\/t\/stream$/, () => ({
       status: 200,
-      body: '{"partition":1,"offset":0,"value":"x","timestamp":3}\n',
+      body: '{"partition":1,"offset":0,"value":"eA==","timestamp":3}\n',
       headers: { 'content-type': 'application/x-ndjson' },
     }));
     const io = new TestIo({ dispatcher: node.agent });
@@ -166,7 +174,7 @@ describe('tail', () => {
     await until(() => io.outLines.includes('0:1 - b\\nc'), 'partition 0 by fetch');
     expect(io.interrupt('SIGINT')).toBe(true);
     expect(await done).toBe(0);
-    expect(node.sent('GET', /stream$/)[0]!.query).toEqual({ offset: 'earliest' });
+    expect(node.sent('GET', /stream$/)[0]!.query).toEqual({ offset: 'earliest', encoding: 'base64' });
     // Partition 1 continued after what the stream had shown: no duplicate of 1:0.
     expect(io.outLines.filter((line) => line === '1:0 - x')).toHaveLength(1);
   });
@@ -190,7 +198,8 @@ describe('tail', () => {
   it('reports an unknown topic instead of falling back', async () => {
     const node = new FakeNode();
     nodes.push(node);
-    node.on('GET', /stream$/, () => errorReply(404, 'UNKNOWN_TOPIC', "topic 'nope' does not exist"));
+    const unknown = () => errorReply(404, 'UNKNOWN_TOPIC', "topic 'nope' does not exist");
+    node.on('GET', /stream$/, unknown).on('GET', /^\/v1\/topics\/nope$/, unknown);
     const io = new TestIo({ dispatcher: node.agent });
     expect(await runCli(['tail', 'nope', '--follow'], io)).toBe(1);
     expect(io.err).toBe("raftlog: topic 'nope' does not exist (UNKNOWN_TOPIC)\n");

@@ -73,7 +73,7 @@ describe('help and version exit 0', () => {
   it('a command --help lists its flags and the global --debug', async () => {
     const io = new TestIo();
     expect(await runCli(['tail', '--help'], io)).toBe(0);
-    for (const flag of ['--partition', '--from', '--follow', '--json', '--server', '--debug'])
+    for (const flag of ['--partition', '--offset', '--follow', '--json', '--server', '--debug'])
       expect(io.out).toContain(flag);
   });
 
