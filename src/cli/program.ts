@@ -9,6 +9,7 @@ import { addBench } from './bench.js';
 import { clusterCommand } from './cluster.js';
 import { devCommand } from './dev.js';
 import { EXIT_USAGE, reportError } from './errors.js';
+import { addGroup } from './group.js';
 import type { CliIo } from './io.js';
 import {
   clientOptions,
@@ -79,6 +80,7 @@ function buildProgram(io: CliIo, state: { exitCode: number }): Command {
   addTopic(program, io, run);
   addProduce(program, io, run);
   addTail(program, io, run);
+  addGroup(program, io, run);
   addCluster(program, io, run);
   addBench(program, io, run);
   return program;
