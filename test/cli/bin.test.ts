@@ -182,7 +182,9 @@ describe('bin/raftlog against a scripted HTTP node on 127.0.0.1', () => {
         // --follow starts at latest (empty log), then the record "hello" commits at offset 0.
         if (offset === 'latest') return json(res, 200, empty(0));
         if (offset === '0') {
-          const records = [{ offset: 0, key: null, value: 'hello', timestamp: 1 }];
+          // tail reads bytes: base64 on the wire.
+          const base64 = new URL(req.url!, url).searchParams.get('encoding') === 'base64';
+          const records = [{ offset: 0, key: null, value: base64 ? 'aGVsbG8=' : 'hello', timestamp: 1 }];
           return json(res, 200, { records, nextOffset: 1, highWatermark: 1, logStartOffset: 0 });
         }
         // Caught up: hold the long-poll a little, as a node does, then answer empty.
