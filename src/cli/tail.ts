@@ -14,8 +14,6 @@ import type { TailPlan } from './tail/plan.js';
 import { parseFormat, type Render, renderJson, renderLine } from './tail/print.js';
 import { fromConsumed, Sink } from './tail/sink.js';
 
-export { FOLLOW_WAIT_MS };
-
 export interface TailOptions extends ClientFlags {
   topic: string;
   partition?: number[];
