@@ -44,7 +44,8 @@ export async function follow(client: RaftlogClient, plan: TailPlan, sink: Sink, 
 
 /**
  * Asks any node for the cluster, so that the client knows every node and not just --server's.
- * A node without the route (or none answering yet) leaves the bootstrap URLs, which still work.
+ * An answer without it (an older node: 404) leaves the bootstrap URLs, which still work; no
+ * listed node answering at all is the command's error.
  */
 async function learnNodes(client: RaftlogClient, signal: AbortSignal): Promise<void> {
   try {
