@@ -8,7 +8,7 @@
 import { AssertionError, assert } from '../raft/errors.js';
 import { ENTRY_OVERHEAD_BYTES, type Entry, type EntryType } from '../raft/types.js';
 import { entryDataSlab, isSlabBuffer } from './byte-slab.js';
-import type { RecordRange } from './frame.js';
+import { type RecordRange, TIMESTAMP_NONE, TIMESTAMP_UNKNOWN } from './frame.js';
 import type { MemoryChunks } from './memory-chunks.js';
 
 /** Arrays are compacted once this many dropped positions lead them (and they are half dropped). */
@@ -29,6 +29,8 @@ export class EntryCache {
   private baseOffsets: number[] = [];
   /** ...and the running next record offset after it (non-decreasing). */
   private offsetEnds: number[] = [];
+  /** Largest record timestamp of each entry (the time index; TIMESTAMP_NONE: no records). */
+  private maxTimestamps: number[] = [];
   private head = 0;
   private firstIndex: number;
   private bytesValue = 0;
@@ -69,8 +71,9 @@ export class EntryCache {
     if (entry.index !== this.end)
       throw new AssertionError(`cache: entry ${entry.index} pushed at ${this.end}`);
     let data = entry.data;
+    const maxTimestampMs = range ? (range.maxTimestampMs ?? TIMESTAMP_UNKNOWN) : TIMESTAMP_NONE;
     if (this.chunks !== null) {
-      data = this.chunks.copy(entry.index, data);
+      data = this.chunks.copy(entry.index, data, maxTimestampMs);
     } else if (data.byteLength !== data.buffer.byteLength && !isSlabBuffer(data.buffer)) {
       const copy = entryDataSlab.take(data.byteLength);
       copy.set(data);
@@ -84,6 +87,7 @@ export class EntryCache {
     this.types.push(entry.type);
     this.baseOffsets.push(range ? range.baseOffset : -1);
     this.offsetEnds.push(range ? range.baseOffset + range.recordCount : previousEnd);
+    this.maxTimestamps.push(maxTimestampMs);
     this.bytesValue += data.byteLength + ENTRY_OVERHEAD_BYTES;
   }
 
@@ -125,6 +129,17 @@ export class EntryCache {
   }
 
   /**
+   * The time index over cached entries: the base offset of the first cached entry at or after
+   * `fromIndex` holding a record whose timestamp may be at least `timestampMs`; null if none does.
+   */
+  offsetForTime(timestampMs: number, fromIndex: number): number | null {
+    for (let p = Math.max(this.head, this.positionOf(fromIndex)); p < this.terms.length; p++) {
+      if (this.baseOffsets[p]! >= 0 && this.maxTimestamps[p]! >= timestampMs) return this.baseOffsets[p]!;
+    }
+    return null;
+  }
+
+  /**
    * Entries at positions [from, to), stopping before maxBytes is passed but at least one; with
    * recordsOnly, entries without records are skipped.
    */
@@ -157,6 +172,7 @@ export class EntryCache {
     this.types.length = keep;
     this.baseOffsets.length = keep;
     this.offsetEnds.length = keep;
+    this.maxTimestamps.length = keep;
   }
 
   /** Empties the cache; the next entry pushed must be `first`. */
@@ -168,6 +184,7 @@ export class EntryCache {
     this.types = [];
     this.baseOffsets = [];
     this.offsetEnds = [];
+    this.maxTimestamps = [];
     this.head = 0;
     this.bytesValue = 0;
     this.firstIndex = first;
@@ -210,6 +227,7 @@ export class EntryCache {
     this.types = this.types.slice(head);
     this.baseOffsets = this.baseOffsets.slice(head);
     this.offsetEnds = this.offsetEnds.slice(head);
+    this.maxTimestamps = this.maxTimestamps.slice(head);
     this.head = 0;
   }
 

@@ -5,13 +5,14 @@
 //   0  u32  magic 'RLF1'
 //   4  u32  CRC32C of bytes [8, frameBytes)
 //   8  u32  frameBytes (header, term runs, entry table and data)
-//   12 u16  version (1)
+//   12 u16  version (2; version 1 frames, without timestamps, are still read)
 //   14 u16  termRunCount
 //   16 f64  firstIndex (Raft index of the first entry; an integer below 2^53)
 //   24 u32  entryCount
 //   28 u32  reserved (0)
 //   32      termRunCount x { f64 term, u32 entryCount }
-//   ..      entryCount x { u32 type, u32 dataBytes, f64 baseOffset (-1: no records), u32 recordCount }
+//   ..      entryCount x { u32 type, u32 dataBytes, f64 baseOffset (-1: no records), u32 recordCount,
+//                          f64 maxTimestampMs (version 2 only; see RecordRange) }
 //   ..      the entries' data, concatenated
 
 import { AssertionError, assert } from '../raft/errors.js';
@@ -20,10 +21,22 @@ import { ByteSlab } from './byte-slab.js';
 import { crc32c } from './crc32c.js';
 
 export const FRAME_MAGIC = 0x31464c52; // 'RLF1' read as a little-endian u32
-export const FRAME_VERSION = 1;
+/** Version 2 added each entry's largest record timestamp to its row (the time index). */
+export const FRAME_VERSION = 2;
+/** Frames written before the time index: rows without a timestamp, read as unknown. */
+export const FRAME_VERSION_UNTIMED = 1;
 export const FRAME_HEADER_BYTES = 32;
 export const TERM_RUN_BYTES = 12;
-export const ENTRY_TABLE_BYTES = 20;
+export const ENTRY_TABLE_BYTES = 28;
+const ENTRY_TABLE_BYTES_UNTIMED = 20;
+/** An entry's timestamp when no record says: it may hold any time, so a time lookup must look. */
+export const TIMESTAMP_UNKNOWN = Number.POSITIVE_INFINITY;
+/** The largest timestamp of no records at all (entries without records, empty ranges). */
+export const TIMESTAMP_NONE = Number.NEGATIVE_INFINITY;
+
+function entryRowBytes(version: number): number {
+  return version === FRAME_VERSION_UNTIMED ? ENTRY_TABLE_BYTES_UNTIMED : ENTRY_TABLE_BYTES;
+}
 /** No single write may be larger; a length field above it is corruption, not a huge frame. */
 export const FRAME_BYTES_MAX = 256 * 1024 * 1024;
 
@@ -42,6 +55,11 @@ export interface RecordRange {
   baseOffset: number;
   /** Number of records in the entry (> 0). */
   recordCount: number;
+  /**
+   * The largest record timestamp in the entry (ms since the epoch), for the time index; absent:
+   * unknown (TIMESTAMP_UNKNOWN: a time lookup reads the entry rather than skip it).
+   */
+  maxTimestampMs?: number;
 }
 
 /** Maps an entry to its record range; null for entries without records (no-ops, conf changes). */
@@ -49,6 +67,8 @@ export type DescribeEntry = (entry: Entry) => RecordRange | null;
 
 export interface FrameHeader {
   frameBytes: number;
+  /** FRAME_VERSION, or FRAME_VERSION_UNTIMED for a frame written before the time index. */
+  version: number;
   crc: number;
   termRunCount: number;
   firstIndex: number;
@@ -68,6 +88,8 @@ export interface EncodedFrame {
   nextOffset: number;
   /** Term changes in the frame: [startIndex, term] per run, flattened (for the segment's index). */
   termRuns: number[];
+  /** Largest record timestamp in the frame: TIMESTAMP_NONE without records (see RecordRange). */
+  maxTimestampMs: number;
 }
 
 function countTermRuns(entries: readonly Entry[], start: number, end: number): number {
@@ -119,6 +141,7 @@ export function encodeFrame(
   const termRuns: number[] = [];
   let firstOffset = -1;
   let nextOffset = -1;
+  let maxTimestampMs = TIMESTAMP_NONE;
   let dataCursor = dataAt;
   for (let i = start; i < end; i++) {
     const entry = entries[i]!;
@@ -141,16 +164,28 @@ export function encodeFrame(
     view.setUint32(rowAt + 4, entry.data.length, true);
     view.setFloat64(rowAt + 8, range ? range.baseOffset : -1, true);
     view.setUint32(rowAt + 16, range ? range.recordCount : 0, true);
+    const timestampMs = range ? (range.maxTimestampMs ?? TIMESTAMP_UNKNOWN) : TIMESTAMP_NONE;
+    view.setFloat64(rowAt + 20, timestampMs, true);
     if (range) {
       if (firstOffset < 0) firstOffset = range.baseOffset;
       nextOffset = range.baseOffset + range.recordCount;
+      if (timestampMs > maxTimestampMs) maxTimestampMs = timestampMs;
     }
     bytes.set(entry.data, dataCursor);
     dataCursor += entry.data.length;
   }
   view.setUint32(runAt + 8, runCount, true);
   view.setUint32(4, crc32c(bytes, 8, frameBytes), true);
-  return { bytes, frameBytes, firstIndex, entryCount: count, firstOffset, nextOffset, termRuns };
+  return {
+    bytes,
+    frameBytes,
+    firstIndex,
+    entryCount: count,
+    firstOffset,
+    nextOffset,
+    termRuns,
+    maxTimestampMs,
+  };
 }
 
 /**
@@ -160,7 +195,9 @@ export function encodeFrame(
 export function readFrameHeader(bytes: Uint8Array, at: number, end: number): FrameHeader | null {
   if (end - at < FRAME_HEADER_BYTES) return null;
   const view = new DataView(bytes.buffer, bytes.byteOffset + at, FRAME_HEADER_BYTES);
-  if (view.getUint32(0, true) !== FRAME_MAGIC || view.getUint16(12, true) !== FRAME_VERSION) return null;
+  const version = view.getUint16(12, true);
+  if (view.getUint32(0, true) !== FRAME_MAGIC) return null;
+  if (version !== FRAME_VERSION && version !== FRAME_VERSION_UNTIMED) return null;
   const frameBytes = view.getUint32(8, true);
   const termRunCount = view.getUint16(14, true);
   const entryCount = view.getUint32(24, true);
@@ -168,9 +205,10 @@ export function readFrameHeader(bytes: Uint8Array, at: number, end: number): Fra
   if (frameBytes > FRAME_BYTES_MAX || frameBytes > end - at) return null;
   if (entryCount === 0 || termRunCount === 0 || termRunCount > entryCount) return null;
   if (!Number.isSafeInteger(firstIndex) || firstIndex < 1) return null;
-  const minimumBytes = FRAME_HEADER_BYTES + termRunCount * TERM_RUN_BYTES + entryCount * ENTRY_TABLE_BYTES;
+  const minimumBytes =
+    FRAME_HEADER_BYTES + termRunCount * TERM_RUN_BYTES + entryCount * entryRowBytes(version);
   if (frameBytes < minimumBytes) return null;
-  return { frameBytes, crc: view.getUint32(4, true), termRunCount, firstIndex, entryCount };
+  return { frameBytes, version, crc: view.getUint32(4, true), termRunCount, firstIndex, entryCount };
 }
 
 export function frameCrcMatches(bytes: Uint8Array, at: number, header: FrameHeader): boolean {
@@ -190,9 +228,11 @@ export interface FrameSummary {
   termRuns: number[];
   firstOffset: number;
   nextOffset: number;
+  /** Largest record timestamp: TIMESTAMP_NONE without records, TIMESTAMP_UNKNOWN in version 1. */
+  maxTimestampMs: number;
 }
 
-/** Summarises a verified frame (term runs and record offsets) without touching its data. */
+/** Summarises a verified frame (term runs, record offsets, timestamps) without touching its data. */
 export function summarizeFrame(bytes: Uint8Array, at: number, header: FrameHeader): FrameSummary {
   const view = new DataView(bytes.buffer, bytes.byteOffset + at, header.frameBytes);
   const termRuns: number[] = [];
@@ -205,16 +245,24 @@ export function summarizeFrame(bytes: Uint8Array, at: number, header: FrameHeade
   }
   assert(covered === header.entryCount, `frame at ${at}: term runs cover ${covered} of ${header.entryCount}`);
   const tableAt = FRAME_HEADER_BYTES + header.termRunCount * TERM_RUN_BYTES;
+  const rowBytes = entryRowBytes(header.version);
   let firstOffset = -1;
   let nextOffset = -1;
+  let maxTimestampMs = TIMESTAMP_NONE;
   for (let i = 0; i < header.entryCount; i++) {
-    const rowAt = tableAt + i * ENTRY_TABLE_BYTES;
+    const rowAt = tableAt + i * rowBytes;
     const baseOffset = view.getFloat64(rowAt + 8, true);
     if (baseOffset < 0) continue;
     if (firstOffset < 0) firstOffset = baseOffset;
     nextOffset = baseOffset + view.getUint32(rowAt + 16, true);
+    const timestampMs = rowTimestampMs(view, rowAt, header.version);
+    if (timestampMs > maxTimestampMs) maxTimestampMs = timestampMs;
   }
-  return { termRuns, firstOffset, nextOffset };
+  return { termRuns, firstOffset, nextOffset, maxTimestampMs };
+}
+
+function rowTimestampMs(view: DataView, rowAt: number, version: number): number {
+  return version === FRAME_VERSION_UNTIMED ? TIMESTAMP_UNKNOWN : view.getFloat64(rowAt + 20, true);
 }
 
 /**
@@ -231,7 +279,8 @@ export function decodeFrameEntries(
 ): number {
   const view = new DataView(bytes.buffer, bytes.byteOffset + at, header.frameBytes);
   const tableAt = FRAME_HEADER_BYTES + header.termRunCount * TERM_RUN_BYTES;
-  let dataCursor = at + tableAt + header.entryCount * ENTRY_TABLE_BYTES;
+  const rowBytes = entryRowBytes(header.version);
+  let dataCursor = at + tableAt + header.entryCount * rowBytes;
   let run = 0;
   let runLeft = view.getUint32(FRAME_HEADER_BYTES + 8, true);
   let term = view.getFloat64(FRAME_HEADER_BYTES, true);
@@ -243,7 +292,7 @@ export function decodeFrameEntries(
       term = view.getFloat64(FRAME_HEADER_BYTES + run * TERM_RUN_BYTES, true);
     }
     runLeft--;
-    const rowAt = tableAt + i * ENTRY_TABLE_BYTES;
+    const rowAt = tableAt + i * rowBytes;
     const dataBytes = view.getUint32(rowAt + 4, true);
     const index = header.firstIndex + i;
     if (index >= lo && index < hi) {
@@ -257,17 +306,38 @@ export function decodeFrameEntries(
   return added;
 }
 
-/** Record range of each entry of a verified frame, for reads by offset. */
+/** Values per entry in frameRecordRanges: base offset, record count, largest timestamp. */
+export const RANGE_STRIDE = 3;
+
+/**
+ * Record range of each entry of a verified frame, for reads by offset: RANGE_STRIDE values per
+ * entry, [baseOffset (-1: none), recordCount, maxTimestampMs].
+ */
 export function frameRecordRanges(bytes: Uint8Array, at: number, header: FrameHeader): Float64Array {
   const view = new DataView(bytes.buffer, bytes.byteOffset + at, header.frameBytes);
   const tableAt = FRAME_HEADER_BYTES + header.termRunCount * TERM_RUN_BYTES;
-  const ranges = new Float64Array(header.entryCount * 2);
+  const rowBytes = entryRowBytes(header.version);
+  const ranges = new Float64Array(header.entryCount * RANGE_STRIDE);
   for (let i = 0; i < header.entryCount; i++) {
-    const rowAt = tableAt + i * ENTRY_TABLE_BYTES;
-    ranges[2 * i] = view.getFloat64(rowAt + 8, true);
-    ranges[2 * i + 1] = view.getUint32(rowAt + 16, true);
+    const rowAt = tableAt + i * rowBytes;
+    const baseOffset = view.getFloat64(rowAt + 8, true);
+    ranges[RANGE_STRIDE * i] = baseOffset;
+    ranges[RANGE_STRIDE * i + 1] = view.getUint32(rowAt + 16, true);
+    ranges[RANGE_STRIDE * i + 2] =
+      baseOffset < 0 ? TIMESTAMP_NONE : rowTimestampMs(view, rowAt, header.version);
   }
   return ranges;
+}
+
+/** The record range of entry `i` of a frame, from frameRecordRanges' answer. */
+export function recordRangeAt(ranges: Float64Array, i: number): RecordRange | null {
+  const baseOffset = ranges[RANGE_STRIDE * i]!;
+  if (baseOffset < 0) return null;
+  return {
+    baseOffset,
+    recordCount: ranges[RANGE_STRIDE * i + 1]!,
+    maxTimestampMs: ranges[RANGE_STRIDE * i + 2]!,
+  };
 }
 
 /**
@@ -285,9 +355,6 @@ export function encodeFramePrefix(
   decodeFrameEntries(bytes, at, header, header.firstIndex, header.firstIndex + keepCount, entries);
   const recordRanges = frameRecordRanges(bytes, at, header);
   const ranges: (RecordRange | null)[] = [];
-  for (let i = 0; i < keepCount; i++) {
-    const baseOffset = recordRanges[2 * i]!;
-    ranges.push(baseOffset < 0 ? null : { baseOffset, recordCount: recordRanges[2 * i + 1]! });
-  }
+  for (let i = 0; i < keepCount; i++) ranges.push(recordRangeAt(recordRanges, i));
   return encodeFrame(entries, 0, keepCount, ranges).bytes;
 }

@@ -12,6 +12,7 @@ import {
   readFrameHeader,
   readVerifiedFrame,
   summarizeFrame,
+  TIMESTAMP_NONE,
 } from './frame.js';
 import { segmentFileName } from './segment.js';
 import { scanWalFile, type WalScanResult, type WalScanTask } from './wal.js';
@@ -58,6 +59,8 @@ export interface CutResult {
   copyBytes: number;
   copyFirstIndex: number;
   copyFirstOffset: number;
+  /** Largest record timestamp in the copy (for the time index). */
+  copyMaxTimestampMs: number;
   copySequence: number;
 }
 
@@ -125,6 +128,8 @@ export interface ScanResult {
   nextOffset: number;
   /** Sparse index: [raftIndex, position, recordOffset] per point, flattened. */
   points: number[];
+  /** Largest record timestamp per point (null: unknown, an index stored before the time index). */
+  pointMaxTimestamps: number[] | null;
   /** Term changes: [startIndex, term] per run, flattened. */
   termRuns: number[];
 }
@@ -256,6 +261,7 @@ function cutFile(
       copyBytes: 0,
       copyFirstIndex: 0,
       copyFirstOffset: -1,
+      copyMaxTimestampMs: TIMESTAMP_NONE,
       copySequence: 0,
     };
     if (step.index > header.firstIndex) {
@@ -277,7 +283,9 @@ function cutFile(
       cut.copySequence = copy.sequence;
       cut.copyBytes = prefix.length;
       cut.copyFirstIndex = header.firstIndex;
-      cut.copyFirstOffset = summarizeFrame(prefix, 0, prefixHeader).firstOffset;
+      const copySummary = summarizeFrame(prefix, 0, prefixHeader);
+      cut.copyFirstOffset = copySummary.firstOffset;
+      cut.copyMaxTimestampMs = copySummary.maxTimestampMs;
     }
     fileSystem.truncate(fd, position);
     return cut;
@@ -289,6 +297,7 @@ function cutFile(
     copyBytes: 0,
     copyFirstIndex: 0,
     copyFirstOffset: -1,
+    copyMaxTimestampMs: TIMESTAMP_NONE,
     copySequence: 0,
   };
 }
@@ -357,6 +366,7 @@ function scanSegment(fileSystem: SyncFileSystem, task: ScanTask): ScanResult {
       firstOffsetPosition: -1,
       nextOffset: -1,
       points: [],
+      pointMaxTimestamps: [],
       termRuns: [],
     };
     let chunk: Uint8Array = new Uint8Array(0);
@@ -400,7 +410,12 @@ function scanSegment(fileSystem: SyncFileSystem, task: ScanTask): ScanResult {
           position,
           summary.firstOffset >= 0 ? summary.firstOffset : result.nextOffset,
         );
+        result.pointMaxTimestamps!.push(summary.maxTimestampMs);
         lastPoint = position;
+      } else {
+        const last = result.pointMaxTimestamps!.length - 1;
+        if (summary.maxTimestampMs > result.pointMaxTimestamps![last]!)
+          result.pointMaxTimestamps![last] = summary.maxTimestampMs;
       }
       let runStart = header.firstIndex;
       for (let r = 0; r < summary.termRuns.length; r += 2) {

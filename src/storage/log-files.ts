@@ -253,6 +253,7 @@ export class LogFiles {
         firstIndex: cut.copyFirstIndex,
         entryCount: index - cut.copyFirstIndex,
         firstOffset: cut.copyFirstOffset,
+        maxTimestampMs: cut.copyMaxTimestampMs,
         frameBytes: cut.copyBytes,
         termRuns: copyTermRuns,
       },

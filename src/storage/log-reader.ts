@@ -7,7 +7,7 @@ import { assert, RaftError } from '../raft/errors.js';
 import { limitBytes } from '../raft/storage.js';
 import { type Entry, entryBytes } from '../raft/types.js';
 import { StorageError } from './errors.js';
-import { decodeFrameEntries, frameRecordRanges, readFrameHeader } from './frame.js';
+import { decodeFrameEntries, frameRecordRanges, RANGE_STRIDE, readFrameHeader } from './frame.js';
 import type { IoExecutor } from './io-executor.js';
 import type { LogFiles } from './log-files.js';
 import type { Segment } from './segment.js';
@@ -196,8 +196,8 @@ export class LogReader {
       decodeFrameEntries(bytes, at, header, this.hooks.firstIndex(), maxIndex + 1, frameEntries);
       for (const entry of frameEntries) {
         const i = entry.index - header.firstIndex;
-        const baseOffset = ranges[2 * i]!;
-        if (baseOffset < 0 || baseOffset + ranges[2 * i + 1]! <= fromOffset) continue;
+        const baseOffset = ranges[RANGE_STRIDE * i]!;
+        if (baseOffset < 0 || baseOffset + ranges[RANGE_STRIDE * i + 1]! <= fromOffset) continue;
         total += entryBytes(entry);
         if (total > maxBytes && out.length > 0) return out;
         out.push(entry);

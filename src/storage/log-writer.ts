@@ -71,6 +71,8 @@ export class LogWriter {
   private opsHead = 0;
   /** Lowest index a queued cut or reset will remove (Infinity: none queued). */
   private lowestQueuedCut = Number.POSITIVE_INFINITY;
+  /** Index of the cut or reset running in the chain now (the files still hold what it cuts). */
+  private runningCut = Number.POSITIVE_INFINITY;
   private pumping = false;
   private idleWaiters: (() => void)[] = [];
   private failure: StorageError | null = null;
@@ -146,6 +148,14 @@ export class LogWriter {
   /** Highest index the cache may drop: on disk, and not about to be cut. */
   evictableUpTo(): number {
     return Math.min(this.diskLastIndex, this.lowestQueuedCut - 1);
+  }
+
+  /**
+   * Highest index whose frames in the segment files are the log's own: written, and not cut in
+   * memory by a cut that is queued or running (the time index trusts the files that far).
+   */
+  filesTrustedUpTo(): number {
+    return Math.min(this.diskLastIndex, this.lowestQueuedCut - 1, this.runningCut - 1);
   }
 
   // ---- the chain ---------------------------------------------------------------------------
@@ -413,6 +423,11 @@ export class LogWriter {
 
   private async runDestructive(op: DestructiveOp): Promise<void> {
     if (op.kind !== 'cut') await op.gate;
-    this.diskLastIndex = await this.files.change(op, this.diskLastIndex);
+    if (op.kind !== 'compact') this.runningCut = op.kind === 'cut' ? op.index : op.firstIndex;
+    try {
+      this.diskLastIndex = await this.files.change(op, this.diskLastIndex);
+    } finally {
+      this.runningCut = Number.POSITIVE_INFINITY;
+    }
   }
 }

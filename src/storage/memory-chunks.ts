@@ -4,6 +4,7 @@
 // node's MemoryAccount, which the broker holds against its bound on memory-topic data.
 
 import { AssertionError, assert } from '../raft/errors.js';
+import { TIMESTAMP_NONE } from './frame.js';
 
 /** A log's first chunk; each next one is twice the size, up to chunkBytesMax. */
 export const MEMORY_CHUNK_BYTES_MIN = 4 * 1024;
@@ -13,8 +14,9 @@ export const MEMORY_CHUNK_BYTES_MIN = 4 * 1024;
  */
 export const MEMORY_CHUNK_BYTES_MAX_DEFAULT = 1024 * 1024;
 /**
- * Counted per entry besides its data: the entry cache's seven array slots of 8 bytes (buffer,
- * offset, length, term, type, base offset, offset end) and the slack of the arrays' growth.
+ * Counted per entry besides its data: the entry cache's eight array slots of 8 bytes (buffer,
+ * offset, length, term, type, base offset, offset end, largest timestamp); the arrays' growth
+ * slack is not counted.
  */
 export const MEMORY_ENTRY_BOOKKEEPING_BYTES = 64;
 
@@ -57,6 +59,11 @@ interface Chunk {
    * again: entries read before the cut may still be views of them.
    */
   sealed: boolean;
+  /**
+   * The time index: the largest record timestamp of its entries (TIMESTAMP_NONE: none). A cut
+   * leaves it as it was: too high is safe (a lookup reads on), too low never happens.
+   */
+  maxTimestampMs: number;
 }
 
 /**
@@ -89,8 +96,11 @@ export class MemoryChunks {
     return this.chunks.length;
   }
 
-  /** Copies the data of entry `index` (the next one) into the last chunk, or a new one. */
-  copy(index: number, data: Uint8Array): Uint8Array {
+  /**
+   * Copies the data of entry `index` (the next one) into the last chunk, or a new one;
+   * `maxTimestampMs` is the entry's largest record timestamp (see RecordRange).
+   */
+  copy(index: number, data: Uint8Array, maxTimestampMs: number = TIMESTAMP_NONE): Uint8Array {
     let chunk = this.chunks.length > 0 ? this.chunks[this.chunks.length - 1]! : null;
     // Per entry: the message is built only on failure.
     if (chunk !== null && index !== chunk.lastIndex + 1)
@@ -103,6 +113,7 @@ export class MemoryChunks {
     view.set(data);
     chunk.usedBytes += data.length;
     chunk.lastIndex = index;
+    if (maxTimestampMs > chunk.maxTimestampMs) chunk.maxTimestampMs = maxTimestampMs;
     this.add(MEMORY_ENTRY_BOOKKEEPING_BYTES);
     return view;
   }
@@ -143,6 +154,7 @@ export class MemoryChunks {
       lastIndex: baseIndex - 1,
       usedBytes: 0,
       sealed: false,
+      maxTimestampMs: TIMESTAMP_NONE,
     };
     this.chunks.push(chunk);
     this.add(size);
@@ -180,6 +192,17 @@ export class MemoryChunks {
     for (const chunk of this.chunks) this.release(chunk);
     this.chunks.length = 0;
     assert(this.heldBytesValue === 0, `memory chunks: ${this.heldBytesValue} bytes held after clear`);
+  }
+
+  /**
+   * The time index: the first index of the first chunk whose entries may hold a record at or
+   * after `timestampMs` (every entry before it is earlier), or null when none may.
+   */
+  firstIndexForTime(timestampMs: number): number | null {
+    for (const chunk of this.chunks) {
+      if (chunk.lastIndex >= chunk.baseIndex && chunk.maxTimestampMs >= timestampMs) return chunk.baseIndex;
+    }
+    return null;
   }
 
   /** The chunks holding entries at or after `firstIndex`, oldest first; the last one is open. */

@@ -24,6 +24,7 @@ import { RaftState } from './raft-state.js';
 import type { Segment } from './segment.js';
 import type { LogStart } from './state-store.js';
 import { TermIndex } from './term-index.js';
+import { diskOffsetForTime, memoryOffsetForTime } from './time-index.js';
 import type { WalRecord } from './wal.js';
 import { planWalReplay } from './wal-replay.js';
 
@@ -402,6 +403,19 @@ export class PartitionLog {
     });
     if (cached !== null || this.reader === null) return cached ?? [];
     return this.reader.readRecords(fromOffset, maxIndex, options.maxBytes);
+  }
+
+  /**
+   * The time index: an offset at or below the first stored record with a timestamp at least
+   * `timestampMs`, every stored record below it earlier; null when none reaches it (time-index.ts).
+   */
+  offsetForTime(timestampMs: number): number | null {
+    if (this.chunks !== null) return memoryOffsetForTime(this.chunks, this.cache, timestampMs);
+    const writer = this.writer!;
+    const trustedLastIndex = Math.min(writer.filesTrustedUpTo(), this.lastIndexValue);
+    const { generation, cache } = this;
+    const index = { segments: writer.files.segments, generation, firstIndex: this.firstIndexValue, cache };
+    return diskOffsetForTime({ ...index, trustedLastIndex }, timestampMs);
   }
 
   // ---- scrub -------------------------------------------------------------------------------

@@ -160,7 +160,13 @@ async function recoverSegments(
   checkChain(kept, start.firstIndex);
   const unverified: { segment: Segment; endPosition: number }[] = [];
   for (const { segment, scan } of kept) {
-    segment.loadPoints(scan.points, scan.firstOffset, scan.firstOffsetPosition, scan.termRuns);
+    segment.loadPoints(
+      scan.points,
+      scan.pointMaxTimestamps,
+      scan.firstOffset,
+      scan.firstOffsetPosition,
+      scan.termRuns,
+    );
     segment.lastIndex = scan.lastIndex;
     segment.endPosition = scan.validEnd;
     if (scan.indexed) unverified.push({ segment, endPosition: scan.validEnd });
@@ -206,6 +212,16 @@ function scanFromIndex(record: SegmentIndexRecord, fileBytes: number): ScanResul
     firstOffsetPosition: record.firstOffsetPosition,
     nextOffset: -1,
     points: Array.from(points),
+    // Absent in an index stored before the time index: unknown, which lookups read through.
+    pointMaxTimestamps: record.pointMaxTimestamps
+      ? Array.from(
+          new Float64Array(
+            record.pointMaxTimestamps.buffer,
+            record.pointMaxTimestamps.byteOffset,
+            record.pointMaxTimestamps.length / 8,
+          ),
+        )
+      : null,
     termRuns: [...record.termRuns],
   };
 }
@@ -264,6 +280,7 @@ async function cutScanned(input: RecoveryInput, entry: ScannedSegment, index: nu
       points.push(scan.points[i]!, scan.points[i + 1]!, scan.points[i + 2]!);
   }
   scan.points = points;
+  if (scan.pointMaxTimestamps !== null) scan.pointMaxTimestamps.length = points.length / 3;
   const runs: number[] = [];
   for (let i = 0; i < scan.termRuns.length; i += 2) {
     if (scan.termRuns[i]! < index) runs.push(scan.termRuns[i]!, scan.termRuns[i + 1]!);

@@ -1,9 +1,10 @@
 // One segment file of a log as the event loop knows it: its place in the log, how far completed
 // writes reach, its term runs, and a sparse in-memory index (one point per indexIntervalBytes) from
-// Raft index and from record offset to a frame position. A sealed segment's index is stored in lmdb
+// Raft index, from record offset and from record timestamp to a frame position. A sealed segment's index is stored in lmdb
 // (a SegmentIndexRecord) so that a restart need not read the file (docs/storage.md: "Indexes").
 
 import path from 'node:path';
+import { TIMESTAMP_NONE, TIMESTAMP_UNKNOWN } from './frame.js';
 import type { SegmentIndexRecord } from './state-store.js';
 
 const SEGMENT_SUFFIX = '.seg';
@@ -53,6 +54,12 @@ export class Segment {
   private readonly pointIndexes: number[] = [];
   private readonly pointPositions: number[] = [];
   private readonly pointOffsets: number[] = [];
+  // The time index: pointMaxTimestamps[i] is the largest record timestamp in the frames from
+  // pointPositions[i] up to the next point (TIMESTAMP_NONE: no records, TIMESTAMP_UNKNOWN: frames
+  // written before the time index). A cut may leave it too high, never too low.
+  private readonly pointMaxTimestamps: number[] = [];
+  /** The largest record timestamp in the file, as the points say. */
+  maxTimestampMs = TIMESTAMP_NONE;
 
   constructor(directory: string, name: SegmentName) {
     this.baseIndex = name.baseIndex;
@@ -76,6 +83,7 @@ export class Segment {
       readonly firstOffset: number;
       readonly frameBytes: number;
       readonly termRuns: readonly number[];
+      readonly maxTimestampMs: number;
     },
     position: number,
     indexIntervalBytes: number,
@@ -86,7 +94,11 @@ export class Segment {
       this.pointIndexes.push(frame.firstIndex);
       this.pointPositions.push(position);
       this.pointOffsets.push(frame.firstOffset);
+      this.pointMaxTimestamps.push(frame.maxTimestampMs);
+    } else if (frame.maxTimestampMs > this.pointMaxTimestamps[points - 1]!) {
+      this.pointMaxTimestamps[points - 1] = frame.maxTimestampMs;
     }
+    if (frame.maxTimestampMs > this.maxTimestampMs) this.maxTimestampMs = frame.maxTimestampMs;
     if (this.firstOffset < 0 && frame.firstOffset >= 0) {
       this.firstOffset = frame.firstOffset;
       this.firstOffsetPosition = position;
@@ -132,13 +144,19 @@ export class Segment {
       firstOffset: this.firstOffset,
       firstOffsetPosition: this.firstOffsetPosition,
       points: new Uint8Array(points.buffer),
+      pointMaxTimestamps: new Uint8Array(Float64Array.from(this.pointMaxTimestamps).buffer),
       termRuns: [...this.termRuns],
     };
   }
 
-  /** Loads a recovery scan's points (flattened [index, position, offset] triples) and term runs. */
+  /**
+   * Loads a recovery scan's points (flattened [index, position, offset] triples), their largest
+   * timestamps (one per point; null: unknown, from an index stored before the time index) and
+   * term runs.
+   */
   loadPoints(
     points: readonly number[],
+    pointMaxTimestamps: ArrayLike<number> | null,
     firstOffset: number,
     firstOffsetPosition: number,
     termRuns: readonly number[],
@@ -148,9 +166,31 @@ export class Segment {
       this.pointIndexes.push(points[i]!);
       this.pointPositions.push(points[i + 1]!);
       this.pointOffsets.push(points[i + 2]!);
+      const timestampMs = pointMaxTimestamps === null ? TIMESTAMP_UNKNOWN : pointMaxTimestamps[i / 3]!;
+      this.pointMaxTimestamps.push(timestampMs);
+      if (timestampMs > this.maxTimestampMs) this.maxTimestampMs = timestampMs;
     }
     this.firstOffset = firstOffset;
     this.firstOffsetPosition = firstOffsetPosition;
+  }
+
+  /**
+   * The time index: an offset at or below the first record of this file whose timestamp is at
+   * least `timestampMs`, such that every record of the file below it is earlier; null when no
+   * record of the file reaches it. Exact to the sparse point (the caller reads on from there).
+   * Points past `indexMax` are not looked at (their frames may be about to be cut).
+   */
+  offsetForTime(timestampMs: number, indexMax: number): number | null {
+    if (this.maxTimestampMs < timestampMs) return null;
+    let knownOffset = this.firstOffset;
+    for (let i = 0; i < this.pointMaxTimestamps.length && this.pointIndexes[i]! <= indexMax; i++) {
+      const pointOffset = this.pointOffsets[i]!;
+      // A point's offset is -1 when its first frame holds no records: the last known one is a
+      // lower bound (offsets grow with position).
+      if (pointOffset >= 0) knownOffset = pointOffset;
+      if (this.pointMaxTimestamps[i]! >= timestampMs) return Math.max(knownOffset, 0);
+    }
+    return null;
   }
 
   /** A frame boundary at or before the frame holding `index`. */
@@ -193,6 +233,7 @@ export class Segment {
       this.pointIndexes.pop();
       this.pointPositions.pop();
       this.pointOffsets.pop();
+      this.pointMaxTimestamps.pop();
     }
     if (this.firstOffsetPosition >= endPosition) {
       this.firstOffset = -1;

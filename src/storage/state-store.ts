@@ -40,6 +40,11 @@ export interface SegmentIndexRecord {
   firstOffsetPosition: number;
   /** Float64 [raftIndex, position, recordOffset] triples, little-endian. */
   points: Uint8Array;
+  /**
+   * Float64 largest record timestamp per point (the time index), little-endian; absent in
+   * indexes stored before the time index (then unknown).
+   */
+  pointMaxTimestamps?: Uint8Array;
   /** [startIndex, term] per run, flattened. */
   termRuns: number[];
 }

@@ -11,6 +11,7 @@ import {
   frameRecordRanges,
   type RecordRange,
   readFrameHeader,
+  recordRangeAt,
   TERM_RUN_BYTES,
 } from './frame.js';
 import { WAL_KIND_SYNCED, type WalRecord } from './wal.js';
@@ -82,11 +83,8 @@ function entriesOfFrame(
   const entries: Entry[] = [];
   decodeFrameEntries(frame, 0, header, lo, hi + 1, entries);
   const ranges = frameRecordRanges(frame, 0, header);
-  const describe = (entry: Entry): RecordRange | null => {
-    const i = entry.index - header.firstIndex;
-    const baseOffset = ranges[2 * i]!;
-    return baseOffset < 0 ? null : { baseOffset, recordCount: ranges[2 * i + 1]! };
-  };
+  const describe = (entry: Entry): RecordRange | null =>
+    recordRangeAt(ranges, entry.index - header.firstIndex);
   return { entries, describe };
 }
 
