@@ -19,6 +19,7 @@ import { groupRoutes } from './routes/groups.js';
 import { internalRoutes } from './routes/internal.js';
 import { leadershipRoutes } from './routes/leadership.js';
 import { metricsRoutes } from './routes/metrics.js';
+import { offsetRoutes } from './routes/offsets.js';
 import { recordRoutes } from './routes/records.js';
 import { streamRoutes } from './routes/streams.js';
 import { topicRoutes } from './routes/topics.js';
@@ -94,6 +95,7 @@ export function buildApp(context: ApiContext, logger: Logger, limits: HttpLimits
   app.register(swaggerUi, { routePrefix: '/docs' });
   app.register(topicRoutes(context));
   app.register(recordRoutes(context));
+  app.register(offsetRoutes(context));
   app.register(clusterRoutes(context));
   app.register(internalRoutes(context));
   app.register(streamRoutes(context));

@@ -13,7 +13,7 @@ import {
 } from '../storage/index.js';
 import type { EntryOffsets, GroupStore, GroupWrite, NodeStore } from './group-store.js';
 import type { PersistenceMode } from './metadata-state.js';
-import { entryOffsets } from './partition-machine.js';
+import { entryOffsets, entryRecordRange } from './partition-machine.js';
 import {
   decodeProducerCheckpoint,
   encodeProducerCheckpoint,
@@ -121,6 +121,9 @@ class DiskGroupStore implements GroupStore {
   readEntries(lo: number, hi: number, maxBytes: number): Promise<Entry[]> {
     return this.log.readEntries(lo, hi, maxBytes);
   }
+  offsetForTime(timestampMs: number): number | null {
+    return this.log.offsetForTime(timestampMs);
+  }
 
   async offsetsAtOrBefore(index: number): Promise<(EntryOffsets & { index: number }) | null> {
     const first = this.log.firstIndex();
@@ -178,7 +181,7 @@ export class DiskNodeStore implements NodeStore {
     let store: DiskGroupStore | null = null;
     const log = await this.engine.openLog(String(groupId), {
       mode,
-      describeEntry: entryOffsets,
+      describeEntry: entryRecordRange,
       onPersisted: (persistId) => store?.persisted(persistId),
       onEntriesAvailable: () => store?.entriesLoaded(),
       onError: (error) => this.groupFailed?.(groupId, error),

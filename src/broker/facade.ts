@@ -14,6 +14,7 @@ import type {
   PersistenceMode,
   TopicMeta,
 } from './metadata-state.js';
+import type { OffsetForTimeResult } from './offset-for-time.js';
 import type { ProduceInput, ProduceLocalResult } from './produce.js';
 import type { GroupObserver } from './raft-group.js';
 import type { ProducerInfo, StoredRecord } from './record-batch.js';
@@ -28,6 +29,7 @@ export type {
   TopicConfig,
   TopicMeta,
 } from './metadata-state.js';
+export type { OffsetForTimeResult } from './offset-for-time.js';
 export type { ProduceInput } from './produce.js';
 export type { ObservedGroup } from './raft-group.js';
 export type { ProducerInfo, StoredRecord } from './record-batch.js';
@@ -176,6 +178,8 @@ export interface Broker {
   // ---- reads, on a replica here ------------------------------------------------------------
   hasReplica(groupId: number): boolean;
   fetch(groupId: number, params: FetchParams, signal?: AbortSignal): Promise<FetchResult>;
+  /** The first committed record at or after `timestampMs` here, or the high watermark. */
+  offsetForTime(groupId: number, timestampMs: number): Promise<OffsetForTimeResult>;
   /** Throws OFFSET_OUT_OF_RANGE below the log start (past the high watermark it waits). */
   tail(groupId: number, from: OffsetSpec): ReplicaTail;
 

@@ -36,6 +36,12 @@ export interface GroupStore extends LogStorage {
   readonly mayHaveLostEntries: boolean;
   /** Entries whose records include offsets >= fromOffset, oldest first, about maxBytes of them. */
   readByOffset(fromOffset: number, maxBytes: number): Promise<Entry[]>;
+  /**
+   * The time index: an offset at or below the first stored record whose timestamp is at least
+   * `timestampMs`, every stored record below it earlier; null when none reaches it (absent: no
+   * index, read from the log start).
+   */
+  offsetForTime?(timestampMs: number): number | null;
   /** Entries in [lo, hi), about maxBytes of them (at least one), from memory or disk. */
   readEntries(lo: number, hi: number, maxBytes: number): Promise<Entry[]>;
   /**

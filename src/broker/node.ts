@@ -48,6 +48,7 @@ import {
   DEFAULT_TIMING,
   raftConfigOf,
 } from './node-options.js';
+import { type OffsetForTimeResult, offsetForTimeLocal } from './offset-for-time.js';
 import { RoundRobin } from './partitioner.js';
 import { type LocalPartition, LocalPartitions } from './partitions.js';
 import { produceLocal } from './produce.js';
@@ -442,6 +443,10 @@ export class BrokerNode implements Broker {
   fetch(groupId: number, params: FetchParams, signal?: AbortSignal): Promise<FetchResult> {
     const local = this.replica(groupId);
     return fetchLocal(local, params, () => this.driver.markDirty(local.group), signal);
+  }
+
+  offsetForTime(groupId: number, timestampMs: number): Promise<OffsetForTimeResult> {
+    return offsetForTimeLocal(this.replica(groupId), timestampMs);
   }
 
   tail(groupId: number, from: OffsetSpec): ReplicaTail {

@@ -8,6 +8,7 @@
 
 import { assert } from '../raft/errors.js';
 import type { Entry } from '../raft/index.js';
+import type { RecordRange } from '../storage/index.js';
 import type { EntryOffsets } from './group-store.js';
 import {
   checkSequence,
@@ -20,13 +21,27 @@ import {
   type ProducerTableSnapshot,
   type SequenceCheck,
 } from './producer-state.js';
-import { isRecordBatch, type ProducerInfo, readBatchHeader } from './record-batch.js';
+import { isRecordBatch, maxRecordTimestampMs, type ProducerInfo, readBatchHeader } from './record-batch.js';
 
 /** Offsets of a log entry, or null for entries without records. */
 export function entryOffsets(entry: Entry): EntryOffsets | null {
   if (entry.data.length === 0 || !isRecordBatch(entry.data)) return null;
   const header = readBatchHeader(entry.data);
   return { baseOffset: header.baseOffset, recordCount: header.recordCount };
+}
+
+/**
+ * What storage is told of an entry (its describeEntry): its offsets and its largest record
+ * timestamp, for the time index; null for entries without records.
+ */
+export function entryRecordRange(entry: Entry): RecordRange | null {
+  if (entry.data.length === 0 || !isRecordBatch(entry.data)) return null;
+  const header = readBatchHeader(entry.data);
+  return {
+    baseOffset: header.baseOffset,
+    recordCount: header.recordCount,
+    maxTimestampMs: maxRecordTimestampMs(entry.data, header),
+  };
 }
 
 /** What the state machine needs of a batch: its offsets, producer and append time. */

@@ -222,6 +222,38 @@ export function forEachRecord(
   return visited;
 }
 
+/**
+ * The largest record timestamp in a batch (what fetch reports as each record's `timestamp`), for
+ * the storage's time index. Walks the records' lengths without decoding them: it runs for every
+ * entry a replica appends.
+ */
+export function maxRecordTimestampMs(data: Uint8Array, header: BatchHeader): number {
+  const view = viewOf(data);
+  let at = header.recordsStart;
+  let maxTimestampMs = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < header.recordCount; i++) {
+    need(data, at, 12);
+    const timestampMs = view.getFloat64(at, true);
+    if (timestampMs > maxTimestampMs) maxTimestampMs = timestampMs;
+    const keyBytes = view.getInt32(at + 8, true);
+    at += 12 + (keyBytes === NO_KEY ? 0 : keyBytes);
+    need(data, at, 4);
+    at += 4 + view.getUint32(at, true);
+    need(data, at, 2);
+    const headerCount = view.getUint16(at, true);
+    at += 2;
+    for (let h = 0; h < headerCount; h++) {
+      need(data, at, 2);
+      at += 2 + view.getUint16(at, true);
+      need(data, at, 4);
+      const valueBytes = view.getInt32(at, true);
+      at += 4 + (valueBytes >= 0 ? valueBytes : 0);
+    }
+  }
+  need(data, at, 0);
+  return maxTimestampMs;
+}
+
 function need(data: Uint8Array, at: number, bytes: number): void {
   if (at + bytes > data.length) throw new BatchFormatError(`record field past the end at byte ${at}`);
 }

@@ -80,6 +80,15 @@ export interface FetchedRecord {
   partition?: number;
 }
 
+/**
+ * `GET /v1/topics/{topic}/partitions/{p}/offsets?timestamp=MS`: the first committed record whose
+ * timestamp is >= MS and its timestamp, or, when none is, the high watermark and null.
+ */
+export interface OffsetForTimeResponse {
+  offset: number;
+  timestamp: number | null;
+}
+
 export interface FetchResponse {
   records: FetchedRecord[];
   nextOffset: number;

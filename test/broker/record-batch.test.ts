@@ -6,6 +6,7 @@ import {
   encodeBatch,
   forEachRecord,
   isRecordBatch,
+  maxRecordTimestampMs,
   type RecordInput,
   readBatchHeader,
   type StoredRecord,
@@ -81,5 +82,26 @@ describe('record batch', () => {
       expect(() => collect(data.subarray(0, cut))).toThrow(BatchFormatError);
     }
     expect(isRecordBatch(new Uint8Array(0))).toBe(false);
+  });
+
+  it('finds the largest record timestamp, wherever it is, for the time index', () => {
+    const records: RecordInput[] = [
+      {
+        key: bytes('k'),
+        value: bytes('a'),
+        headers: [
+          ['h', bytes('x')],
+          ['n', null],
+        ],
+        timestampMs: 500,
+      },
+      { key: null, value: bytes(''), headers: null, timestampMs: 900 },
+      { key: bytes(''), value: bytes('ccc'), headers: [['e', bytes('')]], timestampMs: 100 },
+    ];
+    const data = encodeBatch(7, records, { id: 'p', epoch: 0, sequence: 0 }, 1234);
+    const header = readBatchHeader(data);
+    expect(maxRecordTimestampMs(data, header)).toBe(900);
+    expect(maxRecordTimestampMs(data, header)).toBe(Math.max(...collect(data).map((r) => r.timestampMs)));
+    expect(() => maxRecordTimestampMs(data.subarray(0, data.length - 1), header)).toThrow(BatchFormatError);
   });
 });
