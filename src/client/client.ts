@@ -10,6 +10,7 @@ import type {
   FetchResponse,
   GroupOffset,
   ListTopicsResponse,
+  OffsetForTimeResponse,
   ProduceRequest,
   ProduceResponse,
   StreamParams,
@@ -223,25 +224,34 @@ export class Raftlog {
   }
 
   /**
-   * The offset of the partition's first record whose timestamp is at or after `timestampMs`, and
-   * that record's timestamp; the high watermark (and null) when no record is that late.
+   * The first committed record of the partition whose timestamp is at or after `timestampMs`
+   * (ms since the epoch): its offset and timestamp, or, when none is that late, the high
+   * watermark and a null timestamp. Asked of a replica (`readFrom`), which answers from its copy.
    */
-  offsetForTime(
+  async offsetForTime(
     topic: string,
     partition: number,
     timestampMs: number,
-    options?: CallOptions,
-  ): Promise<{ offset: number; timestamp: number | null }> {
-    return this.anyNode(
-      'idempotent',
-      `find the offset for a time in '${topic}'`,
-      {
+    options: FetchCallOptions = {},
+  ): Promise<OffsetForTimeResponse> {
+    const readFrom = options.readFrom ?? this.readFrom;
+    return withDeadline(options, `offset for a time in '${topic}'`, async (signal) => {
+      const spec: RequestSpec = {
         method: 'GET',
         path: `${partitionPath(topic, partition)}/offsets`,
         query: { timestamp: timestampMs },
-      },
-      options,
-    );
+        signal,
+      };
+      const answer = await this.execute<OffsetForTimeResponse>(spec, {
+        target: (attempt, attemptSignal) =>
+          this.replicaUrl(topic, partition, readFrom, attempt, attemptSignal),
+        safety: 'idempotent',
+        signal,
+        onFailure: (error) => this.onLeaderTrouble(topic, error),
+      });
+      if (answer.servedBy !== undefined) this.router.invalidate(topic);
+      return answer.body;
+    });
   }
 
   /**

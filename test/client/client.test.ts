@@ -114,6 +114,38 @@ describe('routes', () => {
     });
   });
 
+  it('asks for the offset of a time with GET .../offsets?timestamp=', async () => {
+    node = fakeNode().on('GET', /^\/v1\/topics\/orders\/partitions\/2\/offsets$/, (request) => ({
+      status: 200,
+      body:
+        request.query.timestamp === '1732262400000'
+          ? { offset: 17, timestamp: 1732262400250 }
+          : { offset: 57, timestamp: null },
+    }));
+    const client = node.client();
+    expect(await client.offsetForTime('orders', 2, 1732262400000)).toEqual({
+      offset: 17,
+      timestamp: 1732262400250,
+    });
+    expect(await client.offsetForTime('orders', 2, 1832262400000)).toEqual({ offset: 57, timestamp: null });
+    expect(node.requests.map((r) => r.query)).toEqual([
+      { timestamp: '1732262400000' },
+      { timestamp: '1832262400000' },
+    ]);
+  });
+
+  it('maps a refused offset-for-time request to its code', async () => {
+    node = fakeNode().on('GET', /offsets$/, () =>
+      errorReply(400, 'INVALID_REQUEST', 'querystring/timestamp must be >= 0'),
+    );
+    const error = await node
+      .client()
+      .offsetForTime('orders', 0, -1)
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RaftlogError);
+    expect(error).toMatchObject({ code: 'INVALID_REQUEST' });
+  });
+
   it('omits query parameters that are not given', async () => {
     node = fakeNode().on('GET', /records$/, () => ({
       status: 200,
