@@ -5,9 +5,25 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Entry } from '../../src/raft/types.js';
-import type { RecordRange } from '../../src/storage/frame.js';
+import { crc32c } from '../../src/storage/crc32c.js';
+import {
+  decodeFrameEntries,
+  encodeFrame,
+  encodeFramePrefix,
+  FRAME_HEADER_BYTES,
+  FRAME_MAGIC,
+  FRAME_VERSION,
+  FRAME_VERSION_UNTIMED,
+  frameRecordRanges,
+  type RecordRange,
+  readVerifiedFrame,
+  recordRangeAt,
+  summarizeFrame,
+  TERM_RUN_BYTES,
+  TIMESTAMP_UNKNOWN,
+} from '../../src/storage/frame.js';
 import { type PartitionLog, type PersistenceMode, StorageEngine } from '../../src/storage/index.js';
-import { makeEntries, removeDir, TestLog, tempDir } from './helpers.js';
+import { entryProblem, makeEntries, removeDir, TestLog, tempDir } from './helpers.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -203,5 +219,77 @@ describe('time index', () => {
     expect(t.log.offsetForTime(timestampOf(150))).toBe(0);
     await checkAll(t.log);
     await engine.close();
+  });
+});
+
+/** A frame as version 1 wrote it (20-byte entry rows, no timestamps): one term, one record each. */
+function versionOneFrame(entries: readonly Entry[]): Uint8Array {
+  const rows = 20;
+  const tableAt = FRAME_HEADER_BYTES + TERM_RUN_BYTES;
+  const dataAt = tableAt + entries.length * rows;
+  const frameBytes = dataAt + entries.reduce((sum, entry) => sum + entry.data.length, 0);
+  const bytes = new Uint8Array(frameBytes);
+  const view = new DataView(bytes.buffer);
+  view.setUint32(0, FRAME_MAGIC, true);
+  view.setUint32(8, frameBytes, true);
+  view.setUint16(12, FRAME_VERSION_UNTIMED, true);
+  view.setUint16(14, 1, true);
+  view.setFloat64(16, entries[0]!.index, true);
+  view.setUint32(24, entries.length, true);
+  view.setFloat64(FRAME_HEADER_BYTES, entries[0]!.term, true);
+  view.setUint32(FRAME_HEADER_BYTES + 8, entries.length, true);
+  let at = dataAt;
+  entries.forEach((entry, i) => {
+    const rowAt = tableAt + i * rows;
+    view.setUint32(rowAt, entry.type, true);
+    view.setUint32(rowAt + 4, entry.data.length, true);
+    view.setFloat64(rowAt + 8, entry.index - 1, true);
+    view.setUint32(rowAt + 16, 1, true);
+    bytes.set(entry.data, at);
+    at += entry.data.length;
+  });
+  view.setUint32(4, crc32c(bytes, 8, frameBytes), true);
+  return bytes;
+}
+
+describe('frames written before the time index (version 1)', () => {
+  it('are read as before, their timestamps unknown, and a prefix of one is copied as version 2', () => {
+    const entries = makeEntries(11, 4, 3, 40);
+    const frame = versionOneFrame(entries);
+    const header = readVerifiedFrame(frame, 0, frame.length)!;
+    expect(header).not.toBeNull();
+    expect(header.version).toBe(FRAME_VERSION_UNTIMED);
+    expect(summarizeFrame(frame, 0, header)).toMatchObject({
+      firstOffset: 10,
+      nextOffset: 14,
+      maxTimestampMs: TIMESTAMP_UNKNOWN,
+    });
+    const decoded: Entry[] = [];
+    decodeFrameEntries(frame, 0, header, 11, 15, decoded);
+    expect(decoded.map((entry) => [entry.index, entry.term, entryProblem(entry)])).toEqual(
+      entries.map((entry) => [entry.index, 3, null]),
+    );
+    expect(recordRangeAt(frameRecordRanges(frame, 0, header), 2)).toEqual({
+      baseOffset: 12,
+      recordCount: 1,
+      maxTimestampMs: TIMESTAMP_UNKNOWN,
+    });
+    const prefix = encodeFramePrefix(frame, 0, header, 2);
+    const prefixHeader = readVerifiedFrame(prefix, 0, prefix.length)!;
+    expect(prefixHeader.version).toBe(FRAME_VERSION);
+    expect(summarizeFrame(prefix, 0, prefixHeader)).toMatchObject({ firstOffset: 10, nextOffset: 12 });
+    expect(summarizeFrame(prefix, 0, prefixHeader).maxTimestampMs).toBe(TIMESTAMP_UNKNOWN);
+  });
+
+  it('a version 2 frame keeps each entry timestamp, and none for entries without records', () => {
+    const entries = [...makeEntries(1, 3, 1, 40), { index: 4, term: 1, type: 0, data: new Uint8Array(0) }];
+    const ranges = entries.map((entry) => (entry.data.length > 0 ? describeTimed(entry) : null));
+    const frame = encodeFrame(entries, 0, entries.length, ranges);
+    expect(frame.maxTimestampMs).toBe(Math.max(timestampOf(1), timestampOf(2), timestampOf(3)));
+    const header = readVerifiedFrame(frame.bytes, 0, frame.frameBytes)!;
+    const recordRanges = frameRecordRanges(frame.bytes, 0, header);
+    expect(recordRangeAt(recordRanges, 1)).toEqual(describeTimed(entries[1]!));
+    expect(recordRangeAt(recordRanges, 3)).toBeNull();
+    expect(summarizeFrame(frame.bytes, 0, header).maxTimestampMs).toBe(frame.maxTimestampMs);
   });
 });
