@@ -490,23 +490,32 @@ export class Raftlog {
     const policy = how.retry ?? this.retry;
     const startedMs = Date.now();
     for (let attempt = 1; ; attempt++) {
-      const target = how.target(attempt, how.signal);
-      const origin = typeof target === 'string' ? target : await target;
+      let origin: string | undefined;
       try {
+        const target = how.target(attempt, how.signal);
+        origin = typeof target === 'string' ? target : await target;
         const answer = await this.http.request<T>(origin, spec);
         this.router.answered(origin, answer.nodeId);
         return answer;
       } catch (error) {
         how.signal?.throwIfAborted();
         const unreachable = error instanceof RaftlogNetworkError;
-        if (unreachable) this.router.failed(origin);
-        else if (error instanceof RaftlogError && error.statusCode !== 0) {
-          this.router.answered(origin, error.nodeId);
-          // A node without a leader to serve from may stay so (a minority side): ask another.
-          if (error.code === 'NO_LEADER') this.router.passOver(origin);
+        let retriable: boolean;
+        if (origin === undefined) {
+          // The target lookup failed (a route load that ran out of the client's own retries, as
+          // while a dead node's partitions elect): this attempt sent nothing, so a transient
+          // failure is retried within this request's budget whatever its safety.
+          retriable = isRetriable(error);
+        } else {
+          if (unreachable) this.router.failed(origin);
+          else if (error instanceof RaftlogError && error.statusCode !== 0) {
+            this.router.answered(origin, error.nodeId);
+            // A node without a leader to serve from may stay so (a minority side): ask another.
+            if (error.code === 'NO_LEADER') this.router.passOver(origin);
+          }
+          how.onFailure?.(error);
+          retriable = how.safety === 'idempotent' ? isRetriable(error) : surelyNotApplied(error);
         }
-        how.onFailure?.(error);
-        const retriable = how.safety === 'idempotent' ? isRetriable(error) : surelyNotApplied(error);
         if (!retriable || attempt >= policy.attemptsMax) throw error;
         const retryAfterMs = error instanceof RaftlogError ? error.retryAfterMs : undefined;
         // Another node may be up: try it at once; then back off.
