@@ -20,7 +20,8 @@ import {
   peerList,
   persistenceMode,
 } from './options.js';
-import { produceCommand } from './produce.js';
+import { produceCommand } from './produce/command.js';
+import { headerFlag } from './produce/records.js';
 import { startCommand } from './start.js';
 import { addTail } from './tail.js';
 import { topicCreateCommand, topicDeleteCommand, topicDescribeCommand, topicListCommand } from './topic.js';
@@ -176,7 +177,10 @@ function addProduce(program: Command, io: CliIo, run: Runner): void {
       .argument('<topic>', 'topic name')
       .argument('[value]', 'the record value (UTF-8)')
       .option('--key <key>', 'record key (partition chosen by murmur2 of the key, as in Kafka)')
-      .option('--partition <p>', 'write to this partition', integerIn(0, 2 ** 31 - 1)),
+      .option('--partition <p>', 'write to this partition', integerIn(0, 2 ** 31 - 1))
+      .option('--key-separator <sep>', 'each line is KEY<sep>VALUE (a line without <sep> is an error)')
+      .option('--header <K=V>', 'a header on every record (repeatable)', headerFlag)
+      .option('--json-lines', 'each line is a JSON object: {"key", "value", "headers", "partition"}'),
   ).action(
     run((command) =>
       produceCommand({ ...command.opts(), topic: command.args[0]!, value: command.args[1] }, io),
