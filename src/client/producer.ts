@@ -12,6 +12,7 @@
 // Guessing would risk loss or a gap.
 
 import { randomUUID } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { partitionForKey } from '../wire/partitioner.js';
 import type { ProduceResponse, ProducerIdentity } from '../wire/types.js';
 import { DEFAULT_PRODUCE_TIMEOUT_MS } from '../wire/types.js';
@@ -177,6 +178,7 @@ export class Producer<V = string | Uint8Array> {
   private fenced: RaftlogError | undefined;
   /** Aborts requests in flight when close() gives up. */
   private readonly stop = new AbortController();
+  private lanesTotal = 0;
   private readonly keyScratch = Buffer.allocUnsafe(256);
 
   constructor(client: Raftlog, options: ProducerOptions = {}) {
@@ -392,6 +394,10 @@ export class Producer<V = string | Uint8Array> {
         failure: undefined,
       };
       state.lanes[partition] = lane;
+      // Each lane's request in flight listens on `stop` (and a finished one until its body has
+      // closed): past Node's default of 10 that is no leak, so the warning is raised with the lanes.
+      this.lanesTotal++;
+      setMaxListeners(10 + 2 * this.lanesTotal, this.stop.signal);
     }
     lane.items.push(item);
     lane.pendingBytes += item.bytes;
