@@ -161,7 +161,14 @@ describe('bin/raftlog against a scripted HTTP node on 127.0.0.1', () => {
       json(res, 200, { offsets: records.map(() => ({ partition: 0, offset: next++ })), duplicate: false });
     });
     const run = await raftlog(['produce', 'demo', '--server', url], { stdin: 'one\ntwo\nthree\n' });
-    expect(run).toMatchObject({ code: 0, stdout: '0:0\n0:1\n0:2\n', stderr: '' });
+    expect(run).toMatchObject({
+      code: 0,
+      stdout: '0:0\n0:1\n0:2\n',
+      // The summary of issue 18: records, bytes, time.
+      stderr: expect.stringMatching(
+        /^raftlog: produced 3 records \(11 B\) in [\d.]+ s(, \d+ records\/s)?\n$/,
+      ),
+    });
   });
 
   it('tail --follow falls back to fetch and exits 0 on SIGINT', async () => {
