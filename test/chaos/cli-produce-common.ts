@@ -90,7 +90,11 @@ export async function runProduceKill(options: ProduceKillOptions): Promise<Produ
     const faults: string[] = [];
     if (committedAtKill === undefined) faults.push('produce finished before the kill: nothing was tested');
     if (exitCode !== 0) faults.push(`produce exited ${exitCode}, not 0`);
+    if (produce.acknowledged.records !== options.lines) {
+      faults.push(`produce acknowledged ${produce.acknowledged.records} lines, not ${options.lines}`);
+    }
     const logs = await readTopic(admin, options.partitions);
+    const leaderAfter = (await admin.describeTopic(TOPIC)).partitions[victimPartition]!.leader;
     const check = checkLogs(logs, options);
     faults.push(...check.faults);
     return {
@@ -104,6 +108,9 @@ export async function runProduceKill(options: ProduceKillOptions): Promise<Produ
         'records committed at the kill': committedAtKill ?? 'none: no kill',
         'produce exit code': exitCode ?? 'killed at its deadline',
         'produce time ms': produceMs,
+        'acknowledgements on stdout': produce.acknowledged.records,
+        '... of them deduped retries': produce.acknowledged.duplicates,
+        [`partition ${victimPartition} leader after`]: leaderAfter ?? 'none',
         'records read back': logs.reduce((sum, records) => sum + records.length, 0),
       },
     };
@@ -127,9 +134,20 @@ function startProduce(file: string, urls: string[], holdStdin: boolean) {
   const stdin = holdStdin ? 'pipe' : openSync(file, 'r');
   const child = spawn(
     process.execPath,
-    [bin, 'produce', TOPIC, '--key-separator', SEPARATOR, '--server', urls.join(',')],
-    { stdio: [stdin, 'ignore', 'pipe'] },
+    // --json: one acknowledgement per line on stdout, which says whether a retry was deduped.
+    [bin, 'produce', TOPIC, '--key-separator', SEPARATOR, '--server', urls.join(','), '--json'],
+    { stdio: [stdin, 'pipe', 'pipe'] },
   );
+  const acknowledged = { records: 0, duplicates: 0 };
+  let partial = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    const lines = (partial + chunk.toString()).split('\n');
+    partial = lines.pop()!;
+    for (const line of lines) {
+      acknowledged.records++;
+      if (line.includes('"duplicate":true')) acknowledged.duplicates++;
+    }
+  });
   if (typeof stdin === 'number') closeSync(stdin); // The child holds its own copy.
   let fed: Promise<void> = Promise.resolve();
   if (child.stdin) {
@@ -148,7 +166,7 @@ function startProduce(file: string, urls: string[], holdStdin: boolean) {
     await fed;
     child.stdin?.end();
   };
-  return { child, exited, stderr: () => stderr, endStdin };
+  return { child, exited, stderr: () => stderr, endStdin, acknowledged };
 }
 
 /**
