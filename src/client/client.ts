@@ -147,6 +147,9 @@ export class Raftlog {
   }
 
   async describeTopic(topic: string, options?: CallOptions): Promise<TopicDescription> {
+    // The route learned here spares a later send its lookup, and with it the ask for the nodes:
+    // ask now, or a client given one URL would know no other node when that one dies.
+    this.refreshClusterIfDue();
     const description = await this.anyNode<TopicDescription>(
       'idempotent',
       'describe topic',

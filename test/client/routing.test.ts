@@ -156,6 +156,19 @@ describe('produce routing', () => {
     expect(produces().filter((r) => r.origin === URLS[1])).toHaveLength(2); // 'a', and 'b' once.
   });
 
+  it('given one URL and a described topic, moves on to the other nodes when that one dies', async () => {
+    const { state, client, produces, node } = cluster([1]);
+    const raftlog = client();
+    await raftlog.describeTopic('t'); // The route: the first send needs no lookup of its own.
+    const producer = raftlog.producer({ lingerMs: 0 });
+    await producer.send('t', [{ value: 'a', partition: 0 }]);
+    expect(node.sent('GET', /^\/v1\/cluster$/)).toHaveLength(1);
+    state.down.add(1);
+    state.leaders[0] = 2; // The only node it was given died; node 2 was elected.
+    await expect(producer.send('t', [{ value: 'b', partition: 0 }])).resolves.toMatchObject([{ offset: 1 }]);
+    expect(produces().at(-1)!.origin).toBe(URLS[1]);
+  });
+
   it('prefers the URL the user gave over the one the cluster advertises for the same node', async () => {
     const { client, produces } = cluster([1], ['http://10.9.9.1:9090', URLS[1]!, URLS[2]!]);
     const producer = client().producer({ lingerMs: 0 });
