@@ -7,7 +7,7 @@ import { RaftlogClient } from '../../client/index.js';
 import { MAX_RECORD_BYTES } from '../../wire/types.js';
 import { EXIT_OK, UsageError } from '../errors.js';
 import { type CliIo, interruptSignal } from '../io.js';
-import { type ClientFlags, serverUrl } from '../options.js';
+import { type ClientFlags, serverUrls } from '../options.js';
 import { produceLines } from './lines.js';
 import { LineError, type LineFormat, recordOfLine } from './records.js';
 import { Report } from './report.js';
@@ -113,18 +113,4 @@ function recordOfValue(value: string, format: LineFormat) {
     if (error instanceof LineError) throw new UsageError(`VALUE: ${error.message}`);
     throw error;
   }
-}
-
-/**
- * --server as a comma-separated list of nodes (any of them will do; produce goes on through
- * another when one dies), else $RAFTLOG_URL, else the default URL; each validated.
- */
-function serverUrls(flag: string | undefined, io: CliIo): string[] {
-  if (flag === undefined) return [serverUrl(undefined, io)];
-  const parts = flag
-    .split(',')
-    .map((part) => part.trim())
-    .filter((part) => part !== '');
-  if (parts.length === 0) throw new UsageError('--server: give at least one URL');
-  return parts.map((part) => serverUrl(part, io));
 }
