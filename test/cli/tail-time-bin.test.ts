@@ -1,0 +1,129 @@
+// `raftlog tail --offset @TIMESTAMP`, the built executable against a real node whose log is cut
+// into many small segments: for a time before, between, on and after the records' timestamps
+// (producer-given, partly out of order, as a producer's clock may be), tail starts at the first
+// record at or after it, whichever segment holds it. It runs dist/: `npm run build` first.
+
+import { spawn } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ProcessCluster } from '../integration/process-cluster.js';
+
+const BIN = fileURLToPath(new URL('../../bin/raftlog', import.meta.url));
+const RUN_TIMEOUT_MS = 15_000;
+const RECORDS = 400;
+const BASE_MS = Date.UTC(2026, 0, 1);
+/** Record i's timestamp: rising by 10 ms, but every 7th one 25 ms behind the record before it. */
+const timestampOf = (i: number) => BASE_MS + i * 10 - (i % 7 === 6 ? 35 : 0);
+
+let cluster: ProcessCluster;
+let url: string;
+const segmentBytesBefore = process.env.RAFTLOG_TEST_SEGMENT_BYTES;
+
+beforeAll(async () => {
+  process.env.RAFTLOG_TEST_SEGMENT_BYTES = '4096'; // Read by the node processes started below.
+  cluster = await ProcessCluster.create(1);
+  cluster.startAll();
+  await cluster.waitReady(20_000);
+  url = cluster.node(1).url;
+  expect((await raftlog(['topic', 'create', 'times', '--partitions', '1'])).code).toBe(0);
+  const lines = Array.from({ length: RECORDS }, (_, i) =>
+    JSON.stringify({ value: `v${i}-${'x'.repeat(60)}`, timestamp: timestampOf(i) }),
+  );
+  // In 8 runs, so that the log holds 8 batches or more, each about a segment's worth.
+  for (let from = 0; from < RECORDS; from += RECORDS / 8) {
+    const stdin = `${lines.slice(from, from + RECORDS / 8).join('\n')}\n`;
+    const run = await raftlog(['produce', 'times', '--json-lines'], stdin);
+    expect(run.code, run.stderr).toBe(0);
+  }
+}, 60_000);
+
+afterAll(async () => {
+  await cluster?.destroy();
+  if (segmentBytesBefore === undefined) delete process.env.RAFTLOG_TEST_SEGMENT_BYTES;
+  else process.env.RAFTLOG_TEST_SEGMENT_BYTES = segmentBytesBefore;
+});
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the executable to its exit (killed by PID after RUN_TIMEOUT_MS). */
+function raftlog(args: string[], stdin = ''): Promise<Run> {
+  const child = spawn(process.execPath, [BIN, ...args, '--server', url], {
+    env: { ...process.env, RAFTLOG_URL: '', NO_COLOR: '1' },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  const run: Run = { code: null, stdout: '', stderr: '' };
+  child.stdout!.on('data', (chunk: Buffer) => (run.stdout += chunk));
+  child.stderr!.on('data', (chunk: Buffer) => (run.stderr += chunk));
+  child.stdin!.end(stdin);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      if (child.pid) process.kill(child.pid, 'SIGKILL');
+      reject(new Error(`raftlog ${args.join(' ')} did not exit within ${RUN_TIMEOUT_MS} ms`));
+    }, RUN_TIMEOUT_MS);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      run.code = code;
+      resolve(run);
+    });
+  });
+}
+
+/** The offset a time lookup must land on: the first record (in offset order) at or after `ms`. */
+function expectedOffset(ms: number): number | null {
+  for (let i = 0; i < RECORDS; i++) if (timestampOf(i) >= ms) return i;
+  return null;
+}
+
+function segmentFiles(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((name) => name.endsWith('.seg'));
+}
+
+describe('raftlog tail --offset @TIMESTAMP (the executable, a real node, many segments)', () => {
+  it('the log spans many segments', () => {
+    expect(segmentFiles(path.resolve(cluster.nodeDataDir(1))).length).toBeGreaterThanOrEqual(5);
+  });
+
+  it('starts at the first record at or after the time, in whichever segment it is', async () => {
+    const times = [
+      BASE_MS - 1_000, // before every record: the first
+      BASE_MS,
+      timestampOf(1) - 3, // between two records
+      timestampOf(6), // a record whose timestamp is below the one before it
+      timestampOf(5) + 1, // past 6's own time: the next record at or after it is 7
+      timestampOf(137),
+      timestampOf(250) + 4,
+      timestampOf(RECORDS - 1),
+    ];
+    for (const ms of times) {
+      const run = await raftlog(['tail', 'times', '--offset', `@${ms}`, '--count', '1', '--format', '%o %T\\n']);
+      const offset = expectedOffset(ms)!;
+      expect({ ms, code: run.code, out: run.stdout }).toEqual({
+        ms,
+        code: 0,
+        out: `${offset} ${timestampOf(offset)}\n`,
+      });
+    }
+  });
+
+  it('takes an ISO 8601 time too', async () => {
+    const ms = timestampOf(321);
+    const run = await raftlog(['tail', 'times', '--offset', `@${new Date(ms).toISOString()}`, '--count', '2']);
+    expect(run.code, run.stderr).toBe(0);
+    const first = expectedOffset(ms)!;
+    expect(run.stdout.split('\n').filter((line) => line !== '').map((line) => line.split(' ')[0])).toEqual([
+      `0:${first}`,
+      `0:${first + 1}`,
+    ]);
+  });
+
+  it('past the last record prints nothing and exits 0', async () => {
+    const run = await raftlog(['tail', 'times', '--offset', `@${timestampOf(RECORDS - 1) + 1}`]);
+    expect({ code: run.code, out: run.stdout }).toEqual({ code: 0, out: '' });
+  });
+});
