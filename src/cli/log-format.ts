@@ -41,7 +41,8 @@ function parseObject(line: string): Record<string, unknown> | undefined {
   }
 }
 
-function clock(timeMs: number): string {
+/** Local wall-clock time, HH:MM:SS.mmm, as in the log lines. */
+export function clock(timeMs: number): string {
   const date = new Date(timeMs);
   const pad = (n: number, width = 2) => String(n).padStart(width, '0');
   return `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}.${pad(date.getMilliseconds(), 3)}`;

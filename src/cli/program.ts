@@ -136,6 +136,8 @@ function addDev(program: Command, io: CliIo, run: Runner): void {
       9090,
     )
     .option('--data <dir>', 'data directory (node N keeps its data in <dir>/node-N)', './raftlog-dev')
+    .option('--chaos', 'kill, pause and partition the nodes on a seeded schedule (docs/cli.md)')
+    .option('--seed <n>', 'seed of the chaos schedule (default: random, printed)', integerIn(0, 2 ** 32 - 1))
     .action(run((command) => devCommand(command.opts(), io)));
 }
 
