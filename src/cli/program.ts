@@ -25,6 +25,7 @@ import { headerFlag } from './produce/records.js';
 import { startCommand } from './start.js';
 import { addTail } from './tail.js';
 import { topicCreateCommand, topicDeleteCommand, topicDescribeCommand, topicListCommand } from './topic.js';
+import { addVerify } from './verify/command.js';
 
 /** Runs the CLI on arguments (without the node and script paths); resolves to the exit code. */
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
@@ -84,6 +85,7 @@ function buildProgram(io: CliIo, state: { exitCode: number }): Command {
   addGroup(program, io, run);
   addCluster(program, io, run);
   addBench(program, io, run);
+  addVerify(program, io, run);
   return program;
 }
 
