@@ -2,7 +2,13 @@
 // flagged, and a faithful history is clean.
 
 import { describe, expect, it } from 'vitest';
-import { Checker, type FetchedPage, numberedValue, parseValue } from '../../src/cli/verify/checker.js';
+import {
+  Checker,
+  type FetchedPage,
+  numberedValue,
+  parseValue,
+  type ReplicaRange,
+} from '../../src/cli/verify/checker.js';
 
 const RUN = 'r1';
 const v = (key: string, n: number) => numberedValue(RUN, key, n);
@@ -26,6 +32,10 @@ const faithful: Array<[number, string]> = [
   [3, v('a', 3)],
   [4, v('b', 2)],
 ];
+
+function range(logStartOffset: number, highWatermark: number): ReplicaRange {
+  return { logStartOffset, highWatermark };
+}
 
 function findingsOf(checker: Checker): Record<string, number> {
   return Object.fromEntries([...checker.counts].filter(([, count]) => count > 0));
@@ -51,9 +61,9 @@ describe('verify checker', () => {
     checker.linearizableRead(2, 0, 4, 5);
     checker.finalCheck(
       new Map([
-        [1, [5]],
-        [2, [5]],
-        [3, [5]],
+        [1, [range(0, 5)]],
+        [2, [range(0, 5)]],
+        [3, [range(0, 5)]],
       ]),
     );
     expect(findingsOf(checker)).toEqual({});
@@ -75,7 +85,7 @@ describe('verify checker', () => {
   it('flags loss: an acknowledged record missing from a replica whose highWatermark is past it', () => {
     const checker = acknowledged();
     checker.scan(1, 0, 0).accept(page(faithful.slice(0, 3), 3)); // Replica 1 stops at 3 (behind, fine).
-    checker.finalCheck(new Map([[1, [5]]])); // ...but says 5 at the end without having returned 3, 4.
+    checker.finalCheck(new Map([[1, [range(0, 5)]]])); // ...but says 5 at the end without having returned 3, 4.
     expect(checker.count('loss')).toBe(2);
   });
 
@@ -83,12 +93,26 @@ describe('verify checker', () => {
     const checker = acknowledged();
     checker.finalCheck(
       new Map([
-        [1, [4]],
-        [2, [3]],
+        [1, [range(0, 4)]],
+        [2, [range(0, 3)]],
       ]),
     );
     // Offset 4 on no replica; 0..3 never returned by replica 1, 0..2 by replica 2: each offset once.
     expect(checker.count('loss')).toBe(5);
+  });
+
+  it("does not count records below a replica's log start as lost, if another replica has them", () => {
+    const checker = acknowledged();
+    checker.scan(1, 0, 0).accept(page(faithful, 5));
+    // Replica 2 restarted empty (memory) and caught up from a snapshot: it retains 3 and 4 only.
+    checker.scan(2, 0, 0).accept(page(faithful.slice(3), 5, 3));
+    checker.finalCheck(
+      new Map([
+        [1, [range(0, 5)]],
+        [2, [range(3, 5)]],
+      ]),
+    );
+    expect(findingsOf(checker)).toEqual({});
   });
 
   it('flags an offset gap (and the loss it hides) when a page skips an offset below the highWatermark', () => {

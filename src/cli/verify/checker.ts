@@ -43,6 +43,12 @@ export interface FetchedPage {
   logStartOffset: number;
 }
 
+/** What a replica retains of a partition: offsets logStartOffset <= offset < highWatermark. */
+export interface ReplicaRange {
+  logStartOffset: number;
+  highWatermark: number;
+}
+
 interface Acknowledged {
   value: string;
   /** Replicas (bit per node id) that returned it at its offset. */
@@ -228,21 +234,22 @@ export class Checker {
   }
 
   /**
-   * The end: every acknowledged record must be on every replica whose final highWatermark is past
-   * it (and, having been read fully, was returned by it), and below at least one replica's.
+   * The end: every acknowledged record must be on every replica that retains its offset (log start
+   * <= offset < highWatermark, as the replica's full final read saw them), and on at least one.
    */
-  finalCheck(finalHighWatermarks: Map<number, number[]>): void {
+  finalCheck(finalRanges: Map<number, ReplicaRange[]>): void {
     for (let partition = 0; partition < this.partitions; partition++) {
       for (const [offset, ack] of this.acks[partition]!) {
-        let anyPast = false;
-        for (const [replica, highWatermarks] of finalHighWatermarks) {
-          const highWatermark = highWatermarks[partition];
-          if (highWatermark === undefined || highWatermark <= offset) continue;
-          anyPast = true;
+        let anyHolds = false;
+        for (const [replica, ranges] of finalRanges) {
+          const range = ranges[partition];
+          if (range === undefined || offset < range.logStartOffset || offset >= range.highWatermark) continue;
+          anyHolds = true;
           if ((ack.readBy & replicaBit(replica)) === 0)
             this.lose(partition, offset, `n${replica} never returned it`);
         }
-        if (!anyPast) this.lose(partition, offset, 'no replica has it below its highWatermark');
+        if (!anyHolds)
+          this.lose(partition, offset, 'no replica has it between its log start and highWatermark');
       }
     }
   }

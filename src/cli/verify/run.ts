@@ -9,7 +9,7 @@ import { Raftlog, RaftlogError } from '../../client/index.js';
 import type { PersistenceMode, TopicDescription } from '../../wire/types.js';
 import { EXIT_OK, EXIT_RUNTIME, UsageError } from '../errors.js';
 import type { CliIo } from '../io.js';
-import { Checker, numberedValue } from './checker.js';
+import { Checker, numberedValue, type ReplicaRange, type Scan } from './checker.js';
 import { discoverNodes, httpProbe, serverList } from './nodes.js';
 import { finalLines, statusLine } from './report.js';
 
@@ -75,7 +75,11 @@ export async function verifyCommand(topic: string, options: VerifyOptions, io: C
   const nodes = new Map<number, Raftlog>();
   let producing: Raftlog | undefined;
   const stopWriting = new AbortController();
-  const stopListening = io.onInterrupt(() => stopWriting.abort());
+  // The first Ctrl-C ends the writing (the final checks still run); the second exits at once.
+  const stopListening = io.onInterrupt(() => {
+    if (stopWriting.signal.aborted) io.exit(EXIT_RUNTIME);
+    stopWriting.abort();
+  });
   try {
     const description = await ensureTopic(bootstrap, topic, options, io);
     const replicasOf = description.partitions.map((p) => p.replicas);
@@ -109,13 +113,10 @@ export async function verifyCommand(topic: string, options: VerifyOptions, io: C
       `verify: writing to '${topic}' for ${seconds} s (${replicasOf.length} partitions, replicas read at ${[...direct].map(([id, url]) => `n${id} ${url}`).join(', ')})\n`,
     );
     await runPhases(run, producing, options, io);
-    io.stdout.write(
-      finalLines(
-        run.checker,
-        run.stats,
-        [...nodes.keys()].sort((a, b) => a - b),
-      ),
-    );
+    const mode = description.config.persistence;
+    const title = `verify '${topic}': ${seconds} s of writing, ${replicasOf.length} partitions, persistence ${mode}`;
+    const replicas = [...nodes.keys()].sort((a, b) => a - b);
+    io.stdout.write(`${title}\n${finalLines(run.checker, run.stats, replicas)}`);
     return run.checker.clean ? EXIT_OK : EXIT_RUNTIME;
   } finally {
     stopListening();
@@ -152,8 +153,7 @@ async function runPhases(
     status.phase('writing stopped; waiting for every replica to catch up');
     const caughtUp = await catchUp(run, options.catchUpTimeoutMs ?? CATCH_UP_TIMEOUT_MS);
     status.phase('reading every partition in full from every replica');
-    const finalHighWatermarks = await finalRead(run, caughtUp);
-    run.checker.finalCheck(finalHighWatermarks);
+    run.checker.finalCheck(await finalRead(run, caughtUp));
   } finally {
     run.stopReading.abort();
     status.stop();
@@ -286,12 +286,25 @@ async function liveRead(run: VerifyRun, replica: number, partition: number): Pro
         { signal, timeoutMs: REQUEST_TIMEOUT_MS + FETCH_WAIT_MS },
       );
       scan.accept(page);
-    } catch {
+    } catch (error) {
       if (signal.aborted) return;
+      if (skipToLogStart(scan, error)) continue;
       run.stats.readErrors++;
       await sleep(RETRY_PAUSE_MS, undefined, { signal }).catch(() => {});
     }
   }
+}
+
+/**
+ * A fetch below the replica's log start (416 OFFSET_OUT_OF_RANGE: retention, or a memory replica
+ * that restarted empty and caught up from a snapshot): the scan goes on from there.
+ */
+function skipToLogStart(scan: Scan, error: unknown): boolean {
+  if (!(error instanceof RaftlogError && error.code === 'OFFSET_OUT_OF_RANGE')) return false;
+  const logStart = error.details.logStartOffset;
+  if (typeof logStart !== 'number' || logStart <= scan.next) return false;
+  scan.next = logStart;
+  return true;
 }
 
 /** Alternates a linearizable read and a read-your-writes read, on random replicas. */
@@ -421,13 +434,14 @@ async function highWatermarkOf(
 }
 
 /** Every partition read from its log start to its highWatermark, on every replica that caught up. */
-async function finalRead(run: VerifyRun, caughtUp: Set<string>): Promise<Map<number, number[]>> {
-  const highWatermarks = new Map<number, number[]>();
+async function finalRead(run: VerifyRun, caughtUp: Set<string>): Promise<Map<number, ReplicaRange[]>> {
+  const ranges = new Map<number, ReplicaRange[]>();
   const deadlineMs = Date.now() + FINAL_READ_TIMEOUT_MS;
   const reads = [...caughtUp].map(async (entry) => {
     const [replica, partition] = entry.split(':').map(Number) as [number, number];
     const scan = run.checker.scan(replica, partition, 0);
     let highWatermark = Number.POSITIVE_INFINITY;
+    let logStartOffset = 0;
     while (scan.next < highWatermark && Date.now() < deadlineMs) {
       try {
         const page = await run.nodes
@@ -439,12 +453,10 @@ async function finalRead(run: VerifyRun, caughtUp: Set<string>): Promise<Map<num
             { timeoutMs: REQUEST_TIMEOUT_MS },
           );
         highWatermark = page.highWatermark;
+        logStartOffset = page.logStartOffset;
         scan.accept(page);
       } catch (error) {
-        // Below the log start (retention): the scan starts there.
-        const logStart = error instanceof RaftlogError ? error.details.logStartOffset : undefined;
-        if (typeof logStart === 'number' && logStart > scan.next) scan.next = logStart;
-        else await sleep(RETRY_PAUSE_MS);
+        if (!skipToLogStart(scan, error)) await sleep(RETRY_PAUSE_MS);
       }
     }
     if (scan.next < highWatermark) {
@@ -454,12 +466,12 @@ async function finalRead(run: VerifyRun, caughtUp: Set<string>): Promise<Map<num
       );
       return;
     }
-    const row = highWatermarks.get(replica) ?? [];
-    row[partition] = highWatermark;
-    highWatermarks.set(replica, row);
+    const row = ranges.get(replica) ?? [];
+    row[partition] = { logStartOffset, highWatermark };
+    ranges.set(replica, row);
   });
   await Promise.all(reads);
-  return highWatermarks;
+  return ranges;
 }
 
 interface StatusPrinter {
