@@ -115,6 +115,14 @@ describe('verify checker', () => {
     expect(findingsOf(checker)).toEqual({});
   });
 
+  it('flags loss: one offset acknowledged for two values (the first was lost), once per offset', () => {
+    const checker = acknowledged();
+    checker.acknowledge(0, 3, v('c', 1));
+    checker.scan(1, 0, 0).accept(page(faithful, 5));
+    expect(checker.count('loss')).toBe(1);
+    expect(checker.examples.get('loss')![0]).toContain('acknowledged again');
+  });
+
   it('flags an offset gap (and the loss it hides) when a page skips an offset below the highWatermark', () => {
     const checker = acknowledged();
     checker.scan(1, 0, 0).accept(page([faithful[0]!, faithful[1]!, faithful[3]!, faithful[4]!], 5));

@@ -163,8 +163,7 @@ export class Checker {
     const earlier = acks.get(offset);
     if (earlier) {
       // Two acknowledgements of one offset: both cannot hold.
-      if (earlier.value !== value)
-        this.find('loss', `p${partition} offset ${offset} acknowledged for two values`);
+      if (earlier.value !== value) this.lose(partition, offset, `acknowledged again, for ${value}`);
       return;
     }
     acks.set(offset, { value, readBy: 0 });

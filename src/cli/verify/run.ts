@@ -268,7 +268,11 @@ async function produceLoop(run: VerifyRun, client: Raftlog, index: number): Prom
     const settled = sending.finally(() => inflight.delete(settled));
     inflight.add(settled);
   }
-  await Promise.race([Promise.all(inflight), sleep(DRAIN_TIMEOUT_MS)]);
+  const drained = new AbortController();
+  await Promise.race([
+    Promise.all(inflight).finally(() => drained.abort()),
+    sleep(DRAIN_TIMEOUT_MS, undefined, { signal: drained.signal }).catch(() => {}),
+  ]);
   await Promise.all([producer.close({ timeoutMs: 1_000 }).catch(() => {}), ...retired]);
 }
 
