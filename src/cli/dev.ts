@@ -112,20 +112,20 @@ export async function devCommand(options: DevOptions, io: CliIo): Promise<number
     state.wakeMain();
   });
   const chaosStop = new AbortController();
-  let chaosRun: Promise<void> = Promise.resolve();
   try {
     void announceWhenReady(nodes, io, colors, options.readyTimeoutMs ?? READY_TIMEOUT_MS, state, chaos);
-    if (chaos) {
-      const { target, close } = chaosTarget({ nodes, specs, proxies, readyTimeoutMs: READY_POLL_MS * 5 });
-      const print = (line: string) => io.stdout.write(`${colors.bold(line)}\n`);
-      chaosRun = runChaos({
-        seed: chaos.seed,
-        target,
-        print,
-        signal: chaosStop.signal,
-        limits: options.chaosLimits,
-      }).finally(close);
-    }
+    const chaosRun = chaos
+      ? startChaos({
+          plan: chaos,
+          nodes,
+          specs,
+          proxies,
+          io,
+          colors,
+          signal: chaosStop.signal,
+          limits: options.chaosLimits,
+        })
+      : Promise.resolve();
     await new Promise<void>((resolve) => {
       state.wakeMain = resolve;
       if (interrupts.length > 0 || nodes.every((n) => !n.running)) resolve();
@@ -381,6 +381,25 @@ async function openProxies(
     await Promise.all([...proxies.values()].map((proxy) => proxy.close()));
     throw error;
   }
+}
+
+/** Runs the schedule on the children and proxies until `signal`; resolves once the last fault is healed. */
+function startChaos(run: {
+  plan: ChaosPlan;
+  nodes: DevNode[];
+  specs: LaunchSpec[];
+  proxies: Map<string, LinkProxy>;
+  io: CliIo;
+  colors: Palette;
+  signal: AbortSignal;
+  limits: ScheduleLimits | undefined;
+}): Promise<void> {
+  const { nodes, specs, proxies } = run;
+  const { target, close } = chaosTarget({ nodes, specs, proxies, readyTimeoutMs: READY_POLL_MS * 5 });
+  const print = (line: string) => run.io.stdout.write(`${run.colors.bold(line)}\n`);
+  return runChaos({ seed: run.plan.seed, target, print, signal: run.signal, limits: run.limits }).finally(
+    close,
+  );
 }
 
 /** The chaos runner's handle on the children and proxies. */

@@ -74,7 +74,10 @@ function safeUrl(url: string): string | undefined {
   }
 }
 
-/** `http://a:9090,http://b:9091` → normalized URLs, no duplicates. Throws on a bad one. */
+/**
+ * `http://a:9090,http://b:9091` → normalized URLs, no duplicates. Throws on a bad one. Local to
+ * verify until the shared --server list parsing in options.ts lands; then use that one.
+ */
 export function serverList(value: string): string[] {
   const urls = value
     .split(',')
