@@ -47,6 +47,9 @@ describe('raftlog verify against raftlog dev --chaos', () => {
       expect(io.out).toContain('verdict: OK');
       expect(io.err).toContain("verify: created topic 'checked' (2 partitions, replication 3");
       expect(code).toBe(0);
+      // Given one node, whose /v1/cluster lists the others at proxy ports, verify reads each node directly.
+      const direct = [1, 2, 3].map((id) => `n${id} http://127.0.0.1:${basePort + id - 1}`).join(', ');
+      expect(io.err).toContain(`replicas read at ${direct}`);
       expect(devIo.out).toMatch(/\[chaos\] \d\d:\d\d:\d\d\.\d{3} \+\d+\.\ds #0 /);
     } finally {
       devIo.interrupt('SIGINT');
