@@ -101,7 +101,16 @@ describe('raftlog tail --offset @TIMESTAMP (the executable, a real node, many se
       timestampOf(RECORDS - 1),
     ];
     for (const ms of times) {
-      const run = await raftlog(['tail', 'times', '--offset', `@${ms}`, '--count', '1', '--format', '%o %T\\n']);
+      const run = await raftlog([
+        'tail',
+        'times',
+        '--offset',
+        `@${ms}`,
+        '--count',
+        '1',
+        '--format',
+        '%o %T\\n',
+      ]);
       const offset = expectedOffset(ms)!;
       expect({ ms, code: run.code, out: run.stdout }).toEqual({
         ms,
@@ -113,13 +122,22 @@ describe('raftlog tail --offset @TIMESTAMP (the executable, a real node, many se
 
   it('takes an ISO 8601 time too', async () => {
     const ms = timestampOf(321);
-    const run = await raftlog(['tail', 'times', '--offset', `@${new Date(ms).toISOString()}`, '--count', '2']);
+    const run = await raftlog([
+      'tail',
+      'times',
+      '--offset',
+      `@${new Date(ms).toISOString()}`,
+      '--count',
+      '2',
+    ]);
     expect(run.code, run.stderr).toBe(0);
     const first = expectedOffset(ms)!;
-    expect(run.stdout.split('\n').filter((line) => line !== '').map((line) => line.split(' ')[0])).toEqual([
-      `0:${first}`,
-      `0:${first + 1}`,
-    ]);
+    expect(
+      run.stdout
+        .split('\n')
+        .filter((line) => line !== '')
+        .map((line) => line.split(' ')[0]),
+    ).toEqual([`0:${first}`, `0:${first + 1}`]);
   });
 
   it('past the last record prints nothing and exits 0', async () => {

@@ -2,7 +2,7 @@
 // (raftlog dev --chaos), and its --server list parsing.
 
 import { describe, expect, it } from 'vitest';
-import { discoverNodes, type Probe, serverList } from '../../src/cli/verify/nodes.js';
+import { discoverNodes, type Probe } from '../../src/cli/verify/nodes.js';
 
 const node = (id: number) => `http://127.0.0.1:${9089 + id}`;
 const proxy = (from: number, to: number) => `http://127.0.0.1:${9100 + from * 10 + to}`;
@@ -37,14 +37,5 @@ describe('verify node discovery', () => {
     await discoverNodes([node(1)], direct, chaosCluster(new Set([proxy(1, 3)])));
     expect(direct.get(2)).toBe(node(2));
     expect(direct.get(3)).toBe(node(3)); // Through node 2's listing (proxy 2 → 3), then its own URL.
-  });
-
-  it('parses a comma-separated --server list', () => {
-    expect(serverList(' http://127.0.0.1:9090/ ,http://127.0.0.1:9091,,http://127.0.0.1:9090')).toEqual([
-      'http://127.0.0.1:9090',
-      'http://127.0.0.1:9091',
-    ]);
-    expect(() => serverList(' , ')).toThrow(/one or more URLs/);
-    expect(() => serverList('ftp://x')).toThrow();
   });
 });

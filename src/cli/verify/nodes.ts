@@ -73,16 +73,3 @@ function safeUrl(url: string): string | undefined {
     return undefined;
   }
 }
-
-/**
- * `http://a:9090,http://b:9091` → normalized URLs, no duplicates. Throws on a bad one. Local to
- * verify until the shared --server list parsing in options.ts lands; then use that one.
- */
-export function serverList(value: string): string[] {
-  const urls = value
-    .split(',')
-    .map((part) => part.trim())
-    .filter((part) => part !== '');
-  if (urls.length === 0) throw new Error('expected one or more URLs, separated by commas');
-  return [...new Set(urls.map((url) => normalizeBaseUrl(url)))];
-}

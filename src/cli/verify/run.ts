@@ -7,10 +7,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Raftlog, RaftlogError } from '../../client/index.js';
 import type { PersistenceMode, TopicDescription } from '../../wire/types.js';
-import { EXIT_OK, EXIT_RUNTIME, UsageError } from '../errors.js';
+import { EXIT_OK, EXIT_RUNTIME } from '../errors.js';
 import type { CliIo } from '../io.js';
+import { serverUrls } from '../options.js';
 import { Checker, numberedValue, type ReplicaRange, type Scan } from './checker.js';
-import { discoverNodes, httpProbe, serverList } from './nodes.js';
+import { discoverNodes, httpProbe } from './nodes.js';
 import { finalLines, statusLine } from './report.js';
 
 export interface VerifyOptions {
@@ -24,7 +25,6 @@ export interface VerifyOptions {
   statusIntervalMs?: number;
 }
 
-const DEFAULT_SERVER = 'http://127.0.0.1:9090';
 const PRODUCERS = 2;
 const KEYS_PER_PRODUCER = 8;
 /** Sends awaiting acknowledgement per producer: bounds memory and keeps the cluster busy, not flooded. */
@@ -69,7 +69,7 @@ interface VerifyRun {
 }
 
 export async function verifyCommand(topic: string, options: VerifyOptions, io: CliIo): Promise<number> {
-  const servers = serversOf(options.server, io);
+  const servers = serverUrls(options.server, io);
   const seconds = options.seconds ?? 60;
   const bootstrap = new Raftlog({ urls: servers, dispatcher: io.dispatcher, retry: { attemptsMax: 5 } });
   const nodes = new Map<number, Raftlog>();
@@ -157,16 +157,6 @@ async function runPhases(
   } finally {
     run.stopReading.abort();
     status.stop();
-  }
-}
-
-function serversOf(flag: string | undefined, io: CliIo): string[] {
-  const fromEnv = io.env.RAFTLOG_URL?.trim();
-  const value = flag ?? (fromEnv ? fromEnv : DEFAULT_SERVER);
-  try {
-    return serverList(value);
-  } catch (error) {
-    throw new UsageError(`${flag !== undefined ? '--server' : '$RAFTLOG_URL'}: ${(error as Error).message}`);
   }
 }
 
