@@ -13,16 +13,24 @@ import { ProcessCluster } from '../integration/process-cluster.js';
 const BIN = fileURLToPath(new URL('../../bin/raftlog', import.meta.url));
 const RUN_TIMEOUT_MS = 15_000;
 const RECORDS = 400;
-const BASE_MS = Date.UTC(2026, 0, 1);
+// An hour ago, on a whole second: recent, so that the topic's default retention (seven days, by
+// record timestamp) cuts none of the closed segments. A fixed date (it was 2026-01-01) goes stale:
+// retention then drops the closed segments while the test runs, and lookups land on the new log
+// start (a correct answer for what the node still holds, not the record asked for).
+const BASE_MS = Math.floor(Date.now() / 1000) * 1000 - 3_600_000;
 /** Record i's timestamp: rising by 10 ms, but every 7th one 25 ms behind the record before it. */
 const timestampOf = (i: number) => BASE_MS + i * 10 - (i % 7 === 6 ? 35 : 0);
 
 let cluster: ProcessCluster;
 let url: string;
 const segmentBytesBefore = process.env.RAFTLOG_TEST_SEGMENT_BYTES;
+const retentionCheckBefore = process.env.RAFTLOG_TEST_RETENTION_CHECK_MS;
 
 beforeAll(async () => {
   process.env.RAFTLOG_TEST_SEGMENT_BYTES = '4096'; // Read by the node processes started below.
+  // Retention (the topic's default, seven days) passes often: records it would cut go before the
+  // lookups, every run, not only when its 5 s timer happens to fire between two of them.
+  process.env.RAFTLOG_TEST_RETENTION_CHECK_MS = '100';
   cluster = await ProcessCluster.create(1);
   cluster.startAll();
   await cluster.waitReady(20_000);
@@ -43,6 +51,8 @@ afterAll(async () => {
   await cluster?.destroy();
   if (segmentBytesBefore === undefined) delete process.env.RAFTLOG_TEST_SEGMENT_BYTES;
   else process.env.RAFTLOG_TEST_SEGMENT_BYTES = segmentBytesBefore;
+  if (retentionCheckBefore === undefined) delete process.env.RAFTLOG_TEST_RETENTION_CHECK_MS;
+  else process.env.RAFTLOG_TEST_RETENTION_CHECK_MS = retentionCheckBefore;
 });
 
 interface Run {
@@ -143,5 +153,12 @@ describe('raftlog tail --offset @TIMESTAMP (the executable, a real node, many se
   it('past the last record prints nothing and exits 0', async () => {
     const run = await raftlog(['tail', 'times', '--offset', `@${timestampOf(RECORDS - 1) + 1}`]);
     expect({ code: run.code, out: run.stdout }).toEqual({ code: 0, out: '' });
+  });
+
+  it('kept every record: the default retention, run many times meanwhile, cut nothing', async () => {
+    // Else the lookups above land on the new log start, not on the record asked for.
+    const response = await fetch(`${url}/v1/topics/times`);
+    const topic = (await response.json()) as { partitions: { logStartOffset: number }[] };
+    expect(topic.partitions.map((p) => p.logStartOffset)).toEqual([0]);
   });
 });
