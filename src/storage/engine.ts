@@ -11,6 +11,7 @@ import path from 'node:path';
 import { assert } from '../raft/errors.js';
 import { DEFAULTS, type ResolvedOptions, type StorageEngineOptions } from './engine-options.js';
 import { StorageError } from './errors.js';
+import { nodeFileSystem } from './file-system.js';
 import { IoExecutor, type IoExecutorStats, inProcessBackend, nodeBackend } from './io-executor.js';
 import { KeyValueArea } from './kv.js';
 import { MemoryAccount } from './memory-chunks.js';
@@ -111,8 +112,16 @@ export class StorageEngine {
       smallWriteBytesMax: resolved.smallWriteBytesMax,
       smallWriteStallMs: resolved.smallWriteStallMs,
     });
-    // Read even with sharedWal off: files of a run that had it on still hold durable writes.
-    const recoveredWal = await recoverWal(executor, walDirectory(resolved.dataDir));
+    // Read even with sharedWal off: files of a run that had it on still hold durable writes. In
+    // this thread: nothing else waits yet, and the pool's workers take tens of ms to boot.
+    const startup = resolved.fileSystem
+      ? executor
+      : new IoExecutor(inProcessBackend(nodeFileSystem), {
+          threads: resolved.ioThreads,
+          smallWriteBytesMax: resolved.smallWriteBytesMax,
+          smallWriteStallMs: resolved.smallWriteStallMs,
+        });
+    const recoveredWal = await recoverWal(startup, walDirectory(resolved.dataDir));
     const bootId = await readBootId(resolved.bootIdPath);
     const previous = store.nodeRecord();
     const suspected =
