@@ -273,7 +273,7 @@ function readyBanner(nodes: DevNode[], colors: Palette, chaos: ChaosPlan | undef
     ...nodes.map((n) => `  ${n.tag} ${n.url}`),
     `try:  raftlog topic create demo${server}`,
     `      echo hello | raftlog produce demo${server}`,
-    `      raftlog tail demo --from earliest${server}`,
+    `      raftlog tail demo --offset earliest${server}`,
     server ? `(or export RAFTLOG_URL=${first})` : '',
     ...chaosLines,
     'Ctrl-C stops the cluster.',
