@@ -141,10 +141,24 @@ export class LogReader {
       for (let s = startSegmentForOffset(segments, fromOffset); s < segments.length; s++) {
         const segment = segments[s]!;
         if (segment.baseIndex > maxIndex) break;
-        const position = segment.positionForOffset(fromOffset);
-        const bytes = await this.readFrames(segment, position, maxBytes + this.context.indexIntervalBytes, 0);
-        const out = this.recordEntriesOf(bytes, fromOffset, maxIndex, maxBytes);
-        if (out.length > 0) return out;
+        // The sparse point is at or before the record's frame, but the frames between may be
+        // more than one read holds, and a read returns whole frames only: a follower catching up
+        // writes thousands of entries as one frame, which a read of maxBytes stops short of. So
+        // read on from where the last read ended until the record's frame is in hand.
+        let position = segment.positionForOffset(fromOffset);
+        while (position < segment.endPosition) {
+          const bytes = await this.readFrames(
+            segment,
+            position,
+            maxBytes + this.context.indexIntervalBytes,
+            0,
+          );
+          if (bytes.length === 0) break;
+          const found = this.recordEntriesOf(bytes, fromOffset, maxIndex, maxBytes);
+          if (found.entries.length > 0) return found.entries;
+          if (found.pastMaxIndex) return [];
+          position += bytes.length;
+        }
       }
       return [];
     });
@@ -180,17 +194,24 @@ export class LogReader {
     return result.bytes;
   }
 
+  /**
+   * The entries of `bytes` (whole frames) holding records from `fromOffset` on, none past
+   * maxIndex, up to maxBytes (at least one); `pastMaxIndex`: the frames reach past maxIndex, so
+   * no frame after them can hold an entry to return.
+   */
   private recordEntriesOf(
     bytes: Uint8Array,
     fromOffset: number,
     maxIndex: number,
     maxBytes: number,
-  ): Entry[] {
+  ): { entries: Entry[]; pastMaxIndex: boolean } {
     const out: Entry[] = [];
     let total = 0;
     let at = 0;
+    let pastMaxIndex = false;
     while (at < bytes.length) {
       const header = readFrameHeader(bytes, at, bytes.length)!;
+      if (header.firstIndex + header.entryCount - 1 >= maxIndex) pastMaxIndex = true;
       const ranges = frameRecordRanges(bytes, at, header);
       const frameEntries: Entry[] = [];
       decodeFrameEntries(bytes, at, header, this.hooks.firstIndex(), maxIndex + 1, frameEntries);
@@ -199,12 +220,12 @@ export class LogReader {
         const baseOffset = ranges[RANGE_STRIDE * i]!;
         if (baseOffset < 0 || baseOffset + ranges[RANGE_STRIDE * i + 1]! <= fromOffset) continue;
         total += entryBytes(entry);
-        if (total > maxBytes && out.length > 0) return out;
+        if (total > maxBytes && out.length > 0) return { entries: out, pastMaxIndex };
         out.push(entry);
       }
       at += header.frameBytes;
     }
-    return out;
+    return { entries: out, pastMaxIndex };
   }
 
   // ---- the background scrub ------------------------------------------------------------------
