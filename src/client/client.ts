@@ -204,26 +204,13 @@ export class Raftlog {
     params: FetchParams = {},
     options: FetchCallOptions = {},
   ): Promise<FetchResponse> {
-    const readFrom = options.readFrom ?? this.readFrom;
-    return withDeadline(options, `fetch from '${topic}'`, async (signal) => {
-      const spec: RequestSpec = {
-        method: 'GET',
-        path: `${partitionPath(topic, partition)}/records`,
-        query: { ...params },
-        signal,
-        serverWaitMs: params.waitMs ?? 0,
-      };
-      const answer = await this.execute<FetchResponse>(spec, {
-        target: (attempt, attemptSignal) =>
-          this.replicaUrl(topic, partition, readFrom, attempt, attemptSignal),
-        safety: 'idempotent',
-        signal,
-        onFailure: (error) => this.onLeaderTrouble(topic, error),
-      });
-      // A forwarded fetch: the node asked holds no replica; the route is out of date.
-      if (answer.servedBy !== undefined) this.router.invalidate(topic);
-      return answer.body;
-    });
+    const spec = {
+      method: 'GET' as const,
+      path: `${partitionPath(topic, partition)}/records`,
+      query: { ...params },
+      serverWaitMs: params.waitMs ?? 0,
+    };
+    return this.fromReplica<FetchResponse>(topic, partition, `fetch from '${topic}'`, spec, options);
   }
 
   /**
@@ -237,21 +224,36 @@ export class Raftlog {
     timestampMs: number,
     options: FetchCallOptions = {},
   ): Promise<OffsetForTimeResponse> {
+    const spec = {
+      method: 'GET' as const,
+      path: `${partitionPath(topic, partition)}/offsets`,
+      query: { timestamp: timestampMs },
+    };
+    const what = `offset for a time in '${topic}'`;
+    return this.fromReplica<OffsetForTimeResponse>(topic, partition, what, spec, options);
+  }
+
+  /** A read a replica of the partition answers (options.readFrom), retried at another one. */
+  private fromReplica<T>(
+    topic: string,
+    partition: number,
+    what: string,
+    spec: Omit<RequestSpec, 'signal'>,
+    options: FetchCallOptions,
+  ): Promise<T> {
     const readFrom = options.readFrom ?? this.readFrom;
-    return withDeadline(options, `offset for a time in '${topic}'`, async (signal) => {
-      const spec: RequestSpec = {
-        method: 'GET',
-        path: `${partitionPath(topic, partition)}/offsets`,
-        query: { timestamp: timestampMs },
-        signal,
-      };
-      const answer = await this.execute<OffsetForTimeResponse>(spec, {
-        target: (attempt, attemptSignal) =>
-          this.replicaUrl(topic, partition, readFrom, attempt, attemptSignal),
-        safety: 'idempotent',
-        signal,
-        onFailure: (error) => this.onLeaderTrouble(topic, error),
-      });
+    return withDeadline(options, what, async (signal) => {
+      const answer = await this.execute<T>(
+        { ...spec, signal },
+        {
+          target: (attempt, attemptSignal) =>
+            this.replicaUrl(topic, partition, readFrom, attempt, attemptSignal),
+          safety: 'idempotent',
+          signal,
+          onFailure: (error) => this.onLeaderTrouble(topic, error),
+        },
+      );
+      // A forwarded read: the node asked holds no replica; the route is out of date.
       if (answer.servedBy !== undefined) this.router.invalidate(topic);
       return answer.body;
     });
