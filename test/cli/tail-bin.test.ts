@@ -3,12 +3,10 @@
 // whole). It runs dist/: `npm run build` first. --offset @TIMESTAMP waits for the time-index
 // route, so it is tested against a scripted node (tail-flags.test.ts).
 
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProcessCluster } from '../integration/process-cluster.js';
+import { type BinRun, runBin } from './run-bin.js';
 
-const BIN = fileURLToPath(new URL('../../bin/raftlog', import.meta.url));
 const RUN_TIMEOUT_MS = 15_000;
 
 let cluster: ProcessCluster;
@@ -35,33 +33,9 @@ afterAll(async () => {
   await cluster?.destroy();
 });
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the executable to its exit (killed by PID after RUN_TIMEOUT_MS). */
-function raftlog(args: string[], stdin = ''): Promise<Run> {
-  const child = spawn(process.execPath, [BIN, ...args, '--server', url], {
-    env: { ...process.env, RAFTLOG_URL: '', NO_COLOR: '1' },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  const run: Run = { code: null, stdout: '', stderr: '' };
-  child.stdout!.on('data', (chunk: Buffer) => (run.stdout += chunk));
-  child.stderr!.on('data', (chunk: Buffer) => (run.stderr += chunk));
-  child.stdin!.end(stdin);
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      if (child.pid) process.kill(child.pid, 'SIGKILL');
-      reject(new Error(`raftlog ${args.join(' ')} did not exit within ${RUN_TIMEOUT_MS} ms`));
-    }, RUN_TIMEOUT_MS);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      run.code = code;
-      resolve(run);
-    });
-  });
+/** Runs the executable against the test's node, to its exit. */
+function raftlog(args: string[], stdin = ''): Promise<BinRun> {
+  return runBin([...args, '--server', url], { stdin, timeoutMs: RUN_TIMEOUT_MS });
 }
 
 describe('raftlog tail (the executable, a real node)', () => {

@@ -3,14 +3,12 @@
 // (producer-given, partly out of order, as a producer's clock may be), tail starts at the first
 // record at or after it, whichever segment holds it. It runs dist/: `npm run build` first.
 
-import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProcessCluster } from '../integration/process-cluster.js';
+import { type BinRun, runBin } from './run-bin.js';
 
-const BIN = fileURLToPath(new URL('../../bin/raftlog', import.meta.url));
 const RUN_TIMEOUT_MS = 15_000;
 const RECORDS = 400;
 // An hour ago, on a whole second: recent, so that the topic's default retention (seven days, by
@@ -55,33 +53,9 @@ afterAll(async () => {
   else process.env.RAFTLOG_TEST_RETENTION_CHECK_MS = retentionCheckBefore;
 });
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the executable to its exit (killed by PID after RUN_TIMEOUT_MS). */
-function raftlog(args: string[], stdin = ''): Promise<Run> {
-  const child = spawn(process.execPath, [BIN, ...args, '--server', url], {
-    env: { ...process.env, RAFTLOG_URL: '', NO_COLOR: '1' },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  const run: Run = { code: null, stdout: '', stderr: '' };
-  child.stdout!.on('data', (chunk: Buffer) => (run.stdout += chunk));
-  child.stderr!.on('data', (chunk: Buffer) => (run.stderr += chunk));
-  child.stdin!.end(stdin);
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      if (child.pid) process.kill(child.pid, 'SIGKILL');
-      reject(new Error(`raftlog ${args.join(' ')} did not exit within ${RUN_TIMEOUT_MS} ms`));
-    }, RUN_TIMEOUT_MS);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      run.code = code;
-      resolve(run);
-    });
-  });
+/** Runs the executable against the test's node, to its exit. */
+function raftlog(args: string[], stdin = ''): Promise<BinRun> {
+  return runBin([...args, '--server', url], { stdin, timeoutMs: RUN_TIMEOUT_MS });
 }
 
 /** The offset a time lookup must land on: the first record (in offset order) at or after `ms`. */
