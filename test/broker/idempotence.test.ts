@@ -6,12 +6,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { fetchLocal } from '../../src/broker/fetch.js';
 import type { BrokerNode } from '../../src/broker/node.js';
 import { encodePartitionSnapshot } from '../../src/broker/partition-machine.js';
-import { type ProduceLocalResult, produceLocal } from '../../src/broker/produce.js';
-import type { ProducerInfo } from '../../src/broker/record-batch.js';
 import { InProcessApi } from '../api/in-process-api.js';
-import { eventually, type InProcessCluster, leaderOf } from './in-process-cluster.js';
+import { eventually, leaderOf, produceAnywhere } from './in-process-cluster.js';
 
-const bytes = (s: string) => new TextEncoder().encode(s);
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
 let api: InProcessApi | null = null;
 
@@ -33,28 +30,6 @@ async function startWithTopic(
   const everyReplica = () => [...cluster.nodes.values()].every((node) => node.localPartition(groupId));
   expect(await eventually(everyReplica, 5000)).toBe(true);
   return { api, groupId };
-}
-
-/** Produces on whichever node leads, retrying while there is none (what a client does). */
-async function produceAnywhere(
-  c: InProcessCluster,
-  groupId: number,
-  values: string[],
-  producer: ProducerInfo,
-  timeoutMs = 2000,
-): Promise<ProduceLocalResult> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    await eventually(() => leaderOf(c, groupId) !== undefined, 5000);
-    const { node, local } = leaderOf(c, groupId)!;
-    const records = values.map((v) => ({ key: null, value: bytes(v), headers: null, timestampMs: null }));
-    try {
-      return await produceLocal(node, local, records, producer, timeoutMs);
-    } catch (error) {
-      const code = (error as { code?: string }).code;
-      if ((code !== 'NO_LEADER' && code !== 'TIMEOUT') || Date.now() > deadline) throw error;
-    }
-  }
 }
 
 /** Every committed value of the partition on a node's replica, in offset order. */

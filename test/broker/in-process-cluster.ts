@@ -8,6 +8,8 @@ import type { Announcer, PartitionStatus } from '../../src/broker/leadership.js'
 import { BrokerNode } from '../../src/broker/node.js';
 import type { BrokerNodeOptions, BrokerTiming, NodeTransport } from '../../src/broker/node-options.js';
 import type { LocalPartition } from '../../src/broker/partitions.js';
+import { type ProduceLocalResult, produceLocal } from '../../src/broker/produce.js';
+import type { ProducerInfo } from '../../src/broker/record-batch.js';
 import type { Message, NodeId } from '../../src/raft/index.js';
 import { MemoryNodeStore } from './memory-store.js';
 
@@ -153,4 +155,31 @@ export async function eventually(condition: () => boolean, timeoutMs: number, st
     await new Promise((resolve) => setTimeout(resolve, stepMs));
   }
   return condition();
+}
+
+/** Produces on whichever node leads, retrying while there is none (what a client does). */
+export async function produceAnywhere(
+  c: InProcessCluster,
+  groupId: number,
+  values: string[],
+  producer: ProducerInfo,
+  timeoutMs = 2000,
+): Promise<ProduceLocalResult> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    await eventually(() => leaderOf(c, groupId) !== undefined, 5000);
+    const { node, local } = leaderOf(c, groupId)!;
+    const records = values.map((v) => ({
+      key: null,
+      value: new TextEncoder().encode(v),
+      headers: null,
+      timestampMs: null,
+    }));
+    try {
+      return await produceLocal(node, local, records, producer, timeoutMs);
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      if ((code !== 'NO_LEADER' && code !== 'TIMEOUT') || Date.now() > deadline) throw error;
+    }
+  }
 }

@@ -6,16 +6,14 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { DiskNodeStore } from '../../src/broker/disk-store.js';
 import type { PartitionSnapshot } from '../../src/broker/partition-machine.js';
-import { type ProduceLocalResult, produceLocal } from '../../src/broker/produce.js';
 import {
   decodeProducerCheckpoint,
   encodeProducerCheckpoint,
   type ProducerCheckpoint,
   withProducerCheckpoint,
 } from '../../src/broker/producer-checkpoint.js';
-import type { ProducerInfo } from '../../src/broker/record-batch.js';
 import { removeDir, tempDir } from '../storage/helpers.js';
-import { eventually, InProcessCluster, leaderOf } from './in-process-cluster.js';
+import { eventually, InProcessCluster, leaderOf, produceAnywhere } from './in-process-cluster.js';
 
 const table = (clockMs: number) => ({ clockMs, producers: [['p', 0, clockMs, [[0, 4, 10]]]] as never });
 
@@ -131,33 +129,10 @@ describe('producer-table checkpoints on the real storage engine', () => {
     return { c, groupId };
   }
 
-  /** Produces on whichever node leads, retrying while there is none. */
-  async function produce(
-    c: InProcessCluster,
-    groupId: number,
-    value: string,
-    producer: ProducerInfo,
-  ): Promise<ProduceLocalResult> {
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      await eventually(() => leaderOf(c, groupId) !== undefined, 5000);
-      const { node, local } = leaderOf(c, groupId)!;
-      const records = [
-        { key: null, value: new TextEncoder().encode(value), headers: null, timestampMs: null },
-      ];
-      try {
-        return await produceLocal(node, local, records, producer, 2000);
-      } catch (error) {
-        const code = (error as { code?: string }).code;
-        if ((code !== 'NO_LEADER' && code !== 'TIMEOUT') || Date.now() > deadline) throw error;
-      }
-    }
-  }
-
   it('a clean stop leaves a checkpoint: the restart replays no entry and still deduplicates', async () => {
     const { c, groupId } = await start();
     for (let i = 0; i < 40; i++)
-      await produce(c, groupId, `v${i}`, { id: `p${i % 4}`, epoch: 0, sequence: i >> 2 });
+      await produceAnywhere(c, groupId, [`v${i}`], { id: `p${i % 4}`, epoch: 0, sequence: i >> 2 });
     const appliedAtStop = new Map<number, number>();
     for (const node of c.nodes.values()) {
       const local = node.localPartition(groupId)!;
@@ -176,9 +151,9 @@ describe('producer-table checkpoints on the real storage engine', () => {
       expect(local.group.store.producerCheckpoints!()[0]!.index).toBe(appliedAtStop.get(node.nodeId));
     }
     // The last batch of p3 (sequence 9) again: a duplicate, answered with its first offsets.
-    const again = await produce(c, groupId, 'v39', { id: 'p3', epoch: 0, sequence: 9 });
+    const again = await produceAnywhere(c, groupId, ['v39'], { id: 'p3', epoch: 0, sequence: 9 });
     expect(again).toEqual({ baseOffset: 39, recordCount: 1, duplicate: true });
-    const next = await produce(c, groupId, 'v40', { id: 'p0', epoch: 0, sequence: 10 });
+    const next = await produceAnywhere(c, groupId, ['v40'], { id: 'p0', epoch: 0, sequence: 10 });
     expect(next).toEqual({ baseOffset: 40, recordCount: 1, duplicate: false });
   }, 30_000);
 
@@ -201,7 +176,8 @@ describe('producer-table checkpoints on the real storage engine', () => {
 
   it('periodic checkpoints follow the applied log', async () => {
     const { c, groupId } = await start(1);
-    for (let i = 0; i < 5; i++) await produce(c, groupId, `v${i}`, { id: 'p', epoch: 0, sequence: i });
+    for (let i = 0; i < 5; i++)
+      await produceAnywhere(c, groupId, [`v${i}`], { id: 'p', epoch: 0, sequence: i });
     // A checkpoint is due after every byte applied: the one-second pass takes it on every replica.
     for (const node of c.nodes.values()) {
       const local = node.localPartition(groupId)!;
