@@ -5,6 +5,7 @@
 import pino from 'pino';
 import type { NodeStore } from '../../src/broker/group-store.js';
 import type { Announcer, PartitionStatus } from '../../src/broker/leadership.js';
+import type { TopicConfig } from '../../src/broker/metadata-state.js';
 import { BrokerNode } from '../../src/broker/node.js';
 import type { BrokerNodeOptions, BrokerTiming, NodeTransport } from '../../src/broker/node-options.js';
 import type { LocalPartition } from '../../src/broker/partitions.js';
@@ -182,4 +183,35 @@ export async function produceAnywhere(
       if ((code !== 'NO_LEADER' && code !== 'TIMEOUT') || Date.now() > deadline) throw error;
     }
   }
+}
+
+/**
+ * Creates a one-partition topic with 3 replicas and waits until it has a leader and every node has
+ * built its replica (a leader needs only a quorum), so a test may read all three. Its group id.
+ */
+export async function createOnePartitionTopic(
+  c: InProcessCluster,
+  name: string,
+  config: Partial<TopicConfig> & Pick<TopicConfig, 'persistence'>,
+): Promise<number> {
+  if (!(await eventually(() => c.metadataLeader() !== undefined, 5000)))
+    throw new Error('no metadata leader');
+  const result = await c.metadataLeader()!.proposeMetadata(
+    {
+      type: 'createTopic',
+      name,
+      partitions: 1,
+      replicationFactor: 3,
+      config: { retentionMs: -1, retentionBytes: -1, ...config },
+    },
+    5000,
+  );
+  if (!result.ok) throw new Error(`could not create topic '${name}'`);
+  const groupId = c.metadataLeader()!.metadata.topic(name).partitions[0]!.groupId;
+  const ready = () =>
+    leaderOf(c, groupId) !== undefined &&
+    [...c.nodes.values()].every((node) => node.localPartition(groupId) !== undefined);
+  if (!(await eventually(ready, 5000)))
+    throw new Error(`topic '${name}' has no leader or a replica is missing`);
+  return groupId;
 }

@@ -15,7 +15,7 @@ import type { LocalPartition } from '../../src/broker/partitions.js';
 import { produceLocal } from '../../src/broker/produce.js';
 import { RetentionRunner } from '../../src/broker/retention.js';
 import { removeDir, tempDir } from '../storage/helpers.js';
-import { eventually, InProcessCluster, leaderOf } from './in-process-cluster.js';
+import { createOnePartitionTopic, eventually, InProcessCluster, leaderOf } from './in-process-cluster.js';
 
 const CHUNK_BYTES = 16 * 1024;
 const RECORD_BYTES = 1000;
@@ -48,33 +48,6 @@ async function startCluster(memoryTopicsBytesMax: (id: number) => number | undef
   cluster = c;
   await c.startAll();
   return c;
-}
-
-async function createTopic(
-  c: InProcessCluster,
-  name: string,
-  config: { persistence: 'memory' | 'async'; retentionMs?: number; retentionBytes?: number },
-): Promise<number> {
-  expect(await eventually(() => c.metadataLeader() !== undefined, 5000)).toBe(true);
-  const result = await c.metadataLeader()!.proposeMetadata(
-    {
-      type: 'createTopic',
-      name,
-      partitions: 1,
-      replicationFactor: 3,
-      config: { retentionMs: -1, retentionBytes: -1, ...config },
-    },
-    5000,
-  );
-  expect(result.ok).toBe(true);
-  const groupId = c.metadataLeader()!.metadata.topic(name).partitions[0]!.groupId;
-  expect(await eventually(() => leaderOf(c, groupId) !== undefined, 5000)).toBe(true);
-  // A leader needs only a quorum: wait until every node has built its replica, so that the
-  // tests may read all three at once.
-  const everyReplica = () =>
-    [...c.nodes.values()].every((node) => node.localPartition(groupId) !== undefined);
-  expect(await eventually(everyReplica, 5000)).toBe(true);
-  return groupId;
 }
 
 function recordsOf(tag: string, count: number) {
@@ -126,7 +99,7 @@ describe('memory topics: retention', () => {
   it('by size: every replica cuts whole chunks, moves its log start and frees the memory', async () => {
     const c = await startCluster();
     const retentionBytes = 64 * 1024;
-    const groupId = await createTopic(c, 'm-size', { persistence: 'memory', retentionBytes });
+    const groupId = await createOnePartitionTopic(c, 'm-size', { persistence: 'memory', retentionBytes });
     const end = await produceMany(c, groupId, 400, 5); // about 2 MB, entries of about 5 KB
     const all = replicas(c, groupId);
     expect(
@@ -155,7 +128,7 @@ describe('memory topics: retention', () => {
   it('a cut that fails puts the log start back: nothing still stored is reported gone', async () => {
     const c = await startCluster();
     // No retention in the topic's config: only the direct pass below cuts.
-    const groupId = await createTopic(c, 'm-fail', { persistence: 'memory' });
+    const groupId = await createOnePartitionTopic(c, 'm-fail', { persistence: 'memory' });
     const end = await produceMany(c, groupId, 100, 5);
     const { local } = replicas(c, groupId)[0]!;
     expect(await eventually(() => local.machine.highWatermark === end, 5000)).toBe(true);
@@ -173,7 +146,7 @@ describe('memory topics: retention', () => {
 
   it('by time: chunks whose newest record is older than retentionMs go', async () => {
     const c = await startCluster();
-    const groupId = await createTopic(c, 'm-time', { persistence: 'memory', retentionMs: 300 });
+    const groupId = await createOnePartitionTopic(c, 'm-time', { persistence: 'memory', retentionMs: 300 });
     const end = await produceMany(c, groupId, 120, 5); // about 600 KB
     const all = replicas(c, groupId);
     // Once the records are old, only the open chunk stays.
@@ -197,7 +170,10 @@ describe('memory topics: retention', () => {
 
   it('a replica cut off while the others cut catches up by snapshot, at their log start', async () => {
     const c = await startCluster();
-    const groupId = await createTopic(c, 'm-behind', { persistence: 'memory', retentionBytes: 32 * 1024 });
+    const groupId = await createOnePartitionTopic(c, 'm-behind', {
+      persistence: 'memory',
+      retentionBytes: 32 * 1024,
+    });
     const leaderId = leaderOf(c, groupId)!.node.nodeId;
     const behind = [1, 2, 3].find((id) => id !== leaderId)!;
     for (const id of [1, 2, 3]) {
@@ -226,8 +202,8 @@ describe('memory topics: the node-wide bound', () => {
   it('refuses produce to memory topics with MEMORY_FULL, nothing appended; disk topics and fetches go on', async () => {
     const bound = 512 * 1024;
     const c = await startCluster(() => bound);
-    const groupId = await createTopic(c, 'm-full', { persistence: 'memory' });
-    const diskGroupId = await createTopic(c, 'd', { persistence: 'async' });
+    const groupId = await createOnePartitionTopic(c, 'm-full', { persistence: 'memory' });
+    const diskGroupId = await createOnePartitionTopic(c, 'd', { persistence: 'async' });
     let refusal: unknown = null;
     let end = 0;
     for (let b = 0; b < 100 && refusal === null; b++) {
@@ -267,7 +243,7 @@ describe('memory topics: the node-wide bound', () => {
   it('counts the batches accepted in one turn, before they reach the log: concurrent produce stays within', async () => {
     const bound = 512 * 1024;
     const c = await startCluster(() => bound);
-    const groupId = await createTopic(c, 'm-burst', { persistence: 'memory' });
+    const groupId = await createOnePartitionTopic(c, 'm-burst', { persistence: 'memory' });
     const { node, local } = leaderOf(c, groupId)!;
     // About 1 MB at once, all checked before the first reaches the log.
     const outcomes = await Promise.all(
@@ -288,7 +264,7 @@ describe('memory topics: the node-wide bound', () => {
   it('answers a retry of a committed idempotent batch with its offsets even when full', async () => {
     const bound = 256 * 1024;
     const c = await startCluster(() => bound);
-    const groupId = await createTopic(c, 'm-dup', { persistence: 'memory' });
+    const groupId = await createOnePartitionTopic(c, 'm-dup', { persistence: 'memory' });
     const { node, local } = leaderOf(c, groupId)!;
     const producer = { id: 'p1', epoch: 0 };
     let last: { sequence: number; baseOffset: number } | null = null;
@@ -323,7 +299,7 @@ describe('memory topics: the node-wide bound', () => {
   it('followers over their own bound keep replicating: only leaders refuse', async () => {
     // Find the leader first, then give both followers a bound far below what they will hold.
     const c = await startCluster((id) => (id === 1 ? undefined : 64 * 1024));
-    const groupId = await createTopic(c, 'm-follow', { persistence: 'memory' });
+    const groupId = await createOnePartitionTopic(c, 'm-follow', { persistence: 'memory' });
     if (leaderOf(c, groupId)!.node.nodeId !== 1) {
       const { node, local } = leaderOf(c, groupId)!;
       node.transferLeadership(local, 1);

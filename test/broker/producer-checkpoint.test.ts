@@ -13,7 +13,12 @@ import {
   withProducerCheckpoint,
 } from '../../src/broker/producer-checkpoint.js';
 import { removeDir, tempDir } from '../storage/helpers.js';
-import { eventually, InProcessCluster, leaderOf, produceAnywhere } from './in-process-cluster.js';
+import {
+  createOnePartitionTopic,
+  eventually,
+  InProcessCluster,
+  produceAnywhere,
+} from './in-process-cluster.js';
 
 const table = (clockMs: number) => ({ clockMs, producers: [['p', 0, clockMs, [[0, 4, 10]]]] as never });
 
@@ -111,21 +116,7 @@ describe('producer-table checkpoints on the real storage engine', () => {
     c.openStore = (id) => DiskNodeStore.open({ dataDir: `${dir}/node-${id}`, ioThreads: 1 });
     cluster = c;
     await c.startAll();
-    expect(await eventually(() => c.metadataLeader() !== undefined, 5000)).toBe(true);
-    const created = await c.metadataLeader()!.proposeMetadata(
-      {
-        type: 'createTopic',
-        name: 't',
-        partitions: 1,
-        replicationFactor: 3,
-        config: { retentionMs: -1, retentionBytes: -1, persistence: 'async' },
-      },
-      5000,
-    );
-    expect(created.ok).toBe(true);
-    const groupId = c.metadataLeader()!.metadata.topic('t').partitions[0]!.groupId;
-    const everyReplica = () => [...c.nodes.values()].every((node) => node.localPartition(groupId));
-    expect(await eventually(() => leaderOf(c, groupId) !== undefined && everyReplica(), 5000)).toBe(true);
+    const groupId = await createOnePartitionTopic(c, 't', { persistence: 'async' });
     return { c, groupId };
   }
 
