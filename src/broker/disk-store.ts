@@ -64,19 +64,20 @@ class DiskGroupStore implements GroupStore {
   readonly waiting = new Map<number, () => void>();
   private entriesAvailable: (() => void) | null = null;
 
+  // Absent without a checkpoint area (memory mode): nobody builds a table snapshot for nothing.
+  readonly producerCheckpoints?: () => ProducerCheckpoint[];
+  readonly saveProducerCheckpoint?: (checkpoint: ProducerCheckpoint) => Promise<void>;
+
   constructor(
     readonly log: PartitionLog,
     readonly mode: PersistenceMode,
-    private readonly checkpoints: CheckpointArea | null,
-    private readonly groupId: number,
-  ) {}
-
-  producerCheckpoints(): ProducerCheckpoint[] {
-    return this.checkpoints?.load(this.groupId) ?? [];
-  }
-
-  async saveProducerCheckpoint(checkpoint: ProducerCheckpoint): Promise<void> {
-    await this.checkpoints?.save(this.groupId, checkpoint);
+    checkpoints: CheckpointArea | null,
+    groupId: number,
+  ) {
+    if (checkpoints) {
+      this.producerCheckpoints = () => checkpoints.load(groupId);
+      this.saveProducerCheckpoint = (checkpoint) => checkpoints.save(groupId, checkpoint);
+    }
   }
 
   firstIndex(): number {

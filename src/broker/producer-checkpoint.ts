@@ -84,6 +84,7 @@ export class ProducerCheckpoints {
     if (this.running) return;
     const due = [...partitions].filter(
       (local) =>
+        local.group.store.saveProducerCheckpoint !== undefined &&
         local.machine.appliedBytes - (this.lastBytes.get(local.placement.groupId) ?? 0) >= this.bytesBetween,
     );
     if (due.length === 0) return;
