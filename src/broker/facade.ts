@@ -5,6 +5,7 @@
 
 import type { IoExecutorStats } from '../storage/index.js';
 import type { FetchLocalParams, FetchLocalResult } from './fetch.js';
+import type { FetchBatchesResult } from './fetch-batches.js';
 import type { GroupDescription } from './groups/protocol.js';
 import type { PartitionStatus } from './leadership.js';
 import type {
@@ -42,6 +43,7 @@ export type OffsetSpec = number | 'earliest' | 'latest';
 
 export type FetchParams = FetchLocalParams;
 export type FetchResult = FetchLocalResult;
+export type { FetchBatchesResult };
 export type ProduceResult = ProduceLocalResult;
 
 export interface ProduceParams {
@@ -178,6 +180,8 @@ export interface Broker {
   // ---- reads, on a replica here ------------------------------------------------------------
   hasReplica(groupId: number): boolean;
   fetch(groupId: number, params: FetchParams, signal?: AbortSignal): Promise<FetchResult>;
+  /** The same read answered as the stored batches (the binary fetch answer). */
+  fetchBatches(groupId: number, params: FetchParams, signal?: AbortSignal): Promise<FetchBatchesResult>;
   /** The first committed record at or after `timestampMs` here, or the high watermark. */
   offsetForTime(groupId: number, timestampMs: number): Promise<OffsetForTimeResult>;
   /** Throws OFFSET_OUT_OF_RANGE below the log start (past the high watermark it waits). */

@@ -1,6 +1,7 @@
 // Fetch from this replica's committed copy: resolve the start offset, optionally confirm with the
 // leader first (linearizable) or wait for a minimum high watermark (read-your-writes), long-poll,
-// then read whole entries by offset and cut them to the committed records asked for.
+// then read whole entries by offset and cut them to the committed records asked for: as records
+// (the JSON answer), or as the stored batches themselves (the binary answer, no record decoded).
 
 import { BrokerError } from './errors.js';
 import type { PartitionMachine } from './partition-machine.js';
@@ -29,12 +30,21 @@ export const READ_INDEX_TIMEOUT_MS = 5000;
 /** Per-record bytes counted toward maxBytes besides key, value and headers (JSON framing). */
 const RECORD_OVERHEAD_BYTES = 64;
 
-export async function fetchLocal(
+/** Reads what a fetch answers, once the wait is over: readCommitted or readCommittedBatches. */
+export type CommittedReader<R> = (
+  local: LocalPartition,
+  offset: number,
+  limit: number,
+  maxBytes: number,
+) => Promise<R>;
+
+export async function fetchLocal<R>(
   local: LocalPartition,
   params: FetchLocalParams,
   markDirty: () => void,
+  read: CommittedReader<R>,
   signal?: AbortSignal,
-): Promise<FetchLocalResult> {
+): Promise<R> {
   const machine = local.machine;
   const deadlineMs = Date.now() + params.waitMs;
   if (params.consistency === 'linearizable') {
@@ -65,7 +75,7 @@ export async function fetchLocal(
   if (offset === machine.highWatermark && params.waitMs > 0) {
     await waitFor(machine, () => machine.highWatermark > offset, deadlineMs, signal);
   }
-  return readCommitted(local, offset, params.limit, params.maxBytes);
+  return read(local, offset, params.limit, params.maxBytes);
 }
 
 export function resolveOffset(machine: PartitionMachine, requested: FetchLocalParams['offset']): number {
@@ -109,16 +119,22 @@ export async function readCommitted(
     }
   }
   const first = records[0];
-  if (first && first.offset !== offset) {
-    // Retention cut the segments holding `offset` while this read was on its way: answer as if
-    // the cut had come first, never with records that silently skip the ones asked for.
-    throw new BrokerError('OFFSET_OUT_OF_RANGE', `offset ${offset} is below the log start offset`, {
-      logStartOffset: Math.max(machine.logStartOffset, first.offset),
-      highWatermark: machine.highWatermark,
-    });
-  }
+  if (first) refuseSkippedStart(machine, offset, first.offset);
   const last = records[records.length - 1];
   return { records, nextOffset: last ? last.offset + 1 : offset, highWatermark, logStartOffset };
+}
+
+/**
+ * Retention cut the segments holding `offset` while a read was on its way (what it found starts
+ * at `firstOffset`): answer as if the cut had come first, never with records that silently skip
+ * the ones asked for.
+ */
+export function refuseSkippedStart(machine: PartitionMachine, offset: number, firstOffset: number): void {
+  if (firstOffset === offset) return;
+  throw new BrokerError('OFFSET_OUT_OF_RANGE', `offset ${offset} is below the log start offset`, {
+    logStartOffset: Math.max(machine.logStartOffset, firstOffset),
+    highWatermark: machine.highWatermark,
+  });
 }
 
 function recordBytes(record: StoredRecord): number {

@@ -226,6 +226,19 @@ export class MetadataState {
     return out;
   }
 
+  /** Every group with members or committed offsets, by name, with its member count and generation. */
+  groupSummaries(): Array<{ group: string; members: number; generation: number }> {
+    const withMembers = this.memberships.list();
+    const names = new Set(withMembers.keys());
+    // A group whose offsets were all of deleted topics has none left: not listed.
+    for (const [group, offsets] of this.groupOffsets) if (offsets.size > 0) names.add(group);
+    return [...names].sort().map((group) => ({
+      group,
+      members: withMembers.get(group)?.members ?? 0,
+      generation: withMembers.get(group)?.generation ?? 0,
+    }));
+  }
+
   serialize(): Uint8Array {
     const state: SerializedState = {
       topics: [...this.topics.values()],

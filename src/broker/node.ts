@@ -23,7 +23,8 @@ import type {
   ProduceResult,
   ReplicaTail,
 } from './facade.js';
-import { fetchLocal } from './fetch.js';
+import { type CommittedReader, fetchLocal, readCommitted } from './fetch.js';
+import { type FetchBatchesResult, readCommittedBatches } from './fetch-batches.js';
 import { GroupFactory, proposeEntry } from './group-factory.js';
 import type { GroupDescription } from './groups/protocol.js';
 import { SessionExpiry } from './groups/session-expiry.js';
@@ -396,15 +397,7 @@ export class BrokerNode implements Broker {
   }
 
   groups(): GroupSummary[] {
-    const withMembers = this.metadata.memberships.list();
-    const names = new Set(withMembers.keys());
-    // A group whose offsets were all of deleted topics has none left: not listed.
-    for (const [group, offsets] of this.metadata.groupOffsets) if (offsets.size > 0) names.add(group);
-    return [...names].sort().map((group) => ({
-      group,
-      members: withMembers.get(group)?.members ?? 0,
-      generation: withMembers.get(group)?.generation ?? 0,
-    }));
+    return this.metadata.groupSummaries();
   }
 
   groupMembers(group: string): GroupDescription | null {
@@ -441,8 +434,16 @@ export class BrokerNode implements Broker {
   }
 
   fetch(groupId: number, params: FetchParams, signal?: AbortSignal): Promise<FetchResult> {
+    return this.fetchWith(groupId, params, readCommitted, signal);
+  }
+
+  fetchBatches(groupId: number, params: FetchParams, signal?: AbortSignal): Promise<FetchBatchesResult> {
+    return this.fetchWith(groupId, params, readCommittedBatches, signal);
+  }
+
+  private fetchWith<R>(groupId: number, params: FetchParams, read: CommittedReader<R>, signal?: AbortSignal) {
     const local = this.replica(groupId);
-    return fetchLocal(local, params, () => this.driver.markDirty(local.group), signal);
+    return fetchLocal(local, params, () => this.driver.markDirty(local.group), read, signal);
   }
 
   offsetForTime(groupId: number, timestampMs: number): Promise<OffsetForTimeResult> {

@@ -15,7 +15,13 @@
 //   revoke: drops buffered records; commits finished ones (fenced), then lets the partition go
 //   lost:   (member expired) drops everything without committing: another member may own it
 
-import type { Consistency, FetchedRecord, FetchParams, FetchResponse, GroupOffset } from '../wire/types.js';
+import {
+  type DecodedFetch,
+  type DecodedRecord,
+  decodeFetchBinary,
+  FETCH_BINARY_CONTENT_TYPE,
+} from '../wire/fetch-binary.js';
+import type { Consistency, FetchParams, FetchResponse, GroupOffset } from '../wire/types.js';
 import { FETCH_LIMIT_MAX } from '../wire/types.js';
 import { type CallOptions, withDeadline } from './call.js';
 import type { Raftlog } from './client.js';
@@ -127,10 +133,15 @@ const DEFAULT_BUFFER_RECORDS_MAX = 10_000;
 const DEFAULT_AUTO_COMMIT_INTERVAL_MS = 5000;
 /** Pause after an empty fetch that returned before its waitMs, or a replica that is behind. */
 const EMPTY_POLL_PAUSE_MS = 100;
+/** Asks for the binary fetch answer (wire/fetch-binary.ts); JSON is still understood. */
+const BINARY_ACCEPT: Readonly<Record<string, string>> = Object.freeze({
+  accept: `${FETCH_BINARY_CONTENT_TYPE}, application/json`,
+});
 const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
 
 interface FetchedBatch {
-  records: FetchedRecord[];
+  /** Decoded but for `json: true` values, which are parsed as they are delivered. */
+  records: DecodedRecord[];
   next: number;
 }
 
@@ -793,32 +804,42 @@ export class Consumer<V = string> implements AsyncIterable<ConsumedRecord<V>>, M
     }
   }
 
-  private decode(partition: number, raw: FetchedRecord): ConsumedRecord<V> {
-    let key: string | Uint8Array | null = raw.key ?? null;
-    let value: unknown = raw.value;
-    if (this.options.binary) {
-      value = Buffer.from(raw.value, 'base64');
-      if (key !== null) key = Buffer.from(key as string, 'base64');
-    } else if (this.options.json) {
-      try {
-        value = JSON.parse(raw.value);
-      } catch (error) {
-        throw new RaftlogError(
-          'INVALID_JSON',
-          `${this.topic}/${partition} offset ${raw.offset}: the value is not JSON (json: true)`,
-          { details: { topic: this.topic, partition, offset: raw.offset, value: raw.value }, cause: error },
-        );
-      }
+  private decode(partition: number, raw: DecodedRecord): ConsumedRecord<V> {
+    if (!this.options.json || this.options.binary) return raw as ConsumedRecord<V>;
+    let value: unknown;
+    try {
+      value = JSON.parse(raw.value as string);
+    } catch (error) {
+      throw new RaftlogError(
+        'INVALID_JSON',
+        `${this.topic}/${partition} offset ${raw.offset}: the value is not JSON (json: true)`,
+        { details: { topic: this.topic, partition, offset: raw.offset, value: raw.value }, cause: error },
+      );
     }
-    return {
-      topic: this.topic,
-      partition,
-      offset: raw.offset,
-      key: key as ConsumedRecord<V>['key'],
-      value: value as V,
-      headers: raw.headers ?? null,
-      timestamp: raw.timestamp,
-    };
+    return { ...raw, value } as ConsumedRecord<V>;
+  }
+
+  /**
+   * A fetch answer's body: the binary answer (what the consumer asks for: the node copies stored
+   * batches, no JSON), or JSON from a node that answered for another (forwarded requests are JSON).
+   */
+  private readAnswer(partition: number, body: Buffer, contentType: string): DecodedFetch {
+    const binary = this.options.binary === true;
+    if (contentType.startsWith(FETCH_BINARY_CONTENT_TYPE))
+      return decodeFetchBinary(body, this.topic, partition, binary);
+    const answer = JSON.parse(body.toString('utf8')) as FetchResponse;
+    const records = answer.records.map(
+      (raw): DecodedRecord => ({
+        topic: this.topic,
+        partition,
+        offset: raw.offset,
+        key: raw.key == null ? null : binary ? Buffer.from(raw.key, 'base64') : raw.key,
+        value: binary ? Buffer.from(raw.value, 'base64') : raw.value,
+        headers: raw.headers ?? null,
+        timestamp: raw.timestamp,
+      }),
+    );
+    return { ...answer, records };
   }
 
   private allEnded(): boolean {
@@ -862,13 +883,15 @@ export class Consumer<V = string> implements AsyncIterable<ConsumedRecord<V>>, M
     const params = this.fetchParams(state);
     const startedMs = Date.now();
     try {
-      const answer = await this.client.execute<FetchResponse>(
+      const answer = await this.client.execute<DecodedFetch>(
         {
           method: 'GET',
           path: `${partitionPath(this.topic, state.partition)}/records`,
           query: params as Record<string, string | number | undefined>,
           signal,
           serverWaitMs: params.waitMs,
+          headers: BINARY_ACCEPT,
+          parse: (body, contentType) => this.readAnswer(state.partition, body, contentType),
         },
         {
           target: (attempt, attemptSignal) =>
@@ -904,7 +927,7 @@ export class Consumer<V = string> implements AsyncIterable<ConsumedRecord<V>>, M
     };
   }
 
-  private accept(state: PartitionState, response: FetchResponse, session: ReadSession, early: boolean): void {
+  private accept(state: PartitionState, response: DecodedFetch, session: ReadSession, early: boolean): void {
     state.highWatermark = response.highWatermark;
     if (state.minOffset !== undefined && response.highWatermark > state.minOffset)
       state.minOffset = undefined;

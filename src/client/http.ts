@@ -44,6 +44,8 @@ export interface RequestSpec {
   /** How long the server may legitimately hold the request (long-poll, commit wait). */
   serverWaitMs?: number;
   headers?: Record<string, string>;
+  /** Reads a 2xx body other than as JSON (the binary fetch answer): bytes and content-type in. */
+  parse?: (body: Buffer, contentType: string) => unknown;
 }
 
 /** A parsed JSON answer and who produced it. */
@@ -95,6 +97,24 @@ export class HttpTransport {
     if (response.statusCode === 204) {
       await response.body.dump();
       return { body: undefined as T, nodeId, servedBy };
+    }
+    const parse = spec.parse;
+    if (parse) {
+      const bytes = await this.readBytes(origin, response, this.responseBytesMax, spec.signal);
+      const contentType = headerText(response.headers['content-type']) ?? '';
+      try {
+        return { body: parse(bytes, contentType) as T, nodeId, servedBy };
+      } catch (error) {
+        throw new RaftlogError(
+          'UNEXPECTED_RESPONSE',
+          `${origin} answered ${spec.path} with a body it cannot read`,
+          {
+            statusCode: response.statusCode,
+            nodeId,
+            cause: error,
+          },
+        );
+      }
     }
     const text = await this.readText(origin, response, this.responseBytesMax, spec.signal);
     if (text === '') return { body: undefined as T, nodeId, servedBy }; // e.g. a 200 with no body.
@@ -159,11 +179,32 @@ export class HttpTransport {
     bytesMax: number,
     signal: AbortSignal | undefined,
   ): Promise<string> {
+    return (await this.readBody(origin, response, bytesMax, signal, 'text')).toString();
+  }
+
+  /** Reads a whole body as bytes, refusing more than bytesMax (the rest is discarded). */
+  private async readBytes(
+    origin: string,
+    response: Dispatcher.ResponseData,
+    bytesMax: number,
+    signal: AbortSignal | undefined,
+  ): Promise<Buffer> {
+    const body = await this.readBody(origin, response, bytesMax, signal, 'bytes');
+    return typeof body === 'string' ? Buffer.from(body) : body;
+  }
+
+  private async readBody(
+    origin: string,
+    response: Dispatcher.ResponseData,
+    bytesMax: number,
+    signal: AbortSignal | undefined,
+    as: 'text' | 'bytes',
+  ): Promise<string | Buffer> {
     // A declared length within the bound: undici's own reader, without an async iterator.
     const declared = Number(response.headers['content-length']);
     if (declared <= bytesMax) {
       try {
-        return await response.body.text();
+        return as === 'text' ? await response.body.text() : Buffer.from(await response.body.arrayBuffer());
       } catch (error) {
         signal?.throwIfAborted();
         throw networkError(origin, error);
@@ -187,7 +228,8 @@ export class HttpTransport {
       signal?.throwIfAborted();
       throw networkError(origin, error);
     }
-    return chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks, bytes).toString('utf8');
+    const all = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, bytes);
+    return as === 'text' ? all.toString('utf8') : all;
   }
 
   /** The RaftlogError of a non-2xx answer: the contract's body when there is one. */

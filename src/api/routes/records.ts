@@ -7,6 +7,7 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest 
 import { BrokerError } from '../../broker/errors.js';
 import type { Broker, ProduceInput, ProducerInfo, TopicMeta } from '../../broker/facade.js';
 import { partitionForKey } from '../../broker/partitioner.js';
+import { encodeFetchBinary, FETCH_BINARY_CONTENT_TYPE } from '../../wire/fetch-binary.js';
 import {
   DEFAULT_FETCH_LIMIT,
   DEFAULT_FETCH_MAX_BYTES,
@@ -157,22 +158,22 @@ async function handleFetch(
   const query = request.query;
   const abort = new AbortController();
   request.raw.once('close', () => abort.abort());
-  const encoding = query.encoding ?? 'utf8';
-  const result = await broker.fetch(
-    placement.groupId,
-    {
-      offset: parseOffset(query.offset),
-      limit: query.limit ?? DEFAULT_FETCH_LIMIT,
-      maxBytes: query.maxBytes ?? DEFAULT_FETCH_MAX_BYTES,
-      waitMs: query.waitMs ?? 0,
-      consistency: query.consistency ?? 'local',
-      minOffset: query.minOffset,
-    },
-    abort.signal,
-  );
+  const params = {
+    offset: parseOffset(query.offset),
+    limit: query.limit ?? DEFAULT_FETCH_LIMIT,
+    maxBytes: query.maxBytes ?? DEFAULT_FETCH_MAX_BYTES,
+    waitMs: query.waitMs ?? 0,
+    consistency: query.consistency ?? 'local',
+    minOffset: query.minOffset,
+  } as const;
+  if (request.headers.accept?.includes(FETCH_BINARY_CONTENT_TYPE)) {
+    const batches = await broker.fetchBatches(placement.groupId, params, abort.signal);
+    return reply.type(FETCH_BINARY_CONTENT_TYPE).send(encodeFetchBinary(batches));
+  }
+  const result = await broker.fetch(placement.groupId, params, abort.signal);
   // The body is written as text from the stored bytes (fetch-json.ts): an object per record and
   // the schema's serializer cost the node microseconds per record. The schema stays, for the docs.
-  return reply.type(JSON_CONTENT_TYPE).send(fetchAnswerJson(result, encoding));
+  return reply.type(JSON_CONTENT_TYPE).send(fetchAnswerJson(result, query.encoding ?? 'utf8'));
 }
 
 export function recordRoutes(context: ApiContext): FastifyPluginAsync {
