@@ -35,25 +35,38 @@ export interface FetchBatchesAnswer {
   logStartOffset: number;
 }
 
-/** The whole body of a binary fetch answer: one copy of the batches, nothing decoded. */
-export function encodeFetchBinary(answer: FetchBatchesAnswer): Buffer {
-  let bytes = ANSWER_HEADER_BYTES;
-  for (const batch of answer.batches) bytes += 4 + batch.length;
-  const out = Buffer.allocUnsafe(bytes);
-  out.writeUInt16LE(VERSION, 0);
-  out.writeUInt16LE(0, 2);
-  out.writeUInt32LE(answer.batches.length, 4);
-  out.writeDoubleLE(answer.offset, 8);
-  out.writeDoubleLE(answer.nextOffset, 16);
-  out.writeDoubleLE(answer.highWatermark, 24);
-  out.writeDoubleLE(answer.logStartOffset, 32);
-  let at = ANSWER_HEADER_BYTES;
-  for (const batch of answer.batches) {
-    out.writeUInt32LE(batch.length, at);
-    out.set(batch, at + 4);
-    at += 4 + batch.length;
+/**
+ * The body of a binary fetch answer as pieces to write in order: the header and each batch's
+ * length in one small buffer, the batches themselves as they are (no copy), and its byte length.
+ */
+export function fetchBinaryParts(answer: FetchBatchesAnswer): { parts: Uint8Array[]; byteLength: number } {
+  const count = answer.batches.length;
+  const head = Buffer.allocUnsafe(ANSWER_HEADER_BYTES + 4 * count);
+  head.writeUInt16LE(VERSION, 0);
+  head.writeUInt16LE(0, 2);
+  head.writeUInt32LE(count, 4);
+  head.writeDoubleLE(answer.offset, 8);
+  head.writeDoubleLE(answer.nextOffset, 16);
+  head.writeDoubleLE(answer.highWatermark, 24);
+  head.writeDoubleLE(answer.logStartOffset, 32);
+  const parts: Uint8Array[] = [];
+  let byteLength = ANSWER_HEADER_BYTES;
+  for (let i = 0; i < count; i++) {
+    const batch = answer.batches[i]!;
+    const at = ANSWER_HEADER_BYTES + 4 * i;
+    head.writeUInt32LE(batch.length, at);
+    // The header and the first length go out as one piece; later lengths right before their batch.
+    parts.push(i === 0 ? head.subarray(0, at + 4) : head.subarray(at, at + 4), batch);
+    byteLength += 4 + batch.length;
   }
-  return out;
+  if (count === 0) parts.push(head);
+  return { parts, byteLength };
+}
+
+/** The whole body of a binary fetch answer in one buffer. */
+export function encodeFetchBinary(answer: FetchBatchesAnswer): Buffer {
+  const { parts, byteLength } = fetchBinaryParts(answer);
+  return Buffer.concat(parts, byteLength);
 }
 
 /** A record of a binary answer, in the shape the SDK hands to applications. */
