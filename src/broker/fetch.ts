@@ -38,7 +38,18 @@ export type CommittedReader<R> = (
   maxBytes: number,
 ) => Promise<R>;
 
-export async function fetchLocal<R>(
+/** A fetch answered with records (the JSON answer). */
+export function fetchLocal(
+  local: LocalPartition,
+  params: FetchLocalParams,
+  markDirty: () => void,
+  signal?: AbortSignal,
+): Promise<FetchLocalResult> {
+  return fetchLocalWith(local, params, markDirty, readCommitted, signal);
+}
+
+/** Waits as `params` asks (read index, minOffset, long-poll), then answers with `read`. */
+export async function fetchLocalWith<R>(
   local: LocalPartition,
   params: FetchLocalParams,
   markDirty: () => void,

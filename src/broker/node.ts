@@ -23,7 +23,7 @@ import type {
   ProduceResult,
   ReplicaTail,
 } from './facade.js';
-import { type CommittedReader, fetchLocal, readCommitted } from './fetch.js';
+import { type CommittedReader, fetchLocalWith, readCommitted } from './fetch.js';
 import { type FetchBatchesResult, readCommittedBatches } from './fetch-batches.js';
 import { GroupFactory, proposeEntry } from './group-factory.js';
 import type { GroupDescription } from './groups/protocol.js';
@@ -443,7 +443,7 @@ export class BrokerNode implements Broker {
 
   private fetchWith<R>(groupId: number, params: FetchParams, read: CommittedReader<R>, signal?: AbortSignal) {
     const local = this.replica(groupId);
-    return fetchLocal(local, params, () => this.driver.markDirty(local.group), read, signal);
+    return fetchLocalWith(local, params, () => this.driver.markDirty(local.group), read, signal);
   }
 
   offsetForTime(groupId: number, timestampMs: number): Promise<OffsetForTimeResult> {
