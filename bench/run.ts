@@ -4,6 +4,9 @@
 // --docs also copies the JSON and the charts to docs/bench/, which docs/benchmarks.md embeds.
 //
 //   npm run bench [-- --quick] [--seconds 10] [--persistence sync,async,memory] [--no-scaling] [--docs]
+//   npm run bench -- --only catch-up [--persistence sync] [--catch-up-megabytes 500]
+//
+// --only catch-up runs the catch-up alone, on one fresh cluster (async unless --persistence says).
 
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readdirSync } from 'node:fs';
@@ -27,6 +30,8 @@ const { values: args } = parseArgs({
     persistence: { type: 'string', default: MODES.join(',') },
     'no-scaling': { type: 'boolean', default: false },
     'no-catch-up': { type: 'boolean', default: false },
+    only: { type: 'string' },
+    'catch-up-megabytes': { type: 'string' },
     docs: { type: 'boolean', default: false },
   },
 });
@@ -67,20 +72,28 @@ async function main(): Promise<void> {
   const startedMs = performance.now();
   const quick = args.quick === true;
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  if (args.only !== undefined && args.only !== 'catch-up') throw new Error('--only: expected catch-up');
+  const onlyCatchUp = args.only === 'catch-up';
   const options: SuiteOptions = {
     modes: modesOf(String(args.persistence)),
     seconds: Number(args.seconds ?? (quick ? 2 : 10)),
     quick,
     freshCluster: true,
-    scaling: args['no-scaling'] !== true,
+    scaling: args['no-scaling'] !== true && !onlyCatchUp,
+    catchUpMegabytes:
+      args['catch-up-megabytes'] === undefined ? undefined : Number(args['catch-up-megabytes']),
     outDir: join(root, 'bench/results', `${stamp}${quick ? '-quick' : ''}`),
     progress: process.stderr,
     stdout: process.stdout,
   };
   if (!(options.seconds > 0 && options.seconds <= 600)) throw new Error('--seconds: expected 1 to 600');
+  const megabytes = options.catchUpMegabytes;
+  if (megabytes !== undefined && !(megabytes > 0 && megabytes <= 2000)) {
+    throw new Error('--catch-up-megabytes: expected 1 to 2000');
+  }
   const report = emptyReport(`local ${NODES}-node cluster, fresh per mode`, options);
   const progress = new Progress(process.stderr, 'bench');
-  for (const mode of options.modes) {
+  for (const mode of onlyCatchUp ? [] : options.modes) {
     report.modes.push(await withCluster(mode, progress, (target) => runMode(target, mode, options)));
   }
   const extraMode: PersistenceMode = options.modes.includes('async') ? 'async' : options.modes[0]!;

@@ -30,6 +30,8 @@ export interface SuiteOptions {
   /** The suite started the cluster just before: the first seconds are a cold start. */
   freshCluster?: boolean;
   scaling: boolean;
+  /** Megabytes written while a replica is down (default 50, 10 with quick). */
+  catchUpMegabytes?: number;
   /** Directory for the run's JSON, Markdown tables and SVG charts; null: none written. */
   outDir: string | null;
   /** Progress lines go here (stderr); tables to `stdout`. */
@@ -129,7 +131,7 @@ export async function runCatchUp(
 ): Promise<CatchUp> {
   return catchUp(
     target,
-    { persistence: mode, megabytes: options.quick ? 10 : 50 },
+    { persistence: mode, megabytes: options.catchUpMegabytes ?? (options.quick ? 10 : 50) },
     new Progress(options.progress, `catch-up ${mode}`),
   );
 }
