@@ -140,7 +140,10 @@ export class Raft {
 
   /** Messages to send now. */
   msgs: Message[] = [];
-  /** Leader: entries were proposed since the last Ready and not yet sent. */
+  /**
+   * Leader: Apps to send at the next Ready, because entries were proposed since the last one, or
+   * the storage loaded entries that a send found pending (EntriesPending).
+   */
   appendsPending = false;
   /**
    * Leader: index of this term's no-op. Everything committed before this term lies below it
@@ -745,6 +748,15 @@ export class Raft {
     if (this.log.termOrZero(index) !== this.term) return false;
     this.log.commitTo(index);
     return true;
+  }
+
+  /**
+   * The storage loaded entries it reported EntriesPending for. A send that found them pending
+   * returned without sending, and nothing else retries it before the next heartbeat response: a
+   * follower far behind would get one load's worth of entries per heartbeat interval.
+   */
+  entriesLoaded(): void {
+    if (this.role === StateRole.Leader) this.appendsPending = true;
   }
 
   /** Sends the Apps that proposals of this turn deferred. Called when a Ready is built. */

@@ -149,6 +149,7 @@ export class RawNode {
   /** The storage has loaded entries it reported EntriesPending for. */
   notifyEntriesAvailable(): void {
     this.committedEntriesPending = false;
+    this.raft.entriesLoaded();
   }
 
   // ---- outputs -----------------------------------------------------------------------------

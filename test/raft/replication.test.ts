@@ -8,6 +8,7 @@ import {
   isRaftError,
   MessageType,
   makeMessage,
+  RaftError,
   StateRole,
 } from '../../src/raft/index.js';
 import { TestNetwork } from './network.js';
@@ -155,6 +156,34 @@ describe('replication', () => {
       expect(size <= 1000 || app.entries.length === 1).toBe(true);
     }
     expect(net.raw(2).commitIndex).toBe(net.raw(1).commitIndex);
+  });
+
+  it('sends to a lagging follower as soon as the storage loads entries it reported pending', () => {
+    const net = new TestNetwork({ voters: [1, 2, 3], config: { maxBytesPerMessage: 1000 } });
+    net.elect(1);
+    net.isolate(3);
+    for (let i = 0; i < 30; i++) net.raw(1).propose(new Uint8Array(100));
+    net.stabilize();
+    // The leader's storage has the old entries on disk only: a read starts a load and throws.
+    const storage = net.node(1).storage;
+    const read = storage.entries.bind(storage);
+    let loaded = false;
+    let pendingReads = 0;
+    storage.entries = (lo, hi, maxBytes) => {
+      if (loaded) return read(lo, hi, maxBytes);
+      pendingReads++;
+      throw new RaftError('EntriesPending', `entries(${lo}, ${hi}): loading`);
+    };
+    net.heal();
+    // The second heartbeat response finds the first Apps lost; the probe's read is pending.
+    net.tick(2);
+    expect(pendingReads).toBeGreaterThan(0);
+    expect(net.raw(3).lastIndex).toBeLessThan(net.raw(1).lastIndex);
+    loaded = true;
+    net.raw(1).notifyEntriesAvailable();
+    net.stabilize(); // no tick: the load alone resumes the sends
+    expect(net.raw(3).lastIndex).toBe(net.raw(1).lastIndex);
+    expect(net.raw(3).commitIndex).toBe(net.raw(1).commitIndex);
   });
 
   it('never commits an entry of an earlier term by counting replicas (Figure 8)', () => {
