@@ -23,7 +23,10 @@ export interface StorageEngineOptions {
   cacheBytesMax?: number;
   /** Memory mode: a log's entries are held in chunks of this size (larger entries: their own). */
   memoryChunkBytesMax?: number;
-  /** Per log: bytes read from disk at least when entries() misses the cache. */
+  /**
+   * Per log: bytes read from disk at least when entries() misses the cache, and per read ahead
+   * while a follower catches up from the segment files (a log holds two such ranges at most).
+   */
   loadBytesMin?: number;
   /** Per log: bytes of frames one I/O task writes at most. */
   taskBytesMax?: number;
@@ -80,7 +83,9 @@ export const DEFAULTS = {
   indexIntervalBytes: 4096,
   cacheBytesMax: 4 * 1024 * 1024,
   memoryChunkBytesMax: MEMORY_CHUNK_BYTES_MAX_DEFAULT,
-  loadBytesMin: 256 * 1024,
+  // Large sequential reads for a catch-up: a read costs a worker round trip, and the sends to a
+  // follower that is behind the cache wait on it when it is not ahead.
+  loadBytesMin: 4 * 1024 * 1024,
   taskBytesMax: 16 * 1024 * 1024,
   sharedWal: true,
   walBytesMax: 64 * 1024 * 1024,

@@ -10,18 +10,21 @@ import { StorageError } from './errors.js';
 import { decodeFrameEntries, frameRecordRanges, RANGE_STRIDE, readFrameHeader } from './frame.js';
 import type { IoExecutor } from './io-executor.js';
 import type { LogFiles } from './log-files.js';
+import { ReadAhead } from './read-ahead.js';
 import type { Segment } from './segment.js';
 
 export interface ReaderContext {
   executor: IoExecutor;
   indexIntervalBytes: number;
-  /** Bytes read from disk at least, per load for entries(). */
+  /** Bytes read from disk at least, per load for entries() (and per read ahead of a catch-up). */
   loadBytesMin: number;
 }
 
 export interface ReaderHooks {
   /** The log's first index now (entries below it are compacted). */
   firstIndex(): number;
+  /** Entries at or above this index are in the entry cache: a read ahead stops there. */
+  cacheFirst(): number;
   /** A load that entries() started finished: the caller may retry. */
   onEntriesAvailable(): void;
   /** A background load failed with an I/O error or corruption. */
@@ -29,75 +32,47 @@ export interface ReaderHooks {
 }
 
 export class LogReader {
-  // The last range loaded from disk for entries(): loaded[i] has index loadedFirst + i.
-  private loaded: Entry[] = [];
-  private loadedFirst = 0;
-  private loadInFlight = false;
-  /** Bumped by every cut, reset and compaction, so a load that raced one is discarded. */
-  private layoutVersion = 0;
+  /** What entries() reads below the cache: the range in hand and the one loaded ahead of it. */
+  private readonly ahead: ReadAhead;
 
   constructor(
     private readonly context: ReaderContext,
     private readonly files: LogFiles,
     private readonly hooks: ReaderHooks,
-  ) {}
+  ) {
+    this.ahead = new ReadAhead({
+      loadBytes: context.loadBytesMin,
+      read: (lo, hi, maxBytes) => this.readEntries(lo, hi, maxBytes),
+      readAheadEnd: () => hooks.cacheFirst(),
+      onLoaded: () => hooks.onEntriesAvailable(),
+      onFailure: (error) => {
+        // Compacted meanwhile: the retry gets the RaftError from entries() itself.
+        if (error instanceof RaftError) hooks.onEntriesAvailable();
+        else hooks.onFailure(toStorageError(error));
+      },
+    });
+  }
 
-  // ---- the loaded range, for the synchronous entries() ---------------------------------------
+  // ---- the loaded ranges, for the synchronous entries() --------------------------------------
 
-  /** Entries [lo, hi) from the last loaded range, or null when it does not hold lo. */
+  /** Entries [lo, hi) from the loaded ranges, or null when they do not hold lo. */
   loadedSlice(lo: number, hi: number, maxBytes: number): Entry[] | null {
-    const loadedEnd = this.loadedFirst + this.loaded.length;
-    if (lo < this.loadedFirst || lo >= loadedEnd) return null;
-    return limitBytes(
-      this.loaded,
-      lo - this.loadedFirst,
-      Math.min(hi, loadedEnd) - this.loadedFirst,
-      maxBytes,
-    );
+    return this.ahead.slice(lo, hi, maxBytes);
   }
 
   /** Loads [lo, hi) in the background (one load at a time); hooks.onEntriesAvailable after. */
   startLoad(lo: number, hi: number, maxBytes: number): void {
-    if (this.loadInFlight) return;
-    this.loadInFlight = true;
-    const version = this.layoutVersion;
-    const bytes = Math.max(maxBytes, this.context.loadBytesMin);
-    this.readEntries(lo, hi, bytes).then(
-      (entries) => {
-        this.loadInFlight = false;
-        if (version === this.layoutVersion && entries.length > 0) {
-          this.loaded = entries;
-          this.loadedFirst = lo;
-        }
-        this.hooks.onEntriesAvailable();
-      },
-      (error: unknown) => {
-        this.loadInFlight = false;
-        // Compacted meanwhile: the retry gets the RaftError from entries() itself.
-        if (error instanceof RaftError) this.hooks.onEntriesAvailable();
-        else this.hooks.onFailure(toStorageError(error));
-      },
-    );
+    this.ahead.load(lo, hi, maxBytes);
   }
 
   /** The log was cut from `index` on. */
   cutFrom(index: number): void {
-    this.layoutVersion++;
-    const loadedEnd = this.loadedFirst + this.loaded.length;
-    if (loadedEnd > index) this.loaded.length = Math.max(0, index - this.loadedFirst);
+    this.ahead.cutFrom(index);
   }
 
   /** Entries below `index` are gone (compaction); `reset`: all of them (a snapshot install). */
   dropBelow(index: number, reset = false): void {
-    this.layoutVersion++;
-    if (reset) {
-      this.loaded = [];
-      return;
-    }
-    if (this.loadedFirst < index) {
-      this.loaded = this.loaded.slice(Math.min(this.loaded.length, index - this.loadedFirst));
-      this.loadedFirst = index;
-    }
+    this.ahead.dropBelow(index, reset);
   }
 
   // ---- reads by index and by offset ----------------------------------------------------------

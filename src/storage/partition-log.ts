@@ -108,6 +108,7 @@ export class PartitionLog {
         ? null
         : new LogReader(context, this.writer.files, {
             firstIndex: () => this.firstIndexValue,
+            cacheFirst: () => this.cache.first,
             onEntriesAvailable: () => this.options.onEntriesAvailable?.(),
             onFailure: (error) => this.fail(error),
           });
