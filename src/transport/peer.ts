@@ -356,6 +356,13 @@ export class Peer implements ConnectionOwner {
     previous?.destroy('replaced by a newer inbound connection');
     this.logger.debug('inbound connection accepted');
     connection.start(head);
+    // The peer is up again: dial it now rather than at the end of a backoff that grew while it was
+    // down (up to reconnectBackoffMaxMs), during which everything for it would be dropped. A
+    // restarted replica starts catching up that much sooner.
+    if (this.state === 'backoff') {
+      if (this.timer !== null) clearTimeout(this.timer);
+      this.dial();
+    }
   }
 
   // --- ConnectionOwner -----------------------------------------------------------------------

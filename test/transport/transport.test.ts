@@ -260,6 +260,23 @@ describe('reconnect and liveness', () => {
     );
   });
 
+  it('a peer that dials in ends the backoff of the link to it: no waiting out the redial delay', async () => {
+    // Redials 2.5 to 5 s apart: a reconnect inside 2 s can only come from the peer's own dial.
+    const limits = { reconnectBackoffInitialMs: 5_000, reconnectBackoffMaxMs: 10_000 };
+    const [a, b] = await startCluster([1, 2], limits);
+    track(a!);
+    await waitFor('links up', () => a!.transport.isPeerAlive(2));
+    await b!.close();
+    await waitFor('a sees b down', () => !a!.transport.isPeerAlive(2) && a!.downEvents.includes(2));
+    const restarted = await startServer(b!.port);
+    const peers = new Map([
+      [1, urlOf(a!.port)],
+      [2, urlOf(b!.port)],
+    ]);
+    track(startNode({ id: 2, ...restarted, peers, limits }));
+    await waitFor('a redialed b as soon as b dialed a', () => a!.transport.isPeerAlive(2), 2_000);
+  });
+
   it('liveness flips to dead after peerTimeoutMs without a frame, and back when pongs return', async () => {
     const fake = track(await startFakePeer({ id: 2, readFrames: true }));
     const self = await startServer();
