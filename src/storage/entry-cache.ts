@@ -29,8 +29,6 @@ export class EntryCache {
   private baseOffsets: number[] = [];
   /** ...and the running next record offset after it (non-decreasing). */
   private offsetEnds: number[] = [];
-  /** Largest record timestamp of each entry (the time index; TIMESTAMP_NONE: no records). */
-  private maxTimestamps: number[] = [];
   private head = 0;
   private firstIndex: number;
   private bytesValue = 0;
@@ -71,8 +69,8 @@ export class EntryCache {
     if (entry.index !== this.end)
       throw new AssertionError(`cache: entry ${entry.index} pushed at ${this.end}`);
     let data = entry.data;
-    const maxTimestampMs = range ? (range.maxTimestampMs ?? TIMESTAMP_UNKNOWN) : TIMESTAMP_NONE;
     if (this.chunks !== null) {
+      const maxTimestampMs = range ? (range.maxTimestampMs ?? TIMESTAMP_UNKNOWN) : TIMESTAMP_NONE;
       data = this.chunks.copy(entry.index, data, maxTimestampMs);
     } else if (data.byteLength !== data.buffer.byteLength && !isSlabBuffer(data.buffer)) {
       const copy = entryDataSlab.take(data.byteLength);
@@ -87,7 +85,6 @@ export class EntryCache {
     this.types.push(entry.type);
     this.baseOffsets.push(range ? range.baseOffset : -1);
     this.offsetEnds.push(range ? range.baseOffset + range.recordCount : previousEnd);
-    this.maxTimestamps.push(maxTimestampMs);
     this.bytesValue += data.byteLength + ENTRY_OVERHEAD_BYTES;
   }
 
@@ -129,12 +126,14 @@ export class EntryCache {
   }
 
   /**
-   * The time index over cached entries: the base offset of the first cached entry at or after
-   * `fromIndex` holding a record whose timestamp may be at least `timestampMs`; null if none does.
+   * Where a time lookup reads the cached entries from: the base offset of the first cached entry
+   * at or after `fromIndex` that holds records; null if none does. The cache keeps no timestamps:
+   * another array per entry costs every append more than it would save the rare lookup, which
+   * reads on from here.
    */
-  offsetForTime(timestampMs: number, fromIndex: number): number | null {
+  firstOffsetFrom(fromIndex: number): number | null {
     for (let p = Math.max(this.head, this.positionOf(fromIndex)); p < this.terms.length; p++) {
-      if (this.baseOffsets[p]! >= 0 && this.maxTimestamps[p]! >= timestampMs) return this.baseOffsets[p]!;
+      if (this.baseOffsets[p]! >= 0) return this.baseOffsets[p]!;
     }
     return null;
   }
@@ -172,7 +171,6 @@ export class EntryCache {
     this.types.length = keep;
     this.baseOffsets.length = keep;
     this.offsetEnds.length = keep;
-    this.maxTimestamps.length = keep;
   }
 
   /** Empties the cache; the next entry pushed must be `first`. */
@@ -184,7 +182,6 @@ export class EntryCache {
     this.types = [];
     this.baseOffsets = [];
     this.offsetEnds = [];
-    this.maxTimestamps = [];
     this.head = 0;
     this.bytesValue = 0;
     this.firstIndex = first;
@@ -227,7 +224,6 @@ export class EntryCache {
     this.types = this.types.slice(head);
     this.baseOffsets = this.baseOffsets.slice(head);
     this.offsetEnds = this.offsetEnds.slice(head);
-    this.maxTimestamps = this.maxTimestamps.slice(head);
     this.head = 0;
   }
 

@@ -14,9 +14,8 @@ export const MEMORY_CHUNK_BYTES_MIN = 4 * 1024;
  */
 export const MEMORY_CHUNK_BYTES_MAX_DEFAULT = 1024 * 1024;
 /**
- * Counted per entry besides its data: the entry cache's eight array slots of 8 bytes (buffer,
- * offset, length, term, type, base offset, offset end, largest timestamp); the arrays' growth
- * slack is not counted.
+ * Counted per entry besides its data: the entry cache's seven array slots of 8 bytes (buffer,
+ * offset, length, term, type, base offset, offset end) and the slack of the arrays' growth.
  */
 export const MEMORY_ENTRY_BOOKKEEPING_BYTES = 64;
 

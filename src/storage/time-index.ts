@@ -1,7 +1,7 @@
 // The time index of one log: where a lookup of "the first record at or after time T" starts
 // reading. Per segment file a sparse index (segment.ts: the largest record timestamp per point),
-// per memory-mode chunk its largest timestamp (memory-chunks.ts), and per cached entry its own
-// (entry-cache.ts). Timestamps need not grow with offsets: a lookup takes the first entry whose
+// per memory-mode chunk its largest timestamp (memory-chunks.ts); entries not in the files yet are
+// read from the first cached one with records (entry-cache.ts). Timestamps need not grow with offsets: a lookup takes the first entry whose
 // running maximum reaches T, as Kafka's time index does, so every record before it is earlier.
 
 import type { EntryCache } from './entry-cache.js';
@@ -24,8 +24,9 @@ export interface DiskTimeIndex {
 /**
  * An offset at or below the first stored record whose timestamp is at least `timestampMs`, with
  * every stored record below it earlier; null when no stored record reaches it. It may be below
- * the log start (the caller starts no lower than that) and is exact to an entry in memory, to a
- * sparse point (indexIntervalBytes) on disk: the caller reads records on from it.
+ * the log start (the caller starts no lower than that) and is exact to a sparse point
+ * (indexIntervalBytes) on disk, to a chunk in memory mode, and to the first entry not yet in the
+ * files: the caller reads records on from it.
  */
 export function diskOffsetForTime(index: DiskTimeIndex, timestampMs: number): number | null {
   for (const segment of index.segments) {
@@ -35,15 +36,15 @@ export function diskOffsetForTime(index: DiskTimeIndex, timestampMs: number): nu
     const offset = segment.offsetForTime(timestampMs, index.trustedLastIndex);
     if (offset !== null) return offset;
   }
-  return index.cache.offsetForTime(timestampMs, index.trustedLastIndex + 1);
+  return index.cache.firstOffsetFrom(index.trustedLastIndex + 1);
 }
 
-/** The same for a memory-mode log: its chunks, then its entries (the cache is the whole log). */
+/** The same for a memory-mode log: the first chunk that reaches the time (the cache is the whole log). */
 export function memoryOffsetForTime(
   chunks: MemoryChunks,
   cache: EntryCache,
   timestampMs: number,
 ): number | null {
   const fromIndex = chunks.firstIndexForTime(timestampMs);
-  return fromIndex === null ? null : cache.offsetForTime(timestampMs, fromIndex);
+  return fromIndex === null ? null : cache.firstOffsetFrom(fromIndex);
 }
