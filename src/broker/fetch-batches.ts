@@ -3,7 +3,7 @@
 // of copying its bytes. The first batch may start before the offset asked for and the last may end
 // past the answer's nextOffset; the client skips those records, as Kafka's consumers do.
 
-import { refuseSkippedStart } from './fetch.js';
+import { committedEntriesFrom, refuseSkippedStart } from './fetch.js';
 import type { LocalPartition } from './partitions.js';
 import { isRecordBatch, readBatchHeader } from './record-batch.js';
 
@@ -28,28 +28,23 @@ export async function readCommittedBatches(
   limit: number,
   maxBytes: number,
 ): Promise<FetchBatchesResult> {
-  const machine = local.machine;
-  const highWatermark = machine.highWatermark;
-  const logStartOffset = machine.logStartOffset;
+  const { entries, highWatermark, logStartOffset } = await committedEntriesFrom(local, offset, maxBytes);
+  const endOffset = Math.min(highWatermark, offset + limit);
   const batches: Uint8Array[] = [];
   let nextOffset = offset;
-  if (offset < highWatermark) {
-    const entries = await local.group.store.readByOffset(offset, maxBytes);
-    const endOffset = Math.min(highWatermark, offset + limit);
-    let bytes = 0;
-    for (const entry of entries) {
-      if (!isRecordBatch(entry.data)) continue;
-      const header = readBatchHeader(entry.data);
-      const batchEnd = header.baseOffset + header.recordCount;
-      if (batchEnd <= nextOffset) continue;
-      if (header.baseOffset >= endOffset) break;
-      if (batches.length > 0 && bytes + entry.data.length > maxBytes) break;
-      if (batches.length === 0) refuseSkippedStart(machine, offset, Math.max(offset, header.baseOffset));
-      batches.push(entry.data);
-      bytes += entry.data.length;
-      nextOffset = Math.min(batchEnd, endOffset);
-      if (nextOffset >= endOffset) break;
-    }
+  let bytes = 0;
+  for (const entry of entries) {
+    if (!isRecordBatch(entry.data)) continue;
+    const header = readBatchHeader(entry.data);
+    const batchEnd = header.baseOffset + header.recordCount;
+    if (batchEnd <= nextOffset) continue;
+    if (header.baseOffset >= endOffset) break;
+    if (batches.length > 0 && bytes + entry.data.length > maxBytes) break;
+    if (batches.length === 0) refuseSkippedStart(local.machine, offset, Math.max(offset, header.baseOffset));
+    batches.push(entry.data);
+    bytes += entry.data.length;
+    nextOffset = Math.min(batchEnd, endOffset);
+    if (nextOffset >= endOffset) break;
   }
   return { batches, offset, nextOffset, highWatermark, logStartOffset };
 }

@@ -3,6 +3,7 @@
 // then read whole entries by offset and cut them to the committed records asked for: as records
 // (the JSON answer), or as the stored batches themselves (the binary answer, no record decoded).
 
+import type { Entry } from '../raft/types.js';
 import { BrokerError } from './errors.js';
 import type { PartitionMachine } from './partition-machine.js';
 import type { LocalPartition } from './partitions.js';
@@ -109,30 +110,39 @@ export async function readCommitted(
   limit: number,
   maxBytes: number,
 ): Promise<FetchLocalResult> {
-  const machine = local.machine;
-  const highWatermark = machine.highWatermark;
-  const logStartOffset = machine.logStartOffset;
+  const { entries, highWatermark, logStartOffset } = await committedEntriesFrom(local, offset, maxBytes);
   const records: StoredRecord[] = [];
-  if (offset < highWatermark) {
-    const entries = await local.group.store.readByOffset(offset, maxBytes);
-    let bytes = 0;
-    for (const entry of entries) {
-      if (records.length >= limit || !isRecordBatch(entry.data)) continue;
-      forEachRecord(entry.data, offset, (record) => {
-        if (record.offset >= highWatermark) return false;
-        const size = recordBytes(record);
-        if (records.length > 0 && bytes + size > maxBytes) return false;
-        records.push(record);
-        bytes += size;
-        return records.length < limit && bytes < maxBytes;
-      });
-      if (bytes >= maxBytes) break;
-    }
+  let bytes = 0;
+  for (const entry of entries) {
+    if (records.length >= limit || !isRecordBatch(entry.data)) continue;
+    forEachRecord(entry.data, offset, (record) => {
+      if (record.offset >= highWatermark) return false;
+      const size = recordBytes(record);
+      if (records.length > 0 && bytes + size > maxBytes) return false;
+      records.push(record);
+      bytes += size;
+      return records.length < limit && bytes < maxBytes;
+    });
+    if (bytes >= maxBytes) break;
   }
   const first = records[0];
-  if (first) refuseSkippedStart(machine, offset, first.offset);
+  if (first) refuseSkippedStart(local.machine, offset, first.offset);
   const last = records[records.length - 1];
   return { records, nextOffset: last ? last.offset + 1 : offset, highWatermark, logStartOffset };
+}
+
+/**
+ * The replica's committed bounds as a read starts, and its entries from the one holding `offset`
+ * (up to maxBytes, at least one; none when `offset` is at the high watermark).
+ */
+export async function committedEntriesFrom(
+  local: LocalPartition,
+  offset: number,
+  maxBytes: number,
+): Promise<{ entries: Entry[]; highWatermark: number; logStartOffset: number }> {
+  const { highWatermark, logStartOffset } = local.machine;
+  const entries = offset < highWatermark ? await local.group.store.readByOffset(offset, maxBytes) : [];
+  return { entries, highWatermark, logStartOffset };
 }
 
 /**
