@@ -47,7 +47,14 @@ export class ReadAhead {
     const end = range.first + range.entries.length;
     const entries = limitBytes(range.entries, lo - range.first, Math.min(hi, end) - range.first, maxBytes);
     const sliceEnd = lo + entries.length;
-    if (sliceEnd >= range.first + range.entries.length / 2) this.readAhead(end);
+    if (sliceEnd >= end && end >= this.source.readAheadEnd()) {
+      // The reader has reached what the entry cache holds: let the ranges go, or they would pin
+      // their read buffers (a load is 4 MiB) for as long as the log lives.
+      this.current = EMPTY;
+      this.next = EMPTY;
+    } else if (sliceEnd >= range.first + range.entries.length / 2) {
+      this.readAhead(end);
+    }
     return entries;
   }
 

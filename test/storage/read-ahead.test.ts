@@ -92,6 +92,20 @@ describe('read ahead', () => {
     expect(log.reads).toHaveLength(0);
   });
 
+  it('lets its ranges go once the reader reaches what the cache holds', async () => {
+    const log = fakeLog({ lastIndex: 100, loadEntries: 10, cacheFirst: 21 });
+    log.ahead.load(1, 21, ENTRY_BYTES);
+    await log.releaseRead();
+    expect(indexes(log.ahead.slice(1, 21, 6 * ENTRY_BYTES))).toEqual([1, 2, 3, 4, 5, 6]);
+    await log.releaseRead(); // the read ahead of 11..20
+    expect(indexes(log.ahead.slice(7, 21, 100 * ENTRY_BYTES))).toEqual([7, 8, 9, 10]);
+    expect(indexes(log.ahead.slice(11, 21, 100 * ENTRY_BYTES))).toHaveLength(10);
+    // 21 on is the cache's: nothing below it is held any more.
+    expect(log.ahead.slice(11, 21, ENTRY_BYTES)).toBeNull();
+    expect(log.ahead.slice(20, 21, ENTRY_BYTES)).toBeNull();
+    expect(log.reads).toHaveLength(0);
+  });
+
   it('a cut discards a load that raced it, and what the ranges held past the cut', async () => {
     const log = fakeLog({ lastIndex: 100, loadEntries: 10 });
     log.ahead.load(1, 101, ENTRY_BYTES);
