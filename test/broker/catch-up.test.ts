@@ -3,12 +3,11 @@
 // it missed (so the leader reads it back from disk, ahead of the sends), it reaches the leader's
 // high watermark with the same records, byte for byte.
 
-import { afterEach, describe, expect, it } from 'vitest';
-import { DiskNodeStore } from '../../src/broker/disk-store.js';
+import { describe, expect, it } from 'vitest';
 import type { BrokerNode } from '../../src/broker/node.js';
 import type { StoredRecord } from '../../src/broker/record-batch.js';
-import { removeDir, tempDir } from '../storage/helpers.js';
-import { createOnePartitionTopic, eventually, InProcessCluster, leaderOf } from './in-process-cluster.js';
+import { diskClusters } from './disk-cluster.js';
+import { createOnePartitionTopic, eventually, leaderOf } from './in-process-cluster.js';
 
 const RECORD_BYTES = 4096;
 const RECORDS_PER_BATCH = 16;
@@ -39,29 +38,13 @@ async function readAll(node: BrokerNode, groupId: number, end: number): Promise<
 }
 
 describe('catch-up of a replica that was down', () => {
-  let cluster: InProcessCluster | null = null;
-  let dataDir: string | null = null;
-
-  afterEach(async () => {
-    await cluster?.stopAll();
-    cluster = null;
-    if (dataDir) removeDir(dataDir);
-    dataDir = null;
-  });
+  const clusters = diskClusters('catch-up');
 
   it('reaches the leader from its segment files, with the same records byte for byte', async () => {
-    const dir = tempDir('catch-up');
-    dataDir = dir;
-    const c = new InProcessCluster(3, { timing: TIMING });
-    c.openStore = (id) =>
-      DiskNodeStore.open({
-        dataDir: `${dir}/node-${id}`,
-        ioThreads: 1,
-        cacheBytesMax: CACHE_BYTES,
-        loadBytesMin: LOAD_BYTES,
-      });
-    cluster = c;
-    await c.startAll();
+    const c = await clusters.start(
+      { timing: TIMING },
+      { cacheBytesMax: CACHE_BYTES, loadBytesMin: LOAD_BYTES },
+    );
     const groupId = await createOnePartitionTopic(c, 't', { persistence: 'async' });
     const leader = leaderOf(c, groupId)!.node;
     const lagging = [...c.nodes.keys()].find((id) => id !== leader.nodeId)!;

@@ -5,8 +5,7 @@
 // topics and fetches go on, and followers over their own bound keep replicating.
 
 import pino from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
-import { DiskNodeStore } from '../../src/broker/disk-store.js';
+import { describe, expect, it } from 'vitest';
 import { isBrokerError } from '../../src/broker/errors.js';
 import { fetchLocal } from '../../src/broker/fetch.js';
 import type { BrokerNode } from '../../src/broker/node.js';
@@ -14,40 +13,31 @@ import type { BrokerNodeOptions } from '../../src/broker/node-options.js';
 import type { LocalPartition } from '../../src/broker/partitions.js';
 import { produceLocal } from '../../src/broker/produce.js';
 import { RetentionRunner } from '../../src/broker/retention.js';
-import { removeDir, tempDir } from '../storage/helpers.js';
-import { createOnePartitionTopic, eventually, InProcessCluster, leaderOf } from './in-process-cluster.js';
+import { diskClusters } from './disk-cluster.js';
+import {
+  createOnePartitionTopic,
+  eventually,
+  type InProcessCluster,
+  leaderOf,
+} from './in-process-cluster.js';
 
 const CHUNK_BYTES = 16 * 1024;
 const RECORD_BYTES = 1000;
 const bytes = (s: string) => new TextEncoder().encode(s);
 
-let cluster: InProcessCluster | null = null;
-let dataDir: string | null = null;
-
-afterEach(async () => {
-  await cluster?.stopAll();
-  cluster = null;
-  if (dataDir) removeDir(dataDir);
-  dataDir = null;
-});
+const clusters = diskClusters('memory-topics');
 
 /** Three nodes on real storage engines (memory topics live in their chunks), fast retention. */
 async function startCluster(memoryTopicsBytesMax: (id: number) => number | undefined = () => undefined) {
-  const dir = tempDir('memory-topics');
-  dataDir = dir;
-  const c = new InProcessCluster(3, (id) => {
+  const nodeOptions = (id: number) => {
     const options: Pick<BrokerNodeOptions, 'timing' | 'memoryTopicsBytesMax'> = {
       timing: { memoryRetentionCheckMs: 20 },
     };
     const max = memoryTopicsBytesMax(id);
     if (max !== undefined) options.memoryTopicsBytesMax = max;
     return options;
-  });
-  c.openStore = (id) =>
-    DiskNodeStore.open({ dataDir: `${dir}/node-${id}`, ioThreads: 1, memoryChunkBytesMax: CHUNK_BYTES });
-  cluster = c;
-  await c.startAll();
-  return c;
+  };
+  return clusters.start(nodeOptions, { memoryChunkBytesMax: CHUNK_BYTES });
 }
 
 function recordsOf(tag: string, count: number) {

@@ -3,7 +3,7 @@
 // checkpoint so the restart replays no entry, that a periodic one bounds the replay, and that the
 // table restored from it still deduplicates a retried batch.
 
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DiskNodeStore } from '../../src/broker/disk-store.js';
 import type { PartitionSnapshot } from '../../src/broker/partition-machine.js';
 import {
@@ -12,11 +12,11 @@ import {
   type ProducerCheckpoint,
   withProducerCheckpoint,
 } from '../../src/broker/producer-checkpoint.js';
-import { removeDir, tempDir } from '../storage/helpers.js';
+import { diskClusters } from './disk-cluster.js';
 import {
   createOnePartitionTopic,
   eventually,
-  InProcessCluster,
+  type InProcessCluster,
   produceAnywhere,
 } from './in-process-cluster.js';
 
@@ -97,25 +97,12 @@ describe('which checkpoint a restart may use', () => {
 });
 
 describe('producer-table checkpoints on the real storage engine', () => {
-  let cluster: InProcessCluster | null = null;
-  let dataDir: string | null = null;
-
-  afterEach(async () => {
-    await cluster?.stopAll();
-    cluster = null;
-    if (dataDir) removeDir(dataDir);
-    dataDir = null;
-  });
+  const clusters = diskClusters('producer-checkpoint');
 
   async function start(checkpointBytes?: number): Promise<{ c: InProcessCluster; groupId: number }> {
-    const dir = tempDir('producer-checkpoint');
-    dataDir = dir;
-    const c = new InProcessCluster(3, () =>
+    const c = await clusters.start(() =>
       checkpointBytes ? { producerCheckpointBytes: checkpointBytes } : {},
     );
-    c.openStore = (id) => DiskNodeStore.open({ dataDir: `${dir}/node-${id}`, ioThreads: 1 });
-    cluster = c;
-    await c.startAll();
     const groupId = await createOnePartitionTopic(c, 't', { persistence: 'async' });
     return { c, groupId };
   }
@@ -149,8 +136,7 @@ describe('producer-table checkpoints on the real storage engine', () => {
   }, 30_000);
 
   it('keeps the last two checkpoints, a save replacing the older', async () => {
-    const dir = tempDir('producer-checkpoint-slots');
-    dataDir = dir;
+    const dir = clusters.dir();
     const nodeStore = await DiskNodeStore.open({ dataDir: dir, ioThreads: 1 });
     try {
       const store = await nodeStore.openGroup(7, 'async');
