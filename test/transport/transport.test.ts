@@ -6,7 +6,7 @@ import { Socket } from 'node:net';
 import fastify from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MessageType, type NodeId } from '../../src/raft/index.js';
-import { Transport } from '../../src/transport/index.js';
+import { Transport, type TransportLimits } from '../../src/transport/index.js';
 import {
   appEntries,
   appMessage,
@@ -21,6 +21,7 @@ import {
   startFakePeer,
   startNode,
   startServer,
+  type TestNode,
   urlOf,
   waitFor,
 } from './helpers.js';
@@ -239,18 +240,23 @@ describe('limits', () => {
 });
 
 describe('reconnect and liveness', () => {
+  /** Node 2 (`b`) stops, `a` sees it down, and it starts again on the same port; the new node. */
+  async function restartSecond(a: TestNode, b: TestNode, limits?: Partial<TransportLimits>) {
+    track(a);
+    await waitFor('links up', () => a.transport.isPeerAlive(2));
+    await b.close();
+    await waitFor('a sees b down', () => !a.transport.isPeerAlive(2) && a.downEvents.includes(2));
+    const restarted = await startServer(b.port);
+    const peers = new Map([
+      [1, urlOf(a.port)],
+      [2, urlOf(b.port)],
+    ]);
+    return track(startNode({ id: 2, ...restarted, peers, limits }));
+  }
+
   it('reconnects after the peer restarts on the same port, and messages flow again', async () => {
     const [a, b] = await startCluster([1, 2]);
-    track(a!);
-    await waitFor('links up', () => a!.transport.isPeerAlive(2));
-    await b!.close();
-    await waitFor('a sees b down', () => !a!.transport.isPeerAlive(2) && a!.downEvents.includes(2));
-    const restarted = await startServer(b!.port);
-    const peers = new Map([
-      [1, urlOf(a!.port)],
-      [2, urlOf(b!.port)],
-    ]);
-    const b2 = track(startNode({ id: 2, ...restarted, peers }));
+    const b2 = await restartSecond(a!, b!);
     await waitFor('a reconnected', () => a!.transport.isPeerAlive(2), 5_000);
     expect(peerStats(a!.transport, 2).reconnects).toBeGreaterThanOrEqual(1);
     a!.transport.send(2, 5, heartbeat(1, 2, 77));
@@ -264,16 +270,7 @@ describe('reconnect and liveness', () => {
     // Redials 2.5 to 5 s apart: a reconnect inside 2 s can only come from the peer's own dial.
     const limits = { reconnectBackoffInitialMs: 5_000, reconnectBackoffMaxMs: 10_000 };
     const [a, b] = await startCluster([1, 2], limits);
-    track(a!);
-    await waitFor('links up', () => a!.transport.isPeerAlive(2));
-    await b!.close();
-    await waitFor('a sees b down', () => !a!.transport.isPeerAlive(2) && a!.downEvents.includes(2));
-    const restarted = await startServer(b!.port);
-    const peers = new Map([
-      [1, urlOf(a!.port)],
-      [2, urlOf(b!.port)],
-    ]);
-    track(startNode({ id: 2, ...restarted, peers, limits }));
+    await restartSecond(a!, b!, limits);
     await waitFor('a redialed b as soon as b dialed a', () => a!.transport.isPeerAlive(2), 2_000);
   });
 
