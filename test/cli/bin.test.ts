@@ -2,58 +2,29 @@
 // --debug, $RAFTLOG_URL, stdin, and Ctrl-C (SIGINT to the PID) ending `tail --follow` with 0.
 // It runs the built CLI (dist/), which `npm test` builds first.
 
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { until } from './cli-io.js';
+import { type BinOptions, type BinRun, startBin } from './run-bin.js';
 
-const BIN = fileURLToPath(new URL('../../bin/raftlog', import.meta.url));
 const BUILT_MAIN = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
-const RUN_TIMEOUT_MS = 15_000;
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 const children = new Set<ChildProcess>();
 afterEach(() => {
   for (const child of children) if (child.exitCode === null && child.pid) process.kill(child.pid, 'SIGKILL');
   children.clear();
 });
 
-function start(args: string[], options: { env?: Record<string, string>; stdin?: string } = {}) {
-  const child = spawn(process.execPath, [BIN, ...args], {
-    env: { ...process.env, RAFTLOG_URL: '', NO_COLOR: '1', ...options.env },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  children.add(child);
-  const run: Run = { code: null, stdout: '', stderr: '' };
-  child.stdout!.on('data', (chunk: Buffer) => (run.stdout += chunk));
-  child.stderr!.on('data', (chunk: Buffer) => (run.stderr += chunk));
-  child.stdin!.end(options.stdin ?? '');
-  const exited = new Promise<Run>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      if (child.pid) process.kill(child.pid, 'SIGKILL');
-      reject(new Error(`raftlog ${args.join(' ')} did not exit within ${RUN_TIMEOUT_MS} ms`));
-    }, RUN_TIMEOUT_MS);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      run.code = code;
-      resolve(run);
-    });
-  });
-  return { child, run, exited };
+function start(args: string[], options: BinOptions = {}) {
+  const started = startBin(args, options);
+  children.add(started.child);
+  return started;
 }
 
-function raftlog(
-  args: string[],
-  options: { env?: Record<string, string>; stdin?: string } = {},
-): Promise<Run> {
+function raftlog(args: string[], options: BinOptions = {}): Promise<BinRun> {
   return start(args, options).exited;
 }
 
