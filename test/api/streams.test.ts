@@ -359,6 +359,26 @@ describe('streams and the server lifecycle', () => {
     expect(await eventually(() => listeners() === idle, 2000)).toBe(true);
   });
 
+  it('a long-poll fetch stops waiting when its client disconnects, and an answered one leaves no waiter', async () => {
+    await createTopic('poll-leave', 1);
+    const local = [...cluster.nodes.get(2)!.partitions.values()].find((p) => p.topic === 'poll-leave')!;
+    const listeners = () => (local.machine as unknown as { listeners: Set<unknown> }).listeners.size;
+    const idle = listeners();
+    const path = `${urls.get(2)}/v1/topics/poll-leave/partitions/0/records?offset=0&waitMs=30000`;
+    const gone = new AbortController();
+    const polling = request(path, { signal: gone.signal }).catch((error: Error) => error.name);
+    expect(await eventually(() => listeners() === idle + 1, 2000)).toBe(true);
+    gone.abort();
+    expect(await polling).toBe('AbortError');
+    expect(await eventually(() => listeners() === idle, 2000)).toBe(true);
+    // Answered when a record comes: the waiter goes with the answer.
+    const answered = call(2, 'GET', '/v1/topics/poll-leave/partitions/0/records?offset=0&waitMs=30000');
+    expect(await eventually(() => listeners() === idle + 1, 2000)).toBe(true);
+    await produce(1, 'poll-leave', [{ value: 'wakes it' }]);
+    expect((await answered).body.records.map((r: { value: string }) => r.value)).toEqual(['wakes it']);
+    expect(listeners()).toBe(idle);
+  });
+
   it('app.close() ends open streams instead of hanging on them', async () => {
     await createTopic('closing', 3, 1);
     const broker = cluster.nodes.get(1)!;

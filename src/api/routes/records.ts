@@ -157,8 +157,12 @@ async function handleFetch(
     return relayTo(context, request, reply, leaderOrReplicaOf(broker, placement, `${name}/${partition}`));
   }
   const query = request.query;
+  // A client gone before its answer ends a long-poll's wait. 'close' also comes after every
+  // answer sent: aborting then would build an AbortError (a stack trace) per fetch for nothing.
   const abort = new AbortController();
-  request.raw.once('close', () => abort.abort());
+  request.raw.once('close', () => {
+    if (!reply.raw.writableEnded) abort.abort();
+  });
   const params = {
     offset: parseOffset(query.offset),
     limit: query.limit ?? DEFAULT_FETCH_LIMIT,
