@@ -106,13 +106,17 @@ function latencyThroughputSpec(modes: ModeResult[]): TopLevelSpec {
 
 function endToEndSpec(modes: ModeResult[]): TopLevelSpec {
   const names = { longPoll: 'long-poll fetch', sse: 'SSE stream', sdk: 'SDK Consumer' } as const;
-  const values = modes.flatMap((m) =>
-    (Object.keys(names) as Array<keyof typeof names>).flatMap((kind) =>
+  const values = modes.flatMap((m) => [
+    ...(Object.keys(names) as Array<keyof typeof names>).flatMap((kind) =>
       percentileRows(m.endToEnd.consumers[kind], { mode: m.persistence, consumer: names[kind] }),
     ),
-  );
+    ...percentileRows(m.endToEndUnderLoad.consumer, {
+      mode: m.persistence,
+      consumer: `SDK Consumer, ${Math.round(m.endToEndUnderLoad.fractionOfMax * 100)}% of max`,
+    }),
+  ]);
   return {
-    title: 'Produce to consume (produced to the leader, read on a follower)',
+    title: 'Produce to consume (produced to the leaders, read on followers)',
     data: { values },
     mark: { type: 'line', point: true },
     width: 220,

@@ -1,10 +1,11 @@
-// Consumers that time produce-to-consume latency: each reads timed records (records.ts) from one
-// node and records, per record, the time from its scheduled send to its arrival here. Three ways
-// to read: long-poll fetches, the SSE stream, and the SDK's Consumer. All stop on `signal`.
+// Consumers that time produce-to-consume latency: each reads timed records (records.ts) and
+// records, per record, the time from its send to its arrival here. Three ways to read one
+// partition on one node: long-poll fetches, the SSE stream, and the SDK's Consumer; and the SDK's
+// Consumer over every partition of a topic, each read on a follower. All stop on `signal`.
 
 import { request } from 'undici';
-import { RaftlogClient } from '../../src/client/index.js';
-import { msSince, scheduledEpochMsOf } from './records.js';
+import { Raftlog, RaftlogClient } from '../../src/client/index.js';
+import { msSince, sentEpochMsOf } from './records.js';
 import { type Histogram, latencyHistogram, recordMs } from './stats.js';
 
 export type ConsumerKind = 'longPoll' | 'sse' | 'sdk';
@@ -25,21 +26,51 @@ export function startConsumer(
   kind: ConsumerKind,
   options: { url: string; topic: string; partition: number; signal: AbortSignal },
 ): TimingConsumer {
+  const read = kind === 'longPoll' ? readLongPoll : kind === 'sse' ? readSse : readSdk;
+  return timing(kind, options.signal, (onRecord, ready) => read(options, onRecord, ready));
+}
+
+/** The SDK's Consumer on every partition of `topic`, each partition read on one of its followers. */
+export function startFollowerConsumer(options: {
+  urls: string[];
+  topic: string;
+  signal: AbortSignal;
+}): TimingConsumer {
+  return timing('sdk', options.signal, async (onRecord, ready) => {
+    const client = new Raftlog({ urls: options.urls, readFrom: 'follower' });
+    try {
+      const consumer = client.consumer({ topic: options.topic, from: 'latest' });
+      const records = consumer.records({ signal: options.signal });
+      setTimeout(ready, SDK_FIRST_FETCH_MS).unref();
+      for await (const record of records) onRecord(record.value);
+    } finally {
+      await client.close();
+    }
+  });
+}
+
+/** The SDK resolves 'latest' on its first fetch: reading, for timing, this long after it started. */
+const SDK_FIRST_FETCH_MS = 200;
+
+function timing(
+  kind: ConsumerKind,
+  signal: AbortSignal,
+  read: (onRecord: (value: string | null) => void, ready: () => void) => Promise<void>,
+): TimingConsumer {
   const consumer = { kind, latency: latencyHistogram(), received: 0 } as TimingConsumer;
   const onRecord = (value: string | null) => {
-    const scheduled = scheduledEpochMsOf(value);
-    if (Number.isNaN(scheduled)) return;
+    const sent = sentEpochMsOf(value);
+    if (Number.isNaN(sent)) return;
     consumer.received++;
-    recordMs(consumer.latency, msSince(scheduled));
+    recordMs(consumer.latency, msSince(sent));
   };
   let markReady: () => void = () => undefined;
   consumer.ready = new Promise<void>((resolve) => {
     markReady = resolve;
   });
-  const read = kind === 'longPoll' ? readLongPoll : kind === 'sse' ? readSse : readSdk;
-  consumer.finished = read(options, onRecord, markReady)
+  consumer.finished = read(onRecord, markReady)
     .catch((error) => {
-      if (!options.signal.aborted) throw error;
+      if (!signal.aborted) throw error;
     })
     .finally(markReady);
   return consumer;
@@ -109,9 +140,8 @@ async function readSdk(
       partitions: [options.partition],
       from: 'latest',
     });
-    // The SDK resolves 'latest' on its first fetch; the consumer is reading once records() runs.
     const records = consumer.records({ signal: options.signal });
-    setTimeout(ready, 200).unref();
+    setTimeout(ready, SDK_FIRST_FETCH_MS).unref();
     for await (const record of records) onRecord(record.value);
   } finally {
     await client.close();

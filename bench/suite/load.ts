@@ -111,8 +111,8 @@ export interface OpenLoopOptions {
   ratePerSecond: number;
   seconds: number;
   connectionsPerOrigin: number;
-  /** The i-th request, scheduled at `scheduledEpochMs` (for payloads that carry their send time). */
-  request: (index: number, scheduledEpochMs: number) => ScheduledRequest;
+  /** The i-th request, sent now at `sendEpochMs` (for payloads that carry their send time). */
+  request: (index: number, sendEpochMs: number) => ScheduledRequest;
   progress: Progress;
   what: string;
 }
@@ -148,7 +148,9 @@ export async function openLoop(options: OpenLoopOptions): Promise<OpenLoopResult
 
   const send = (index: number) => {
     const scheduledMs = startMs + index * intervalMs;
-    const request = options.request(index, performance.timeOrigin + scheduledMs);
+    // Latency counts from the schedule (what a stalled server delays counts against it); a record
+    // that carries a time carries this send's, as a producer stamps what it sends.
+    const request = options.request(index, performance.timeOrigin + performance.now());
     outstanding++;
     const done = poolFor(request.origin)
       .request({

@@ -1,12 +1,12 @@
-// The four measurements of one persistence mode: commit latency (to the leader and via a
-// follower, cold start and warm), throughput at two record sizes, latency under fixed-rate
-// load, and produce-to-consume latency. Each is bounded by its duration and request caps.
+// Three measurements of one persistence mode: commit latency (to the leader and via a follower,
+// cold start and warm), throughput at two record sizes, and latency under fixed-rate load (the
+// fourth, produce-to-consume latency, is end-to-end.ts). Each is bounded by its duration and
+// request caps.
 
 import type { PersistenceMode } from '../../src/wire/types.js';
-import { type ConsumerKind, startConsumer } from './consumers.js';
 import { closedLoop, type LoadTarget, openLoop } from './load.js';
 import type { Progress } from './progress.js';
-import { produceBody, timedProduceBody } from './records.js';
+import { produceBody } from './records.js';
 import { type LatencySummary, summarize } from './stats.js';
 import type { ClusterTarget, PartitionPlacement } from './target.js';
 
@@ -29,7 +29,7 @@ export interface CommitLatency {
 }
 
 const WARM_UP_CONNECTIONS = 8;
-const RECORD_BYTES_SMALL = 100;
+export const RECORD_BYTES_SMALL = 100;
 
 export async function commitLatency(
   target: ClusterTarget,
@@ -225,67 +225,4 @@ export async function latencyUnderLoad(
     });
   }
   return points;
-}
-
-export interface EndToEnd {
-  recordsPerSecond: number;
-  recordBytes: number;
-  seconds: number;
-  readFrom: 'follower';
-  produced: number;
-  /** From the scheduled send to the leader's answer (committed). */
-  produce: LatencySummary;
-  consumers: Record<ConsumerKind, LatencySummary & { received: number }>;
-}
-
-const CONSUMER_KINDS: ConsumerKind[] = ['longPoll', 'sse', 'sdk'];
-/** After the last send, how long consumers get to receive the last records. */
-const CONSUME_DRAIN_MS = 2_000;
-
-/** Produces timed records to the leader at a fixed rate while three consumers read a follower. */
-export async function endToEnd(
-  target: ClusterTarget,
-  mode: PersistenceMode,
-  options: { recordsPerSecond: number; seconds: number },
-  progress: Progress,
-): Promise<EndToEnd> {
-  const topic = await target.createTopic(`e2e-${mode}`, { partitions: 1, persistence: mode });
-  const placement = topic.placements[0]!;
-  const follower = placement.replicas.find((id) => id !== placement.leader) ?? placement.leader;
-  const stop = new AbortController();
-  const consumers = CONSUMER_KINDS.map((kind) =>
-    startConsumer(kind, { url: target.url(follower), topic: topic.name, partition: 0, signal: stop.signal }),
-  );
-  try {
-    await Promise.all(consumers.map((c) => c.ready));
-    const leader = new URL(`${target.url(placement.leader)}/v1/topics/${topic.name}/records`);
-    const run = await openLoop({
-      ratePerSecond: options.recordsPerSecond,
-      seconds: options.seconds,
-      connectionsPerOrigin: 16,
-      request: (_i, scheduledEpochMs) => ({
-        origin: leader.origin,
-        path: leader.pathname,
-        body: timedProduceBody(scheduledEpochMs, RECORD_BYTES_SMALL),
-      }),
-      progress,
-      what: `end to end, ${options.recordsPerSecond} records/s, 3 consumers on a follower`,
-    });
-    await new Promise((r) => setTimeout(r, CONSUME_DRAIN_MS));
-    const byKind = Object.fromEntries(
-      consumers.map((c) => [c.kind, { ...summarize(c.latency), received: c.received }]),
-    ) as EndToEnd['consumers'];
-    return {
-      recordsPerSecond: options.recordsPerSecond,
-      recordBytes: RECORD_BYTES_SMALL,
-      seconds: options.seconds,
-      readFrom: 'follower',
-      produced: run.ok,
-      produce: summarize(run.latency),
-      consumers: byKind,
-    };
-  } finally {
-    stop.abort();
-    await Promise.allSettled(consumers.map((c) => c.finished));
-  }
 }

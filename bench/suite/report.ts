@@ -5,7 +5,8 @@ import { execFileSync } from 'node:child_process';
 import { cpus, loadavg, platform, release, totalmem } from 'node:os';
 import type { PersistenceMode } from '../../src/wire/types.js';
 import type { CatchUp } from './catch-up.js';
-import type { CommitLatency, EndToEnd, RatePoint, Throughput } from './phases.js';
+import type { EndToEnd, EndToEndUnderLoad } from './end-to-end.js';
+import type { CommitLatency, RatePoint, Throughput } from './phases.js';
 import type { Scaling, ScalingPoint } from './scaling.js';
 import type { LatencySummary } from './stats.js';
 
@@ -15,6 +16,7 @@ export interface ModeResult {
   throughput: Throughput[];
   latencyUnderLoad: RatePoint[];
   endToEnd: EndToEnd;
+  endToEndUnderLoad: EndToEndUnderLoad;
 }
 
 export interface Machine {
@@ -174,7 +176,24 @@ export function modeTables(mode: ModeResult): Table[] {
       ).map(([name, s]) => [name, `${int(s.received)} of ${int(e.produced)}`, ...percentiles(s)]),
     ],
   };
-  return [latency, throughput, curve, endToEnd];
+  const l = mode.endToEndUnderLoad;
+  const endToEndLoaded: Table = {
+    title: `${mode.persistence}: produce to consume at ${Math.round(l.fractionOfMax * 100)}% of max, ${int(l.achievedRecordsPerSecond)} of ${int(l.offeredRecordsPerSecond)} records/s in requests of ${l.recordsPerRequest} to the leaders, read on followers`,
+    header: ['what', 'count', ...PERCENTILE_HEADER],
+    rows: [
+      [
+        '(produce acknowledged, per request)',
+        `${int(l.produced)}, ${int(l.errors)} failed or not sent`,
+        ...percentiles(l.produce),
+      ],
+      [
+        'SDK Consumer (first record of each request)',
+        `${int(l.consumer.received)} of ${int(l.produced)}`,
+        ...percentiles(l.consumer),
+      ],
+    ],
+  };
+  return [latency, throughput, curve, endToEnd, endToEndLoaded];
 }
 
 export function comparisonTable(modes: ModeResult[]): Table {
@@ -188,6 +207,7 @@ export function comparisonTable(modes: ModeResult[]): Table {
       'records/s (100 B)',
       'MB/s (1 KiB)',
       'e2e SSE p99 ms',
+      'e2e p50 ms at 50% load',
     ],
     rows: modes.map((m) => [
       m.persistence,
@@ -197,6 +217,7 @@ export function comparisonTable(modes: ModeResult[]): Table {
       int(m.throughput[0]?.recordsPerSecond ?? Number.NaN),
       (m.throughput[1]?.payloadMBps ?? Number.NaN).toFixed(1),
       ms(m.endToEnd.consumers.sse.p99Ms),
+      ms(m.endToEndUnderLoad.consumer.p50Ms),
     ]),
   };
 }

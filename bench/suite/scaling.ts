@@ -175,10 +175,10 @@ async function ssePoint(
       ratePerSecond: SSE_PRODUCE_RECORDS_PER_SECOND,
       seconds: options.seconds,
       connectionsPerOrigin: 8,
-      request: (_i, scheduledEpochMs) => ({
+      request: (_i, sendEpochMs) => ({
         origin: leader.origin,
         path: leader.pathname,
-        body: timedProduceBody(scheduledEpochMs, RECORD_BYTES),
+        body: timedProduceBody(sendEpochMs, RECORD_BYTES),
       }),
       progress,
       what: `scaling: ${count} SSE consumers, ${SSE_PRODUCE_RECORDS_PER_SECOND} records/s produced`,

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import type { PersistenceMode } from '../../src/wire/types.js';
 import { type CatchUp, catchUp } from './catch-up.js';
 import { writeCharts } from './charts.js';
-import { commitLatency, type Durations, endToEnd, latencyUnderLoad, throughput } from './phases.js';
+import { endToEnd, endToEndUnderLoad } from './end-to-end.js';
+import { commitLatency, type Durations, latencyUnderLoad, throughput } from './phases.js';
 import { Progress, type ProgressOutput } from './progress.js';
 import {
   allTables,
@@ -44,6 +45,8 @@ const RECORDS_PER_REQUEST = 100;
 const RATE_FRACTIONS = [0.25, 0.5, 0.75, 0.9];
 /** Well under what one connection commits, so that the figure is delivery latency, not queueing. */
 const END_TO_END_RECORDS_PER_SECOND = 200;
+/** Produce-to-consume under load: this fraction of the measured maximum (issue goal: p50 at 50%). */
+const END_TO_END_LOAD_FRACTION = 0.5;
 
 export function durationsFor(options: Pick<SuiteOptions, 'seconds' | 'quick'>): Durations {
   const s = options.seconds;
@@ -90,6 +93,18 @@ export async function runMode(
     },
     progress,
   );
+  const e2eLoaded = await endToEndUnderLoad(
+    target,
+    small,
+    {
+      maxRecordsPerSecond: rates[0]!.recordsPerSecond,
+      fraction: END_TO_END_LOAD_FRACTION,
+      recordsPerRequest: RECORDS_PER_REQUEST,
+      recordBytes: 100,
+      seconds: durations.rateSeconds,
+    },
+    progress,
+  );
   await target.deleteTopic(small.name);
   await target.deleteTopic(large.name);
   const e2e = await endToEnd(
@@ -104,6 +119,7 @@ export async function runMode(
     throughput: rates,
     latencyUnderLoad: curve,
     endToEnd: e2e,
+    endToEndUnderLoad: e2eLoaded,
   };
 }
 
