@@ -297,7 +297,7 @@ export class NodeMetrics implements NodeObserver {
     );
     ioCounter(
       'raftlog_storage_inline_write_stalls_total',
-      'Inline writes slower than the stall threshold (a second within 1 s sends small writes off the event loop for 10 s)',
+      'Inline writes slower than the stall threshold (smallWriteStallMs): the event loop waited on the disk',
       (stats) => stats.smallWriteStalls,
     );
     ioCounter(
@@ -307,7 +307,7 @@ export class NodeMetrics implements NodeObserver {
     );
     ioCounter(
       'raftlog_storage_threadpool_writes_total',
-      "Small write+fdatasync tasks whose writes also ran on libuv's threadpool (inline writes off)",
+      "Always 0: writes no longer run on libuv's threadpool (kept for existing dashboards)",
       (stats) => stats.threadpoolWrites,
     );
     /** A counter kept elsewhere as a plain number, read at scrape time. */
