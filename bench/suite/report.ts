@@ -94,8 +94,17 @@ export function modeTables(mode: ModeResult): Table[] {
   const latency: Table = {
     title: `${mode.persistence}: commit latency, 1 connection, one 100 B record per request`,
     header: ['case', 'requests', ...PERCENTILE_HEADER, 'req/s'],
-    // In the order they ran: the cold start, the warm-up, then the two measured cases.
+    // In the order they ran: the cold start (its first second, then all of it), the warm-up, then
+    // the two measured cases.
     rows: [
+      [
+        c.coldFirstSecond.freshCluster
+          ? 'to leader, first second after a cold start'
+          : 'to leader, first second of the run (cluster already up)',
+        int(c.coldFirstSecond.count),
+        ...percentiles(c.coldFirstSecond),
+        int(c.coldFirstSecond.requestsPerSecond),
+      ],
       [
         c.coldStart.freshCluster
           ? `to leader, first ${Math.round(c.coldStart.seconds)} s after a cold start`
