@@ -353,10 +353,14 @@ async function runChild(start: ChildStart): Promise<void> {
   const controller = new AbortController();
   process.on('SIGTERM', () => controller.abort());
   process.on('disconnect', () => controller.abort());
+  // CPU counts from the start signal, for one consumer and a group member alike (a member has
+  // joined and waited before it).
+  let cpuBefore = process.cpuUsage();
   const began = new Promise<void>((resolve) =>
     process.on('message', (message: { type: string }) => {
       if (message.type !== 'go') return;
       go = true;
+      cpuBefore = process.cpuUsage();
       consumer.resume([...assigned]);
       resolve();
     }),
@@ -372,7 +376,6 @@ async function runChild(start: ChildStart): Promise<void> {
     reported = records;
     process.send?.({ type: 'progress', records });
   }, PROGRESS_INTERVAL_MS);
-  const cpuBefore = process.cpuUsage();
   const firstMs = Date.now();
   for await (const _ of consumer.records({ signal: controller.signal, follow: start.group !== undefined })) {
     records++;
