@@ -89,6 +89,18 @@ const int = (n: number) => (Number.isNaN(n) ? '-' : Math.round(n).toLocaleString
 const percentiles = (s: LatencySummary) => [ms(s.p50Ms), ms(s.p90Ms), ms(s.p99Ms), ms(s.p999Ms), ms(s.maxMs)];
 const PERCENTILE_HEADER = ['p50 ms', 'p90 ms', 'p99 ms', 'p99.9 ms', 'max ms'];
 
+/** A cold-start row: `span` ("first second", "first 10 s") after the cluster started or of the run. */
+function coldRow(span: string, row: CommitLatency['coldStart']): string[] {
+  return [
+    row.freshCluster
+      ? `to leader, ${span} after a cold start`
+      : `to leader, ${span} of the run (cluster already up)`,
+    int(row.count),
+    ...percentiles(row),
+    int(row.requestsPerSecond),
+  ];
+}
+
 export function modeTables(mode: ModeResult): Table[] {
   const c = mode.commitLatency;
   const latency: Table = {
@@ -97,22 +109,8 @@ export function modeTables(mode: ModeResult): Table[] {
     // In the order they ran: the cold start (its first second, then all of it), the warm-up, then
     // the two measured cases.
     rows: [
-      [
-        c.coldFirstSecond.freshCluster
-          ? 'to leader, first second after a cold start'
-          : 'to leader, first second of the run (cluster already up)',
-        int(c.coldFirstSecond.count),
-        ...percentiles(c.coldFirstSecond),
-        int(c.coldFirstSecond.requestsPerSecond),
-      ],
-      [
-        c.coldStart.freshCluster
-          ? `to leader, first ${Math.round(c.coldStart.seconds)} s after a cold start`
-          : `to leader, first ${Math.round(c.coldStart.seconds)} s of the run (cluster already up)`,
-        int(c.coldStart.count),
-        ...percentiles(c.coldStart),
-        int(c.coldStart.requestsPerSecond),
-      ],
+      coldRow('first second', c.coldFirstSecond),
+      coldRow(`first ${Math.round(c.coldStart.seconds)} s`, c.coldStart),
       [
         `warm-up, ${Math.round(c.warmUp.seconds)} s at ${c.warmUp.connections} connections (leader and follower)`,
         int(c.warmUp.count),
