@@ -4,7 +4,7 @@
 // Consumer over every partition of a topic, each read on a follower. All stop on `signal`.
 
 import { request } from 'undici';
-import { Raftlog, RaftlogClient } from '../../src/client/index.js';
+import { Raftlog, type RaftlogOptions } from '../../src/client/index.js';
 import { msSince, sentEpochMsOf } from './records.js';
 import { type Histogram, latencyHistogram, recordMs } from './stats.js';
 
@@ -36,17 +36,15 @@ export function startFollowerConsumer(options: {
   topic: string;
   signal: AbortSignal;
 }): TimingConsumer {
-  return timing('sdk', options.signal, async (onRecord, ready) => {
-    const client = new Raftlog({ urls: options.urls, readFrom: 'follower' });
-    try {
-      const consumer = client.consumer({ topic: options.topic, from: 'latest' });
-      const records = consumer.records({ signal: options.signal });
-      setTimeout(ready, SDK_FIRST_FETCH_MS).unref();
-      for await (const record of records) onRecord(record.value);
-    } finally {
-      await client.close();
-    }
-  });
+  return timing('sdk', options.signal, (onRecord, ready) =>
+    consumeWithSdk(
+      { urls: options.urls, readFrom: 'follower' },
+      { topic: options.topic },
+      options.signal,
+      onRecord,
+      ready,
+    ),
+  );
 }
 
 /** The SDK resolves 'latest' on its first fetch: reading, for timing, this long after it started. */
@@ -128,19 +126,31 @@ async function readSse(
   }
 }
 
-async function readSdk(
+function readSdk(
   options: ReadOptions,
   onRecord: (value: string | null) => void,
   ready: () => void,
 ): Promise<void> {
-  const client = new RaftlogClient({ url: options.url });
+  return consumeWithSdk(
+    { url: options.url },
+    { topic: options.topic, partitions: [options.partition] },
+    options.signal,
+    onRecord,
+    ready,
+  );
+}
+
+/** The SDK's Consumer from 'latest': each record's value to onRecord until `signal`. */
+async function consumeWithSdk(
+  clientOptions: RaftlogOptions,
+  consumerOptions: { topic: string; partitions?: number[] },
+  signal: AbortSignal,
+  onRecord: (value: string | null) => void,
+  ready: () => void,
+): Promise<void> {
+  const client = new Raftlog(clientOptions);
   try {
-    const consumer = client.consumer({
-      topic: options.topic,
-      partitions: [options.partition],
-      from: 'latest',
-    });
-    const records = consumer.records({ signal: options.signal });
+    const records = client.consumer({ ...consumerOptions, from: 'latest' }).records({ signal });
     setTimeout(ready, SDK_FIRST_FETCH_MS).unref();
     for await (const record of records) onRecord(record.value);
   } finally {
