@@ -52,7 +52,7 @@ export class ReadAhead {
       // their read buffers (a load is 4 MiB) for as long as the log lives.
       this.current = EMPTY;
       this.next = EMPTY;
-    } else if (sliceEnd >= range.first + range.entries.length / 2) {
+    } else if (sliceEnd >= end - range.entries.length / 2) {
       this.readAhead(end);
     }
     return entries;

@@ -1,8 +1,9 @@
 // The time index of one log: where a lookup of "the first record at or after time T" starts
 // reading. Per segment file a sparse index (segment.ts: the largest record timestamp per point),
 // per memory-mode chunk its largest timestamp (memory-chunks.ts); entries not in the files yet are
-// read from the first cached one with records (entry-cache.ts). Timestamps need not grow with offsets: a lookup takes the first entry whose
-// running maximum reaches T, as Kafka's time index does, so every record before it is earlier.
+// read from the first cached one with records (entry-cache.ts). Timestamps need not grow with
+// offsets: a lookup takes the first entry whose running maximum reaches T, as Kafka's time index
+// does, so every record before it is earlier.
 
 import type { EntryCache } from './entry-cache.js';
 import type { MemoryChunks } from './memory-chunks.js';
