@@ -2,6 +2,7 @@
 // and the composition root. Commands receive it as an argument, so tests run them in-process with
 // captured output, scripted signals and a MockAgent instead of the network.
 
+import { setFlagsFromString } from 'node:v8';
 import type { Dispatcher } from 'undici';
 import type { RunningServer, ServerOptions } from '../api/server.js';
 
@@ -28,6 +29,10 @@ export interface CliIo {
   dispatcher?: Dispatcher;
   /** Tests pass a fake node; by default `raftlog start` loads src/api/server.js. */
   startServer?: (options: ServerOptions) => Promise<NodeHandle>;
+  /** This process's flags (node and V8) from its command line. */
+  execArgv: readonly string[];
+  /** Sets V8 flags in this process; tests pass a recorder, so their own process keeps its flags. */
+  setV8Flags(flags: string): void;
 }
 
 /** The real process. */
@@ -46,6 +51,8 @@ export function processIo(): CliIo {
       };
     },
     exit: (code) => process.exit(code),
+    execArgv: process.execArgv,
+    setV8Flags: (flags) => setFlagsFromString(flags),
   };
 }
 

@@ -5,6 +5,7 @@
 import { resolve } from 'node:path';
 import type { LogLevel, ServerOptions } from '../api/server.js';
 import type { PersistenceMode } from '../wire/types.js';
+import { brokerHeapFlags } from './broker-heap.js';
 import { CliError, EXIT_OK, EXIT_RUNTIME, UsageError } from './errors.js';
 import type { CliIo, NodeHandle } from './io.js';
 import { type ListenAddress, urlOf } from './options.js';
@@ -55,6 +56,8 @@ export function serverOptionsOf(options: StartOptions): ServerOptions {
 /** Runs a node until interrupted; resolves to the exit code. */
 export async function startCommand(options: StartOptions, io: CliIo): Promise<number> {
   const serverOptions = serverOptionsOf(options);
+  const heapFlags = brokerHeapFlags(io.execArgv, io.env.NODE_OPTIONS);
+  if (heapFlags !== null) io.setV8Flags(heapFlags);
   const start = io.startServer ?? (await import('../api/server.js')).startServer;
   // Listen for signals before starting, so an early Ctrl-C still shuts down cleanly.
   const interrupts: string[] = [];

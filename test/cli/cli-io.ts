@@ -15,6 +15,9 @@ export class TestIo implements CliIo {
   env: Record<string, string | undefined>;
   dispatcher?: Dispatcher;
   startServer?: (options: ServerOptions) => Promise<NodeHandle>;
+  execArgv: string[] = [];
+  /** V8 flags a command set (recorded; this test process keeps its own). */
+  readonly v8Flags: string[] = [];
   private listeners = new Set<(signal: InterruptSignal) => void>();
 
   constructor(
@@ -46,6 +49,10 @@ export class TestIo implements CliIo {
 
   exit(code: number): void {
     this.exits.push(code);
+  }
+
+  setV8Flags(flags: string): void {
+    this.v8Flags.push(flags);
   }
 
   /** stderr lines (for the "one readable line" checks). */

@@ -4,6 +4,7 @@
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { ServerOptions } from '../../src/api/server.js';
+import { brokerHeapFlags, HEAP_GROWING_PERCENT } from '../../src/cli/broker-heap.js';
 import type { NodeHandle } from '../../src/cli/io.js';
 import { runCli } from '../../src/cli/program.js';
 import { serverOptionsOf, startCommand } from '../../src/cli/start.js';
@@ -182,5 +183,32 @@ describe('start lifecycle', () => {
     debug.startServer = io.startServer;
     expect(await runCli(['start', '--debug'], debug)).toBe(1);
     expect(debug.err).toMatch(/\n\s+at /);
+  });
+});
+
+describe('start: the node process heap', () => {
+  it('sets the heap growing factor before the node starts', async () => {
+    const io = new TestIo();
+    const calls = fakeServer(io);
+    io.startServer = ((start) => async (options: ServerOptions) => {
+      expect(io.v8Flags).toEqual([`--heap-growing-percent=${HEAP_GROWING_PERCENT}`]);
+      return start(options);
+    })(io.startServer!);
+    const done = startCommand({}, io);
+    await until(() => calls.started.length === 1 && io.listening, 'the node to start');
+    io.interrupt('SIGTERM');
+    expect(await done).toBe(0);
+  });
+
+  it('keeps a growing factor the user gave, on the command line or in NODE_OPTIONS', () => {
+    expect(brokerHeapFlags([], undefined)).toBe('--heap-growing-percent=300');
+    expect(brokerHeapFlags(['--max-old-space-size=512'], '--enable-source-maps')).toBe(
+      '--heap-growing-percent=300',
+    );
+    expect(brokerHeapFlags(['--heap-growing-percent=50'], undefined)).toBeNull();
+    expect(brokerHeapFlags([], '--enable-source-maps  --heap_growing_percent=80')).toBeNull();
+    expect(brokerHeapFlags(['--heap-growing-percent'], undefined)).toBeNull();
+    // A longer flag that only begins the same is not the growing factor.
+    expect(brokerHeapFlags(['--heap-growing-percentage=5'], undefined)).toBe('--heap-growing-percent=300');
   });
 });
