@@ -1,6 +1,7 @@
-// `raftlog start`: validates the node's flags, starts it through startServer (the composition
-// root in src/api/server.ts) and shuts it down cleanly on SIGTERM/SIGINT: close() within 10 s,
-// else a forced exit with code 1. A second interrupt forces the exit at once.
+// `raftlog start`: validates the node's flags, sizes the process's V8 heap for a node
+// (broker-heap.ts), starts it through startServer (the composition root in src/api/server.ts) and
+// shuts it down cleanly on SIGTERM/SIGINT: close() within 10 s, else a forced exit with code 1. A
+// second interrupt forces the exit at once.
 
 import { resolve } from 'node:path';
 import type { LogLevel, ServerOptions } from '../api/server.js';
