@@ -190,14 +190,17 @@ describe('start: the node process heap', () => {
   it('sets the heap growing factor before the node starts', async () => {
     const io = new TestIo();
     const calls = fakeServer(io);
-    io.startServer = ((start) => async (options: ServerOptions) => {
-      expect(io.v8Flags).toEqual([`--heap-growing-percent=${HEAP_GROWING_PERCENT}`]);
-      return start(options);
-    })(io.startServer!);
+    const startNode = io.startServer!;
+    const flagsWhenStarted: string[][] = [];
+    io.startServer = (options) => {
+      flagsWhenStarted.push([...io.v8Flags]);
+      return startNode(options);
+    };
     const done = startCommand({}, io);
     await until(() => calls.started.length === 1 && io.listening, 'the node to start');
     io.interrupt('SIGTERM');
     expect(await done).toBe(0);
+    expect(flagsWhenStarted).toEqual([[`--heap-growing-percent=${HEAP_GROWING_PERCENT}`]]);
   });
 
   it('keeps a growing factor the user gave, on the command line or in NODE_OPTIONS', () => {
