@@ -12,11 +12,11 @@ export const HEAP_GROWING_PERCENT = 300;
 const FLAG = /^--heap[-_]growing[-_]percent(=|$)/;
 
 /**
- * The V8 flags to set in a node process, or null when the user chose the growing factor (in the
- * process's own flags or in NODE_OPTIONS): theirs is kept.
+ * The V8 flags to set in a node process, or null when the user chose the growing factor on node's
+ * command line (`node --heap-growing-percent=N .../raftlog start`): theirs is kept. Node refuses
+ * the flag in NODE_OPTIONS, so the command line is the only place it can come from.
  */
-export function brokerHeapFlags(execArgv: readonly string[], nodeOptions: string | undefined): string | null {
-  const given = [...execArgv, ...(nodeOptions ?? '').split(/\s+/)];
-  if (given.some((flag) => FLAG.test(flag))) return null;
+export function brokerHeapFlags(execArgv: readonly string[]): string | null {
+  if (execArgv.some((flag) => FLAG.test(flag))) return null;
   return `--heap-growing-percent=${HEAP_GROWING_PERCENT}`;
 }

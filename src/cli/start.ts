@@ -57,7 +57,7 @@ export function serverOptionsOf(options: StartOptions): ServerOptions {
 /** Runs a node until interrupted; resolves to the exit code. */
 export async function startCommand(options: StartOptions, io: CliIo): Promise<number> {
   const serverOptions = serverOptionsOf(options);
-  const heapFlags = brokerHeapFlags(io.execArgv, io.env.NODE_OPTIONS);
+  const heapFlags = brokerHeapFlags(io.execArgv);
   if (heapFlags !== null) io.setV8Flags(heapFlags);
   const start = io.startServer ?? (await import('../api/server.js')).startServer;
   // Listen for signals before starting, so an early Ctrl-C still shuts down cleanly.

@@ -203,15 +203,15 @@ describe('start: the node process heap', () => {
     expect(flagsWhenStarted).toEqual([[`--heap-growing-percent=${HEAP_GROWING_PERCENT}`]]);
   });
 
-  it('keeps a growing factor the user gave, on the command line or in NODE_OPTIONS', () => {
-    expect(brokerHeapFlags([], undefined)).toBe('--heap-growing-percent=300');
-    expect(brokerHeapFlags(['--max-old-space-size=512'], '--enable-source-maps')).toBe(
+  it("keeps a growing factor the user gave on node's command line", () => {
+    expect(brokerHeapFlags([])).toBe('--heap-growing-percent=300');
+    expect(brokerHeapFlags(['--max-old-space-size=512', '--enable-source-maps'])).toBe(
       '--heap-growing-percent=300',
     );
-    expect(brokerHeapFlags(['--heap-growing-percent=50'], undefined)).toBeNull();
-    expect(brokerHeapFlags([], '--enable-source-maps  --heap_growing_percent=80')).toBeNull();
-    expect(brokerHeapFlags(['--heap-growing-percent'], undefined)).toBeNull();
+    expect(brokerHeapFlags(['--heap-growing-percent=50'])).toBeNull();
+    expect(brokerHeapFlags(['--enable-source-maps', '--heap_growing_percent=80'])).toBeNull();
+    expect(brokerHeapFlags(['--heap-growing-percent'])).toBeNull();
     // A longer flag that only begins the same is not the growing factor.
-    expect(brokerHeapFlags(['--heap-growing-percentage=5'], undefined)).toBe('--heap-growing-percent=300');
+    expect(brokerHeapFlags(['--heap-growing-percentage=5'])).toBe('--heap-growing-percent=300');
   });
 });
