@@ -52,7 +52,7 @@ export function processIo(): CliIo {
     },
     exit: (code) => process.exit(code),
     execArgv: process.execArgv,
-    setV8Flags: (flags) => setFlagsFromString(flags),
+    setV8Flags: setFlagsFromString,
   };
 }
 
